@@ -1,0 +1,171 @@
+"""The ``concierge`` command line (Typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bot.settings import Settings, SettingsError, load_settings
+from bot.storage.db import DatabaseError
+
+app = typer.Typer(
+    name="concierge",
+    help="Concierge: a self-hosted shop assistant for web chat, Telegram and Slack.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+ContentOpt = Annotated[
+    Path | None,
+    typer.Option("--content", help="Content folder with nlu_data/ and flows/", show_default=False),
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", help="SQLAlchemy URL (default: sqlite file concierge.db)"),
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def settings_from(
+    content: Path | None = None, database_url: str | None = None, **extra: Any
+) -> Settings:
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if content is not None:
+        if not content.is_dir():
+            raise fail(f"content folder {content} does not exist")
+        overrides["content_dir"] = content
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    try:
+        return load_settings(**overrides)
+    except SettingsError as e:
+        raise fail(str(e)) from None
+
+
+@app.command()
+def run(
+    content: ContentOpt = None,
+    database_url: DbOpt = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+) -> None:
+    """Run everything: web chat, APIs, admin, delivery, scheduler, configured channels."""
+    import uvicorn
+
+    from bot.runtime import Runtime
+    from channels.app import create_app
+
+    settings = settings_from(content, database_url, host=host, port=port)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        runtime = Runtime(settings)
+        asyncio.run(runtime.db.upgrade())
+    except DatabaseError as e:
+        raise fail(str(e)) from None
+    app_ = create_app(settings, runtime=runtime)
+    typer.secho(
+        f"Concierge on http://{settings.host}:{settings.port}  (database: {runtime.db.safe_url})",
+        fg=typer.colors.GREEN,
+    )
+    uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DbOpt = None, revision: str = "head") -> None:
+    """Apply database migrations (Alembic)."""
+    from bot.storage.db import Database
+
+    settings = settings_from(None, database_url)
+    try:
+        db = Database(settings.database_url)
+
+        async def go() -> None:
+            try:
+                await db.upgrade(revision)
+            finally:
+                await db.dispose()
+
+        asyncio.run(go())
+    except DatabaseError as e:
+        raise fail(str(e)) from None
+    typer.echo(f"database {db.safe_url} is at {revision}")
+
+
+@app.command()
+def chat(
+    content: ContentOpt = None,
+    database_url: DbOpt = None,
+    user: Annotated[str | None, typer.Option(help="Who you are (default: your login)")] = None,
+    lang: Annotated[str | None, typer.Option(help="Language hint")] = None,
+) -> None:
+    """Talk to the assistant in the terminal (same engine as every channel)."""
+    from bot.runtime import Runtime
+    from bot.types import Button, Inbound
+
+    settings = settings_from(content, database_url)
+    who = user or getpass.getuser()
+
+    async def go() -> None:
+        runtime = Runtime(settings, start_worker=False)
+        try:
+            await runtime.start()
+        except DatabaseError as e:
+            raise fail(str(e)) from None
+        buttons: list[Button] = []
+        typer.secho(
+            "Concierge chat. Empty line or Ctrl-D quits; a number picks a button.", dim=True
+        )
+        try:
+            while True:
+                try:
+                    line = await asyncio.to_thread(input, "you> ")
+                except EOFError:
+                    break
+                line = line.strip()
+                if not line:
+                    break
+                payload = None
+                if line.isdigit() and 0 < int(line) <= len(buttons):
+                    b = buttons[int(line) - 1]
+                    line, payload = b.title, b.payload
+                result = await runtime.engine.handle(
+                    Inbound(
+                        channel="cli", external_id=who, text=line, payload=payload, language=lang
+                    ),
+                    deliver_inline=True,
+                )
+                buttons = []
+                for r in result.replies:
+                    typer.secho(f"bot> {r.text}", fg=typer.colors.CYAN)
+                    for b in r.buttons:
+                        buttons.append(b)
+                        typer.echo(f"     [{len(buttons)}] {b.title}")
+        finally:
+            await runtime.stop()
+
+    asyncio.run(go())
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""People and their identities: find or create, link to the shop's user id, merge."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.models import Consent, Contact, Conversation, Identity, Message, OutboxMessage
+
+
+async def resolve_identity(
+    session: AsyncSession,
+    *,
+    channel: str,
+    external_id: str,
+    now: datetime,
+    address: str | None = None,
+    display_name: str | None = None,
+    language: str | None = None,
+) -> tuple[Contact, Identity]:
+    """The contact and identity behind ``(channel, external_id)``, created on first contact."""
+    row = (
+        await session.execute(
+            select(Identity, Contact)
+            .join(Contact, Contact.id == Identity.contact_id)
+            .where(Identity.channel == channel, Identity.external_id == external_id)
+        )
+    ).first()
+    if row is not None:
+        identity, contact = row
+        identity.last_seen_at = now
+        contact.last_seen_at = now
+        if address and identity.address != address:
+            identity.address = address
+        if display_name and not identity.display_name:
+            identity.display_name = display_name
+        if display_name and not contact.display_name:
+            contact.display_name = display_name
+        return contact, identity
+    contact = Contact(
+        display_name=display_name,
+        language=language,
+        created_at=now,
+        updated_at=now,
+        last_seen_at=now,
+        attributes={},
+    )
+    session.add(contact)
+    await session.flush()
+    identity = Identity(
+        contact_id=contact.id,
+        channel=channel,
+        external_id=external_id,
+        address=address or external_id,
+        display_name=display_name,
+        created_at=now,
+        last_seen_at=now,
+    )
+    session.add(identity)
+    await session.flush()
+    return contact, identity
+
+
+async def contact_for_user(session: AsyncSession, user_id: str, now: datetime) -> Contact:
+    """The contact with the shop's ``user_id``, created if the shop never told us of it."""
+    contact = (
+        await session.execute(select(Contact).where(Contact.user_id == user_id))
+    ).scalar_one_or_none()
+    if contact is None:
+        contact = Contact(user_id=user_id, created_at=now, updated_at=now, attributes={})
+        session.add(contact)
+        await session.flush()
+    return contact
+
+
+async def link_user(
+    session: AsyncSession, identity: Identity, user_id: str, now: datetime
+) -> Contact:
+    """Make ``identity`` belong to the shop user ``user_id``; merge the anonymous contact.
+
+    Everything the anonymous contact had (identities, conversation, messages, queued messages)
+    moves to the known contact, so one person is one contact (design §2).
+    """
+    current = await session.get(Contact, identity.contact_id)
+    assert current is not None
+    if current.user_id == user_id:
+        return current
+    if current.user_id is None:
+        existing = (
+            await session.execute(select(Contact).where(Contact.user_id == user_id))
+        ).scalar_one_or_none()
+        if existing is None:
+            current.user_id = user_id
+            current.updated_at = now
+            return current
+        await merge_contacts(session, source=current, target=existing, now=now)
+        return existing
+    # identity belonged to another known user: move only this identity
+    target = await contact_for_user(session, user_id, now)
+    identity.contact_id = target.id
+    return target
+
+
+async def merge_contacts(
+    session: AsyncSession, *, source: Contact, target: Contact, now: datetime
+) -> None:
+    for model in (Identity, Conversation, Message, OutboxMessage):
+        await session.execute(
+            update(model)
+            .where(model.contact_id == source.id)  # type: ignore[attr-defined]
+            .values(contact_id=target.id)
+            .execution_options(synchronize_session=False)
+        )
+    # consents: keep the target's where both have one
+    mine = {
+        (c.channel, c.purpose)
+        for c in (
+            await session.execute(select(Consent).where(Consent.contact_id == target.id))
+        ).scalars()
+    }
+    for c in (
+        await session.execute(select(Consent).where(Consent.contact_id == source.id))
+    ).scalars():
+        if (c.channel, c.purpose) not in mine:
+            c.contact_id = target.id
+    await session.flush()
+    await session.execute(delete(Consent).where(Consent.contact_id == source.id))
+    target.display_name = target.display_name or source.display_name
+    target.language = target.language or source.language
+    target.timezone = target.timezone or source.timezone
+    target.marketing_opt_out = target.marketing_opt_out or source.marketing_opt_out
+    target.last_seen_at = max(filter(None, (target.last_seen_at, source.last_seen_at)), default=now)
+    target.attributes = {**(source.attributes or {}), **(target.attributes or {})}
+    target.updated_at = now
+    await session.flush()
+    await session.delete(source)
+    await session.flush()

@@ -1,0 +1,493 @@
+"""One turn of a conversation, the same for every channel (design §1).
+
+``Engine.handle(inbound)`` resolves the person, stores the message (dropping platform
+redeliveries), asks the NLU, lets the policies pick the replies, and writes each reply to the
+transcript and the outbox in the same transaction. Features plug in as *policies* (ordered
+handlers that may answer a turn) and *after-turn hooks*; the engine itself knows none of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import outbox
+from bot.clock import Clock, SystemClock
+from bot.contacts import resolve_identity
+from bot.responses import Responses
+from bot.storage.db import Database
+from bot.storage.models import Contact, Conversation, Identity, Message
+from bot.types import Button, Inbound, Outbound
+
+log = logging.getLogger(__name__)
+
+FALLBACK = "nlu_fallback"
+_PAYLOAD = re.compile(r"^/(?P<intent>[\w./-]+)(?P<json>\{.*\})?$", re.DOTALL)
+
+
+class NLU(Protocol):
+    """Any NLU backend: returns Rasa's ``/model/parse`` shape (plus ``language``)."""
+
+    async def parse(self, text: str, language_hint: str | None = None) -> dict[str, Any]: ...
+
+
+@dataclass
+class Turn:
+    """Everything a policy needs to answer one inbound message."""
+
+    engine: Engine
+    session: AsyncSession
+    inbound: Inbound
+    contact: Contact
+    identity: Identity
+    conversation: Conversation
+    message: Message
+    now: datetime
+    language: str
+    parse: dict[str, Any]
+    replies: list[Outbound] = field(default_factory=list)
+    # filled by policies for the transcript: intent/confidence stored with each reply
+    answer_meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def intent(self) -> str:
+        return str(self.parse["intent"]["name"])
+
+    @property
+    def confidence(self) -> float:
+        return float(self.parse["intent"]["confidence"])
+
+    @property
+    def entities(self) -> dict[str, Any]:
+        return {e["entity"]: e.get("value") for e in self.parse.get("entities", [])}
+
+    def say(self, name: str, **values: Any) -> Outbound | None:
+        """Queue the response ``name`` in the turn's language."""
+        out = self.engine.responses.render(name, self.language, **values)
+        if out is not None:
+            self.replies.append(out)
+        return out
+
+    def text(self, name: str, **values: Any) -> str:
+        return self.engine.responses.text(name, self.language, **values)
+
+
+Policy = Callable[[Turn], Awaitable[bool]]
+"""A policy answers a turn (appends to ``turn.replies``) and returns True, or returns False."""
+
+AfterTurn = Callable[[Turn], Awaitable[None]]
+
+
+@dataclass
+class TurnResult:
+    replies: list[Outbound]
+    message_id: int | None
+    contact_id: int | None
+    outbox_ids: list[int]
+    duplicate: bool = False
+    refused: str | None = None
+
+
+def parse_payload(payload: str) -> dict[str, Any] | None:
+    """A Rasa-style button payload ``/intent{"slot": "value"}`` as a parse result."""
+    m = _PAYLOAD.match(payload.strip())
+    if not m:
+        return None
+    entities: list[dict[str, Any]] = []
+    if m.group("json"):
+        try:
+            values = json.loads(m.group("json"))
+        except json.JSONDecodeError:
+            return None
+        if isinstance(values, dict):
+            entities = [
+                {"entity": k, "value": v, "start": None, "end": None, "extractor": "payload"}
+                for k, v in values.items()
+            ]
+    name = m.group("intent")
+    return {
+        "text": payload,
+        "intent": {"name": name, "confidence": 1.0},
+        "entities": entities,
+        "intent_ranking": [{"name": name, "confidence": 1.0}],
+    }
+
+
+class Engine:
+    def __init__(
+        self,
+        db: Database,
+        nlu: NLU,
+        responses: Responses,
+        *,
+        languages: list[str],
+        default_language: str = "en",
+        clock: Clock | None = None,
+        max_message_bytes: int = 4096,
+        on_enqueued: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.nlu = nlu
+        self.responses = responses
+        self.languages = languages
+        self.default_language = default_language
+        self.clock = clock or SystemClock()
+        self.max_message_bytes = max_message_bytes
+        self.on_enqueued = on_enqueued
+        self._policies: list[tuple[int, str, Policy]] = []
+        self._after: list[AfterTurn] = []
+
+    # --- extension points --------------------------------------------------------------
+    def add_policy(self, name: str, policy: Policy, priority: int = 100) -> None:
+        """Lower ``priority`` runs first. The built-in FAQ policy has priority 1000."""
+        self._policies = sorted(
+            [*(p for p in self._policies if p[1] != name), (priority, name, policy)],
+            key=lambda p: p[0],
+        )
+
+    def add_after_turn(self, hook: AfterTurn) -> None:
+        self._after.append(hook)
+
+    @property
+    def policy_names(self) -> list[str]:
+        return [name for _, name, _ in self._policies]
+
+    # --- the turn ----------------------------------------------------------------------
+    async def handle(self, inbound: Inbound, *, deliver_inline: bool = False) -> TurnResult:
+        """Process one inbound message. ``deliver_inline``: the caller delivers the replies
+        itself (Rasa REST channel: they travel back in the HTTP response)."""
+        now = self.clock.now()
+        size = len(inbound.text.encode("utf-8"))
+        if size > self.max_message_bytes:
+            lang = inbound.language if inbound.language in self.languages else None
+            text = self.responses.text(
+                "utter_message_too_long",
+                lang or self.default_language,
+                size=size,
+                limit=self.max_message_bytes,
+            )
+            return TurnResult(
+                [Outbound(text=text, sender="system")], None, None, [], refused="too_large"
+            )
+
+        parse = parse_payload(inbound.payload) if inbound.payload else None
+        if parse is None:
+            parse = await self.nlu.parse(inbound.text, inbound.language)
+
+        try:
+            async with self.db.session() as s:
+                result = await self._turn(s, inbound, parse, now, deliver_inline)
+        except IntegrityError:
+            # the platform delivered this message before (unique channel+platform id)
+            if inbound.platform_message_id is None:
+                raise
+            log.info(
+                "duplicate %s message %s dropped", inbound.channel, inbound.platform_message_id
+            )
+            return TurnResult([], None, None, [], duplicate=True)
+        # after the commit, so the delivery worker can see the rows
+        if result.outbox_ids and not deliver_inline and self.on_enqueued:
+            self.on_enqueued()
+        return result
+
+    async def _turn(
+        self,
+        s: AsyncSession,
+        inbound: Inbound,
+        parse: dict[str, Any],
+        now: datetime,
+        deliver_inline: bool,
+    ) -> TurnResult:
+        contact, identity = await resolve_identity(
+            s,
+            channel=inbound.channel,
+            external_id=inbound.external_id,
+            address=inbound.reply_address,
+            display_name=inbound.display_name,
+            now=now,
+        )
+        language = self._language(parse, inbound, contact)
+        parse.setdefault("language", language)
+        if contact.language != language:
+            contact.language = language
+        contact.last_activity_at = now
+        contact.updated_at = now
+        identity.started = True
+        if inbound.channel in ("telegram", "slack") and not identity.reachable:
+            identity.reachable = True  # they wrote to us: they can be reached again
+            identity.unreachable_reason = None
+        conversation = await self.open_conversation(s, contact, now)
+        conversation.last_channel = inbound.channel
+        conversation.last_message_at = now
+        conversation.updated_at = now
+        message = Message(
+            conversation_id=conversation.id,
+            contact_id=contact.id,
+            direction="in",
+            sender="user",
+            channel=inbound.channel,
+            text=inbound.text,
+            payload=inbound.payload,
+            platform_message_id=inbound.platform_message_id,
+            client_id=inbound.metadata.get("client_id"),
+            intent=parse["intent"]["name"],
+            confidence=float(parse["intent"]["confidence"]),
+            language=language,
+            meta={"entities": parse.get("entities", [])} if parse.get("entities") else {},
+            created_at=now,
+        )
+        s.add(message)
+        await s.flush()  # raises IntegrityError for a redelivered platform message
+
+        turn = Turn(
+            engine=self,
+            session=s,
+            inbound=inbound,
+            contact=contact,
+            identity=identity,
+            conversation=conversation,
+            message=message,
+            now=now,
+            language=language,
+            parse=parse,
+        )
+        for _, name, policy in self._policies:
+            if await policy(turn):
+                turn.answer_meta.setdefault("policy", name)
+                break
+        for hook in self._after:
+            await hook(turn)
+
+        outbox_ids = []
+        for i, reply in enumerate(turn.replies):
+            row_id = await self.write_reply(
+                s,
+                contact=contact,
+                conversation=conversation,
+                channel=inbound.channel,
+                address=inbound.reply_address,
+                message=reply,
+                idempotency_key=f"reply:{message.id}:{i}",
+                now=now,
+                meta=turn.answer_meta,
+                language=language,
+                sent=deliver_inline,
+            )
+            if row_id is not None:
+                outbox_ids.append(row_id)
+        return TurnResult(turn.replies, message.id, contact.id, outbox_ids)
+
+    def _language(self, parse: dict[str, Any], inbound: Inbound, contact: Contact) -> str:
+        for cand in (parse.get("language"), contact.language, inbound.language):
+            if cand in self.languages:
+                return str(cand)
+            if isinstance(cand, str) and cand[:2] in self.languages:
+                return cand[:2]
+        return self.default_language
+
+    async def open_conversation(
+        self, s: AsyncSession, contact: Contact, now: datetime
+    ) -> Conversation:
+        conv = (
+            await s.execute(
+                select(Conversation)
+                .where(Conversation.contact_id == contact.id, Conversation.status != "closed")
+                .order_by(Conversation.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if conv is None:
+            conv = Conversation(contact_id=contact.id, created_at=now, updated_at=now, state={})
+            s.add(conv)
+            await s.flush()
+        return conv
+
+    async def write_reply(
+        self,
+        s: AsyncSession,
+        *,
+        contact: Contact,
+        conversation: Conversation,
+        channel: str,
+        address: str,
+        message: Outbound,
+        idempotency_key: str,
+        now: datetime,
+        meta: dict[str, Any] | None = None,
+        language: str | None = None,
+        sent: bool = False,
+        not_before: datetime | None = None,
+    ) -> int | None:
+        """Write an outbound message to the transcript and the outbox (one transaction)."""
+        merged = {**(meta or {}), **message.metadata}
+        row = Message(
+            conversation_id=conversation.id,
+            contact_id=contact.id,
+            direction="out",
+            sender=message.sender,
+            channel=channel,
+            text=message.text,
+            buttons=[b.to_dict() for b in message.buttons] or None,
+            intent=merged.get("intent"),
+            confidence=merged.get("confidence"),
+            language=language,
+            meta=merged,
+            created_at=now,
+        )
+        s.add(row)
+        await s.flush()
+        payload = Outbound(
+            text=message.text,
+            buttons=message.buttons,
+            purpose=message.purpose,
+            sender=message.sender,
+            thread_id=message.thread_id,
+            metadata={**message.metadata, "message_id": row.id},
+        )
+        outbox_id = await outbox.enqueue(
+            s,
+            channel=channel,
+            address=address,
+            message=payload,
+            idempotency_key=idempotency_key,
+            now=now,
+            contact_id=contact.id,
+            message_id=row.id,
+            not_before=not_before,
+        )
+        if outbox_id is not None and sent:
+            from bot.storage.models import OutboxMessage
+
+            ob = await s.get(OutboxMessage, outbox_id)
+            assert ob is not None
+            ob.status = outbox.SENT
+            ob.sent_at = now
+            ob.attempts = 1
+        return outbox_id
+
+
+# --- built-in policies ------------------------------------------------------------------
+
+
+async def feedback_policy(turn: Turn) -> bool:
+    """ "Was this helpful?" answers: stored on the latest answer of that topic."""
+    if turn.intent not in ("feedback_helpful", "feedback_not_helpful"):
+        return False
+    topic = turn.entities.get("topic")
+    value = "helpful" if turn.intent == "feedback_helpful" else "not_helpful"
+    if topic:
+        answer = (
+            await turn.session.execute(
+                select(Message)
+                .where(
+                    Message.contact_id == turn.contact.id,
+                    Message.direction == "out",
+                    Message.intent == str(topic),
+                )
+                .order_by(Message.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if answer is not None:
+            answer.feedback = value
+    if value == "helpful":
+        turn.say("utter_feedback_thanks")
+    else:
+        turn.replies.append(
+            Outbound(
+                text=turn.text("utter_feedback_sorry"),
+                buttons=(
+                    Button(turn.text("utter_button_human"), "/request_human"),
+                    Button(turn.text("utter_button_rephrase"), "/rephrase"),
+                ),
+            )
+        )
+    turn.answer_meta.update(intent=turn.intent, confidence=1.0, feedback=value, topic=topic)
+    return True
+
+
+async def faq_policy(turn: Turn) -> bool:
+    """Answer from the responses: ``faq/<topic>`` -> ``utter_faq/<topic>``, ``x`` -> ``utter_x``;
+    unsure -> clarify with the nearest topics; unsure twice -> offer a person."""
+    intent, conf = turn.intent, turn.confidence
+    conv = turn.conversation
+    turn.answer_meta.update(intent=intent, confidence=conf)
+    if intent == "rephrase":
+        turn.say("utter_rephrase")
+        return True
+    if intent != FALLBACK:
+        name = f"utter_{intent}"
+        if turn.engine.responses.has(name, turn.language):
+            conv.unsure_streak = 0
+            out = turn.say(name)
+            if out is not None and intent.startswith("faq/"):
+                turn.replies[-1] = Outbound(
+                    text=out.text,
+                    buttons=out.buttons,
+                    metadata={"ask_feedback": True},
+                )
+            return True
+    # unsure, or an intent with no response of its own
+    conv.unsure_streak = (conv.unsure_streak or 0) + 1
+    if conv.unsure_streak >= 2:
+        conv.unsure_streak = 0
+        turn.replies.append(
+            Outbound(
+                text=turn.text("utter_offer_human"),
+                buttons=(
+                    Button(turn.text("utter_button_human"), "/request_human"),
+                    Button(turn.text("utter_button_rephrase"), "/rephrase"),
+                ),
+            )
+        )
+        turn.answer_meta["fallback"] = "offer_human"
+        return True
+    candidates = [
+        r["name"]
+        for r in turn.parse.get("intent_ranking", [])
+        if r["name"] != FALLBACK and turn.engine.responses.has(f"utter_{r['name']}", turn.language)
+    ][:3]
+    if candidates:
+        buttons = [Button(topic_title(turn, c), f"/{c}") for c in candidates]
+        buttons.append(Button(turn.text("utter_clarify_none"), "/rephrase"))
+        turn.replies.append(Outbound(text=turn.text("utter_clarify"), buttons=tuple(buttons)))
+        turn.answer_meta["fallback"] = "clarify"
+    else:
+        turn.say("utter_default")
+        turn.answer_meta["fallback"] = "default"
+    return True
+
+
+def topic_title(turn: Turn, intent: str) -> str:
+    """A button title for a topic: ``utter_ask_<intent>`` if the shop wrote one."""
+    name = f"utter_ask_{intent}"
+    if turn.engine.responses.has(name, turn.language):
+        return turn.text(name)
+    return intent.split("/")[-1].replace("_", " ").capitalize()
+
+
+async def feedback_buttons_hook(turn: Turn) -> None:
+    """After a FAQ answer, ask "Was this helpful?" with Yes/No buttons."""
+    for r in list(turn.replies):
+        if r.metadata.get("ask_feedback"):
+            topic = json.dumps({"topic": turn.intent})
+            turn.replies.append(
+                Outbound(
+                    text=turn.text("utter_ask_feedback"),
+                    buttons=(
+                        Button(turn.text("utter_button_yes"), f"/feedback_helpful{topic}"),
+                        Button(turn.text("utter_button_no"), f"/feedback_not_helpful{topic}"),
+                    ),
+                    metadata={"intent": "feedback_question", "confidence": None},
+                )
+            )
+            return

@@ -1,0 +1,337 @@
+"""The durable outbox: every outbound message is a row before any platform call.
+
+"Never twice, never lost":
+- ``enqueue`` writes the row in the caller's transaction under a unique idempotency key, so the
+  same reply or prompt cannot be queued twice;
+- the :class:`DeliveryWorker` claims due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
+  single-writer lock on SQLite), leases them, sends, and records the platform's message id at
+  once; a crashed worker's lease runs out and another worker resumes the row;
+- transient failures retry with exponential backoff and jitter, ``retry_after`` is honoured,
+  permanent failures and too many attempts dead-letter the row with the reason;
+- messages to one address leave in the order they were written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.clock import Clock, SystemClock
+from bot.ratelimit import RateLimiter
+from bot.storage.db import Database
+from bot.storage.models import Identity, OutboxMessage
+from bot.types import (
+    Delivery,
+    DeliveryError,
+    Outbound,
+    PermanentError,
+    RetryAfter,
+    Sender,
+    Unreachable,
+)
+
+log = logging.getLogger(__name__)
+
+PENDING, SENDING, SENT, DEAD, CANCELLED = "pending", "sending", "sent", "dead", "cancelled"
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    channel: str,
+    address: str,
+    message: Outbound,
+    idempotency_key: str,
+    now: datetime,
+    contact_id: int | None = None,
+    message_id: int | None = None,
+    not_before: datetime | None = None,
+) -> int | None:
+    """Queue ``message``; returns the row id, or ``None`` when the key was queued before."""
+    values: dict[str, Any] = {
+        "idempotency_key": idempotency_key,
+        "channel": channel,
+        "address": address,
+        "contact_id": contact_id,
+        "message_id": message_id,
+        "purpose": str(message.purpose),
+        "payload": message.to_dict(),
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": not_before or now,
+        "created_at": now,
+    }
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        ins(OutboxMessage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(OutboxMessage.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    outbox_id: int
+    status: str
+    error: str | None = None
+
+
+class DeliveryWorker:
+    """Sends due outbox rows through the channel senders. Several may run at once."""
+
+    def __init__(
+        self,
+        db: Database,
+        senders: Mapping[str, Sender],
+        *,
+        clock: Clock | None = None,
+        limiters: Mapping[str, RateLimiter] | None = None,
+        max_attempts: int = 8,
+        backoff_base: float = 1.0,
+        backoff_max: float = 300.0,
+        batch_size: int = 50,
+        lease_seconds: float = 60.0,
+        poll_interval: float = 0.5,
+        concurrency: int = 32,
+    ) -> None:
+        self.db = db
+        self.senders = senders
+        self.clock = clock or SystemClock()
+        self.limiters = limiters or {}
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.batch_size = batch_size
+        self.lease = timedelta(seconds=lease_seconds)
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._sem = asyncio.Semaphore(concurrency)
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Tell the worker new rows are due (saves waiting for the next poll)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                n = await self.run_once()
+            except Exception:
+                log.exception("delivery round failed")
+                n = 0
+            if n == 0 and not self._stopping:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+
+    async def run_once(self) -> int:
+        """Claim one batch of due rows and deliver it; returns how many were claimed."""
+        rows = await self._claim()
+        if not rows:
+            return 0
+        groups: dict[tuple[str, str], list[OutboxMessage]] = defaultdict(list)
+        for r in rows:
+            groups[(r.channel, r.address)].append(r)
+        await asyncio.gather(*(self._deliver_group(g) for g in groups.values()))
+        return len(rows)
+
+    async def drain(self, max_rounds: int = 1000) -> None:
+        """Deliver until nothing is due now (tests, CLI)."""
+        for _ in range(max_rounds):
+            if await self.run_once() == 0:
+                return
+
+    # --- claiming -----------------------------------------------------------------------
+    async def _claim(self) -> list[OutboxMessage]:
+        now = self.clock.now()
+        earlier = aliased(OutboxMessage)
+        # a row waits while an older row to the same address waits or is in flight (keeps order);
+        # older rows that are due now are claimed in the same batch and sent first
+        blocked = exists().where(
+            and_(
+                earlier.channel == OutboxMessage.channel,
+                earlier.address == OutboxMessage.address,
+                earlier.id < OutboxMessage.id,
+                (earlier.status == PENDING) & (earlier.next_attempt_at > now)
+                | (earlier.status == SENDING) & (earlier.locked_until > now),
+            )
+        )
+        due = (
+            select(OutboxMessage.id)
+            .where(
+                (
+                    (OutboxMessage.status == PENDING) & (OutboxMessage.next_attempt_at <= now)
+                    | (OutboxMessage.status == SENDING) & (OutboxMessage.locked_until <= now)
+                ),
+                OutboxMessage.channel.in_(list(self.senders)),
+                ~blocked,
+            )
+            .order_by(OutboxMessage.id)
+            .limit(self.batch_size)
+        )
+        if self.db.is_postgres:
+            due = due.with_for_update(skip_locked=True, of=OutboxMessage)
+        async with self.db.session() as s:
+            ids = list((await s.execute(due)).scalars())
+            if not ids:
+                return []
+            res = await s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))
+                .values(
+                    status=SENDING,
+                    locked_until=now + self.lease,
+                    attempts=OutboxMessage.attempts + 1,
+                )
+                .returning(OutboxMessage)
+                .execution_options(synchronize_session=False)
+            )
+            rows = sorted(res.scalars(), key=lambda r: r.id)
+        return rows
+
+    # --- sending ------------------------------------------------------------------------
+    async def _deliver_group(self, rows: list[OutboxMessage]) -> None:
+        for i, row in enumerate(rows):
+            outcome = await self._deliver(row)
+            if outcome.status != SENT:
+                # keep order: the rest of this address waits for the failed one
+                await self._release(rows[i + 1 :])
+                return
+
+    async def _release(self, rows: list[OutboxMessage]) -> None:
+        if not rows:
+            return
+        async with self.db.session() as s:
+            await s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([r.id for r in rows]), OutboxMessage.status == SENDING)
+                .values(
+                    status=PENDING,
+                    locked_until=None,
+                    attempts=OutboxMessage.attempts - 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    async def _deliver(self, row: OutboxMessage) -> DeliveryOutcome:
+        sender = self.senders[row.channel]
+        delivery = Delivery(
+            outbox_id=row.id,
+            channel=row.channel,
+            address=row.address,
+            message=Outbound.from_dict(row.payload),
+            contact_id=row.contact_id,
+            attempt=row.attempts,
+            idempotency_key=row.idempotency_key,
+        )
+        limiter = self.limiters.get(row.channel)
+        async with self._sem:
+            if limiter:
+                await limiter.acquire(row.address)
+            try:
+                result = await sender.send(delivery)
+            except RetryAfter as e:
+                return await self._retry(row, e.reason, delay=e.seconds, count_attempt=False)
+            except Unreachable as e:
+                await self._mark_unreachable(row, e.reason)
+                return await self._dead(row, f"unreachable: {e.reason}")
+            except PermanentError as e:
+                return await self._dead(row, e.reason)
+            except DeliveryError as e:
+                return await self._retry(row, e.reason)
+            except Exception as e:  # a bug or an unexpected library error: retry, then dead
+                log.exception("sender %s failed", row.channel)
+                return await self._retry(row, f"{type(e).__name__}: {e}")
+        async with self.db.session() as s:
+            await s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id)
+                .values(
+                    status=SENT,
+                    sent_at=self.clock.now(),
+                    platform_message_id=result.platform_message_id,
+                    locked_until=None,
+                    last_error=None,
+                )
+            )
+        return DeliveryOutcome(row.id, SENT)
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, capped."""
+        ceiling = min(self.backoff_max, self.backoff_base * (2 ** max(attempt - 1, 0)))
+        return random.uniform(ceiling / 2, ceiling)
+
+    async def _retry(
+        self,
+        row: OutboxMessage,
+        reason: str,
+        *,
+        delay: float | None = None,
+        count_attempt: bool = True,
+    ) -> DeliveryOutcome:
+        if count_attempt and row.attempts >= self.max_attempts:
+            return await self._dead(row, f"gave up after {row.attempts} attempts: {reason}")
+        wait = delay if delay is not None else self.backoff(row.attempts)
+        values: dict[str, Any] = {
+            "status": PENDING,
+            "next_attempt_at": self.clock.now() + timedelta(seconds=wait),
+            "locked_until": None,
+            "last_error": reason,
+        }
+        if not count_attempt:
+            values["attempts"] = OutboxMessage.attempts - 1
+        async with self.db.session() as s:
+            await s.execute(
+                update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values)
+            )
+        log.info("outbox %s: retry in %.1fs (%s)", row.id, wait, reason)
+        return DeliveryOutcome(row.id, PENDING, reason)
+
+    async def _dead(self, row: OutboxMessage, reason: str) -> DeliveryOutcome:
+        async with self.db.session() as s:
+            await s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id)
+                .values(status=DEAD, locked_until=None, last_error=reason)
+            )
+        log.warning("outbox %s dead-lettered: %s", row.id, reason)
+        return DeliveryOutcome(row.id, DEAD, reason)
+
+    async def _mark_unreachable(self, row: OutboxMessage, reason: str) -> None:
+        async with self.db.session() as s:
+            await s.execute(
+                update(Identity)
+                .where(Identity.channel == row.channel, Identity.address == row.address)
+                .values(reachable=False, unreachable_reason=reason)
+            )
+
+
+async def requeue_dead(session: AsyncSession, outbox_id: int, now: datetime) -> bool:
+    """Put a dead-lettered row back in the queue (admin action)."""
+    res = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == DEAD)
+        .values(status=PENDING, attempts=0, next_attempt_at=now, last_error=None)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,91 @@
+"""Send-rate limits: a token bucket per key (chat, channel) plus one per platform."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """``per_second`` sustained, ``burst`` at once."""
+
+    per_second: float
+    burst: float = 1.0
+
+
+class TokenBucket:
+    def __init__(self, rate: Rate, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._tokens = rate.burst
+        self._monotonic = monotonic
+        self._stamp = monotonic()
+
+    def _refill(self) -> None:
+        now = self._monotonic()
+        self._tokens = min(
+            self.rate.burst, self._tokens + (now - self._stamp) * self.rate.per_second
+        )
+        self._stamp = now
+
+    def wait_time(self) -> float:
+        """Seconds until one token is there (0 when available now)."""
+        self._refill()
+        if self._tokens >= 1:
+            return 0.0
+        return (1 - self._tokens) / self.rate.per_second
+
+    def take(self) -> None:
+        self._refill()
+        self._tokens -= 1
+
+
+class RateLimiter:
+    """Limits for one channel: ``per_address`` (e.g. 1/s per chat) and ``overall`` (30/s).
+
+    ``acquire(address)`` waits until both buckets allow one message. One process only: with
+    several delivery processes, divide the overall rate between them.
+    """
+
+    def __init__(
+        self,
+        per_address: Rate | None = None,
+        overall: Rate | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_address = per_address
+        self.overall = overall
+        self._monotonic = monotonic
+        self._buckets: dict[str, TokenBucket] = {}
+        self._global = TokenBucket(overall, monotonic) if overall else None
+        self._lock = asyncio.Lock()
+
+    def _bucket(self, address: str) -> TokenBucket | None:
+        if self.per_address is None:
+            return None
+        b = self._buckets.get(address)
+        if b is None:
+            if len(self._buckets) > 10_000:
+                self._buckets.clear()
+            b = self._buckets[address] = TokenBucket(self.per_address, self._monotonic)
+        return b
+
+    async def acquire(self, address: str) -> None:
+        bucket = self._bucket(address)
+        while True:
+            # the per-address wait happens outside the lock so other chats go on meanwhile
+            w = bucket.wait_time() if bucket else 0.0
+            if w > 0:
+                await asyncio.sleep(w)
+                continue
+            async with self._lock:
+                gw = self._global.wait_time() if self._global else 0.0
+                if gw == 0 and (bucket is None or bucket.wait_time() == 0):
+                    if self._global:
+                        self._global.take()
+                    if bucket:
+                        bucket.take()
+                    return
+            await asyncio.sleep(max(gw, 0.001))

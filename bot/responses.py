@@ -1,0 +1,131 @@
+"""Response texts by name and language: the shop's ``responses.yml`` over built-in defaults."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.types import Button, Outbound
+
+BUILTIN = Path(__file__).with_name("builtin_responses.yml")
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    text: str
+    buttons: tuple[Button, ...] = ()
+
+
+class Responses:
+    """``render("utter_faq/returns", "de")`` -> an :class:`Outbound` (a random variant)."""
+
+    def __init__(
+        self,
+        by_language: Mapping[str, Mapping[str, list[Variant]]],
+        default_language: str = "en",
+    ) -> None:
+        self._by_language = {lang: dict(v) for lang, v in by_language.items()}
+        self.default_language = default_language
+        builtin = _load_builtin()
+        for lang, names in builtin.items():
+            mine = self._by_language.setdefault(lang, {})
+            for name, variants in names.items():
+                mine.setdefault(name, variants)
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self._by_language)
+
+    def names(self, language: str) -> set[str]:
+        return set(self._by_language.get(language, {}))
+
+    def variants(self, name: str, language: str) -> list[Variant]:
+        for lang in (language, self.default_language):
+            found = self._by_language.get(lang, {}).get(name)
+            if found:
+                return found
+        return []
+
+    def has(self, name: str, language: str | None = None) -> bool:
+        return bool(self.variants(name, language or self.default_language))
+
+    def text(self, name: str, language: str, **values: Any) -> str:
+        v = self.variants(name, language)
+        if not v:
+            return name
+        return _fill(v[0].text, values)
+
+    def render(
+        self, name: str, language: str, *, rng: random.Random | None = None, **values: Any
+    ) -> Outbound | None:
+        v = self.variants(name, language)
+        if not v:
+            return None
+        chosen = (rng or random).choice(v)
+        return Outbound(text=_fill(chosen.text, values), buttons=chosen.buttons)
+
+    @classmethod
+    def from_folder(cls, nlu_data_dir: Path, default_language: str = "en") -> Responses:
+        """Read ``<dir>/<lang>/responses.yml`` for each language folder present."""
+        by_language: dict[str, dict[str, list[Variant]]] = {}
+        if nlu_data_dir.is_dir():
+            for lang_dir in sorted(p for p in nlu_data_dir.iterdir() if p.is_dir()):
+                f = lang_dir / "responses.yml"
+                if f.exists():
+                    data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+                    by_language[lang_dir.name] = parse_responses(data.get("responses") or {})
+        return cls(by_language, default_language)
+
+
+def parse_responses(raw: Mapping[str, Any]) -> dict[str, list[Variant]]:
+    out: dict[str, list[Variant]] = {}
+    for name, variants in raw.items():
+        items: Iterable[Any] = variants if isinstance(variants, list) else [variants]
+        parsed = []
+        for item in items:
+            if isinstance(item, str):
+                parsed.append(Variant(item))
+            elif isinstance(item, dict) and "text" in item:
+                buttons = tuple(
+                    Button(
+                        title=str(b["title"]),
+                        payload=str(b.get("payload", b["title"])),
+                        url=b.get("url"),
+                    )
+                    for b in item.get("buttons") or ()
+                )
+                parsed.append(Variant(str(item["text"]), buttons))
+        if parsed:
+            out[str(name)] = parsed
+    return out
+
+
+def _load_builtin() -> dict[str, dict[str, list[Variant]]]:
+    data = yaml.safe_load(BUILTIN.read_text(encoding="utf-8"))["responses"]
+    out: dict[str, dict[str, list[Variant]]] = {}
+    for name, by_lang in data.items():
+        for lang, text in by_lang.items():
+            out.setdefault(lang, {})[name] = [Variant(str(text))]
+    return out
+
+
+def _fill(text: str, values: Mapping[str, Any]) -> str:
+    if not values:
+        return text
+    try:
+        return text.format_map(_Default(values))
+    except (ValueError, IndexError):
+        return text
+
+
+class _Default(dict[str, Any]):
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        super().__init__(values)
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"

@@ -1,0 +1,160 @@
+"""The running product in one object: settings, database, NLU, engine, delivery, background work.
+
+Channel adapters register a :class:`~bot.types.Sender` (and optionally a rate limiter) and
+their own start/stop hooks; features register policies and background tasks. ``bot`` never
+imports a channel: the wiring happens in ``channels.app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot.clock import Clock, SystemClock
+from bot.engine import NLU, Engine, faq_policy, feedback_buttons_hook, feedback_policy
+from bot.outbox import DeliveryWorker
+from bot.ratelimit import RateLimiter
+from bot.responses import Responses
+from bot.settings import Settings
+from bot.storage.db import Database
+from bot.types import Sender
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+def build_nlu(settings: Settings) -> NLU:
+    """The configured NLU backend."""
+    try:
+        from bot.nlu.service import build_backend  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # the embedded NLU is not installed: word-overlap matching
+        from bot.matcher import SimpleMatcher
+
+        return SimpleMatcher.from_folder(settings.nlu_data_dir, threshold=0.3)
+    backend: NLU = build_backend(settings)
+    return backend
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        nlu: NLU | None = None,
+        start_worker: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.db = Database(settings.database_url)
+        self.secret_key = settings.ensure_secret_key()
+        self.responses = Responses.from_folder(settings.nlu_data_dir, settings.default_language)
+        self._nlu = nlu
+        self.senders: dict[str, Sender] = {}
+        self.limiters: dict[str, RateLimiter] = {}
+        self.worker = DeliveryWorker(
+            self.db,
+            self.senders,
+            clock=self.clock,
+            limiters=self.limiters,
+            max_attempts=settings.delivery_max_attempts,
+            backoff_base=settings.delivery_backoff_base,
+            backoff_max=settings.delivery_backoff_max,
+            batch_size=settings.delivery_batch_size,
+            lease_seconds=settings.delivery_lease_seconds,
+            poll_interval=settings.delivery_poll_interval,
+        )
+        self.start_worker = start_worker
+        self.engine = Engine(
+            self.db,
+            _LazyNLU(self),
+            self.responses,
+            languages=settings.languages,
+            default_language=settings.default_language,
+            clock=self.clock,
+            max_message_bytes=settings.max_message_bytes,
+            on_enqueued=self.worker.wake,
+        )
+        self.engine.add_policy("feedback", feedback_policy, priority=50)
+        self.engine.add_policy("faq", faq_policy, priority=1000)
+        self.engine.add_after_turn(feedback_buttons_hook)
+        self._on_start: list[Hook] = []
+        self._on_stop: list[Hook] = []
+        self._background: list[Callable[[], Awaitable[Any]]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.started = False
+
+    @property
+    def nlu(self) -> NLU:
+        if self._nlu is None:
+            self._nlu = build_nlu(self.settings)
+        return self._nlu
+
+    def add_sender(self, sender: Sender, limiter: RateLimiter | None = None) -> None:
+        self.senders[sender.channel] = sender
+        if limiter is not None:
+            self.limiters[sender.channel] = limiter
+
+    def on_start(self, hook: Hook) -> None:
+        self._on_start.append(hook)
+
+    def on_stop(self, hook: Hook) -> None:
+        self._on_stop.append(hook)
+
+    def add_background(self, factory: Callable[[], Awaitable[Any]]) -> None:
+        """A long-running coroutine (scheduler, poller) started with the runtime."""
+        self._background.append(factory)
+        if self.started:
+            self._spawn(factory)
+
+    def _spawn(self, factory: Callable[[], Awaitable[Any]]) -> None:
+        async def guarded() -> None:
+            try:
+                await factory()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task %s stopped", factory)
+
+        self._tasks.append(asyncio.get_running_loop().create_task(guarded()))
+
+    async def start(self, *, migrate: bool = True) -> None:
+        if migrate:
+            await self.db.upgrade()
+        else:
+            await self.db.check()
+        _ = self.nlu  # train/load before the first visitor waits for it
+        for hook in self._on_start:
+            await hook()
+        if self.start_worker:
+            self._spawn(self.worker.run)
+        for factory in self._background:
+            self._spawn(factory)
+        self.started = True
+
+    async def stop(self) -> None:
+        self.worker.stop()
+        for hook in reversed(self._on_stop):
+            try:
+                await hook()
+            except Exception:
+                log.exception("stop hook failed")
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.db.dispose()
+        self.started = False
+
+
+class _LazyNLU:
+    """Defers building the NLU until first use (or start), so tests can swap it first."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def parse(self, text: str, language_hint: str | None = None) -> dict[str, Any]:
+        return await self._runtime.nlu.parse(text, language_hint)

@@ -1,0 +1,5 @@
+"""Imports every module that defines tables, so ``Base.metadata`` knows them all."""
+
+from bot.storage import models  # noqa: F401
+
+# Feature modules add one import line each below.

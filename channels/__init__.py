@@ -1,0 +1,1 @@
+"""Thin channel adapters: they translate platform traffic to ``bot.types`` and back."""

@@ -1,0 +1,199 @@
+"""The one ASGI app: web chat, widget, APIs, and whichever channels are configured."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from bot.runtime import Runtime
+from bot.settings import Settings, load_settings
+from bot.storage.models import Contact, Message, OutboxMessage
+from channels.web.chat import Hub, WebChat, WebSender
+from channels.web.rest import RequestTooLarge, RestChannel, bad_request, read_json
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).parent / "web"
+STATIC = WEB_DIR / "static"
+
+RouteFactory = Callable[[Runtime], Iterable[BaseRoute]]
+# Channel and feature modules that contribute routes; each is called with the runtime and
+# returns its routes (an empty list when it is not configured).
+ROUTE_FACTORIES: list[str] = []
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: Runtime | None = None,
+    route_factories: Iterable[RouteFactory] = (),
+) -> Starlette:
+    settings = settings or (runtime.settings if runtime else load_settings())
+    runtime = runtime or Runtime(settings)
+    hub = Hub()
+    runtime.add_sender(WebSender(hub))
+    chat = WebChat(runtime, hub)
+    rest = RestChannel(runtime)
+    templates = Environment(
+        loader=FileSystemLoader(str(WEB_DIR / "templates")),
+        autoescape=select_autoescape(["html"]),
+    )
+
+    async def demo(request: Request) -> Response:
+        base = str(request.base_url).rstrip("/")
+        try:
+            tpl = templates.get_template("demo.html")
+        except Exception:  # template missing: a bare page still carries the widget
+            return HTMLResponse(
+                f"<!doctype html><title>Concierge</title><h1>Concierge</h1>"
+                f'<script src="{base}/widget.js" data-concierge-url="{base}" defer></script>'
+            )
+        return HTMLResponse(tpl.render(base_url=base, request=request))
+
+    def static(name: str, media_type: str) -> Callable[[Request], Any]:
+        async def handler(_: Request) -> Response:
+            return FileResponse(
+                STATIC / name,
+                media_type=media_type,
+                headers={"Cache-Control": "public, max-age=300"},
+            )
+
+        return handler
+
+    async def healthz(_: Request) -> Response:
+        try:
+            await runtime.db.check()
+        except Exception as e:
+            return JSONResponse({"status": "error", "database": str(e)}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok", "channels": sorted(runtime.senders)})
+
+    async def metrics(_: Request) -> Response:
+        async with runtime.db.session() as s:
+            msgs = (
+                await s.execute(
+                    select(Message.channel, Message.direction, func.count()).group_by(
+                        Message.channel, Message.direction
+                    )
+                )
+            ).all()
+            ob = (
+                await s.execute(
+                    select(OutboxMessage.channel, OutboxMessage.status, func.count()).group_by(
+                        OutboxMessage.channel, OutboxMessage.status
+                    )
+                )
+            ).all()
+            stages = (
+                await s.execute(
+                    select(Contact.lifecycle_stage, func.count()).group_by(Contact.lifecycle_stage)
+                )
+            ).all()
+        reg = CollectorRegistry()
+        reg.register(_Snapshot(msgs, ob, stages))
+        return Response(generate_latest(reg), media_type="text/plain; version=0.0.4")
+
+    async def parse(request: Request) -> Response:
+        try:
+            data = await read_json(request, 64 * 1024)
+        except RequestTooLarge as e:
+            return bad_request(str(e), 413)
+        except ValueError as e:
+            return bad_request(str(e))
+        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+            return bad_request("body must be a JSON object with a string 'text'")
+        text = data["text"]
+        if len(text.encode("utf-8")) > settings.max_message_bytes:
+            return bad_request(f"'text' is longer than {settings.max_message_bytes} bytes", 413)
+        hint = data.get("language") if isinstance(data.get("language"), str) else None
+        return JSONResponse(await runtime.nlu.parse(text, hint))
+
+    routes: list[BaseRoute] = [
+        Route("/", demo),
+        Route("/widget.js", static("widget.js", "application/javascript")),
+        Route("/widget.css", static("widget.css", "text/css")),
+        WebSocketRoute("/ws/chat", chat.endpoint),
+        Route("/webhooks/rest/webhook", rest.webhook, methods=["POST"]),
+        Route("/webhooks/rest/", _rest_status, methods=["GET"]),
+        Route("/model/parse", parse, methods=["POST"]),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+    ]
+    for factory in [*_load_factories(), *route_factories]:
+        routes.extend(factory(runtime))
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.allowed_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["*"],
+            )
+        ],
+    )
+    app.state.runtime = runtime
+    app.state.hub = hub
+    return app
+
+
+async def _rest_status(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def _load_factories() -> list[RouteFactory]:
+    import importlib
+
+    out: list[RouteFactory] = []
+    for dotted in ROUTE_FACTORIES:
+        module, _, attr = dotted.partition(":")
+        out.append(getattr(importlib.import_module(module), attr))
+    return out
+
+
+class _Snapshot(Collector):
+    def __init__(self, msgs: Any, outbox: Any, stages: Any) -> None:
+        self.msgs, self.outbox, self.stages = msgs, outbox, stages
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        m = GaugeMetricFamily(
+            "concierge_messages", "Messages stored", labels=["channel", "direction"]
+        )
+        for channel, direction, n in self.msgs:
+            m.add_metric([channel, direction], n)
+        o = GaugeMetricFamily("concierge_outbox", "Outbox rows", labels=["channel", "status"])
+        for channel, status, n in self.outbox:
+            o.add_metric([channel, status], n)
+        c = GaugeMetricFamily("concierge_contacts", "Contacts by lifecycle stage", labels=["stage"])
+        for stage, n in self.stages:
+            c.add_metric([stage], n)
+        return [m, o, c]
+
+
+def app_factory() -> Starlette:
+    """``uvicorn --factory channels.app:app_factory``."""
+    return create_app()

@@ -1,0 +1,1 @@
+"""Web channel: WebSocket chat, the embeddable widget, Rasa's REST channel."""

@@ -1,0 +1,85 @@
+"""Rasa's REST channel (``POST /webhooks/rest/webhook``) and other small HTTP endpoints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from bot.runtime import Runtime
+from bot.types import Inbound
+
+
+def bad_request(reason: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+async def read_json(request: Request, max_bytes: int) -> Any:
+    """The request's JSON body, or raise :class:`ValueError` with a reason fit for a 4xx."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > max_bytes:
+        raise RequestTooLarge(f"body is {length} bytes; the limit is {max_bytes}")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise RequestTooLarge(f"body is larger than {max_bytes} bytes")
+    if not body:
+        raise ValueError("empty body; send a JSON object")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"body is not valid JSON: {e}") from None
+
+
+class RequestTooLarge(ValueError):
+    pass
+
+
+class RestChannel:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def webhook(self, request: Request) -> Response:
+        limit = self.runtime.settings.max_message_bytes
+        try:
+            data = await read_json(request, limit * 2 + 4096)
+        except RequestTooLarge as e:
+            return bad_request(str(e), 413)
+        except ValueError as e:
+            return bad_request(str(e))
+        if not isinstance(data, dict):
+            return bad_request("body must be a JSON object with 'sender' and 'message'")
+        sender, message = data.get("sender"), data.get("message")
+        metadata = data.get("metadata") or {}
+        if not isinstance(sender, str) or not sender.strip() or len(sender) > 255:
+            return bad_request("'sender' must be a non-empty string of at most 255 characters")
+        if not isinstance(message, str) or not message.strip():
+            return bad_request("'message' must be a non-empty string")
+        if not isinstance(metadata, dict):
+            return bad_request("'metadata' must be an object")
+        size = len(message.encode("utf-8"))
+        if size > limit:
+            return bad_request(f"'message' is {size} bytes; the limit is {limit}", 413)
+        payload = message if message.startswith("/") else None
+        lang = metadata.get("language") if isinstance(metadata.get("language"), str) else None
+        result = await self.runtime.engine.handle(
+            Inbound(
+                channel="rest",
+                external_id=sender,
+                text=message,
+                payload=payload,
+                language=lang,
+                metadata=metadata,
+            ),
+            deliver_inline=True,
+        )
+        out = []
+        for r in result.replies:
+            item: dict[str, Any] = {"recipient_id": sender, "text": r.text}
+            if r.buttons:
+                item["buttons"] = [b.to_dict() for b in r.buttons]
+            out.append(item)
+        return JSONResponse(out)
