@@ -18,6 +18,7 @@ from bot.outbox import DeliveryWorker
 from bot.ratelimit import RateLimiter
 from bot.responses import Responses
 from bot.settings import Settings
+from bot.signals import Signals
 from bot.storage.db import Database
 from bot.types import Sender
 
@@ -51,6 +52,7 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.db = Database(settings.database_url)
         self.secret_key = settings.ensure_secret_key()
+        self.signals = Signals()
         self.responses = Responses.from_folder(settings.nlu_data_dir, settings.default_language)
         self._nlu = nlu
         self.senders: dict[str, Sender] = {}
