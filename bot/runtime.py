@@ -88,6 +88,9 @@ class Runtime:
         self._background: list[Callable[[], Awaitable[Any]]] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = False
+        from bot.features import setup_features
+
+        setup_features(self)
 
     @property
     def nlu(self) -> NLU:

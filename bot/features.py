@@ -1,0 +1,14 @@
+"""Feature wiring: each feature module offers ``setup(runtime)``; this calls them all."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+
+def setup_features(runtime: Runtime) -> None:
+    """Register every feature's policies, signal receivers and background tasks."""
+    # one line per feature, e.g.:
+    # from bot.handoff.service import setup as handoff; handoff(runtime)
