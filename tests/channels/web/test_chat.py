@@ -1,0 +1,123 @@
+"""The widget's WebSocket protocol, over a real socket against the live app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import websockets
+
+from bot.settings import Settings
+from channels.web.identity import user_hash
+from tests.conftest import REFERENCE_SHOP, LiveServer
+
+
+@pytest.fixture
+def server(
+    db_url: str, make_settings: Callable[..., Settings], start_server: Callable[..., LiveServer]
+) -> LiveServer:
+    return start_server(
+        make_settings(db_url, content_dir=REFERENCE_SHOP, web_identity_secret="shop-secret")
+    )
+
+
+def ws_url(server: LiveServer, **params: str) -> str:
+    q = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"ws://127.0.0.1:{server.port}/ws/chat" + (f"?{q}" if q else "")
+
+
+async def recv(ws: Any, kind: str, timeout: float = 10) -> dict[str, Any]:
+    """The next frame of type ``kind`` (others are skipped)."""
+
+    async def go() -> dict[str, Any]:
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == kind:
+                return frame
+
+    return await asyncio.wait_for(go(), timeout)
+
+
+async def bot_message(ws: Any) -> dict[str, Any]:
+    while True:
+        f = await recv(ws, "message")
+        if f["sender"] != "user":
+            return f
+
+
+async def test_session_history_and_answer(server: LiveServer) -> None:
+    async with websockets.connect(ws_url(server)) as ws:
+        session = await recv(ws, "session")
+        assert session["max_message_bytes"] == 4096
+        assert (await recv(ws, "history"))["messages"] == []
+        await ws.send(
+            json.dumps({"type": "message", "text": "Do you ship to Norway?", "client_id": "c1"})
+        )
+        echo = await recv(ws, "message")
+        assert echo["sender"] == "user" and echo["client_id"] == "c1"
+        answer = await bot_message(ws)
+        assert "Norway" in answer["text"]
+    # a reconnect with the token restores the conversation
+    async with websockets.connect(ws_url(server, token=session["token"])) as ws:
+        again = await recv(ws, "session")
+        assert again["visitor_id"] == session["visitor_id"]
+        history = (await recv(ws, "history"))["messages"]
+        assert [m["sender"] for m in history][:2] == ["user", "bot"]
+        assert history[0]["text"] == "Do you ship to Norway?"
+
+
+async def test_bad_frames_get_errors_and_the_socket_lives_on(server: LiveServer) -> None:
+    async with websockets.connect(ws_url(server)) as ws:
+        await recv(ws, "history")
+        await ws.send("{not json")
+        assert (await recv(ws, "error"))["code"] == "bad_frame"
+        await ws.send(json.dumps({"type": "dance"}))
+        err = await recv(ws, "error")
+        assert err["code"] == "unknown_type" and "dance" in err["message"]
+        await ws.send(json.dumps({"type": "message", "text": "x" * 5000, "client_id": "big"}))
+        err = await recv(ws, "error")
+        assert err["code"] == "too_large" and "4096" in err["message"]
+        await ws.send(json.dumps({"type": "ping"}))
+        await recv(ws, "pong")
+        await ws.send(json.dumps({"type": "message", "text": "hello", "client_id": "c2"}))
+        assert (await bot_message(ws))["text"]
+
+
+async def test_resent_message_is_answered_once(server: LiveServer) -> None:
+    async with websockets.connect(ws_url(server)) as ws:
+        session = await recv(ws, "session")
+        frame = json.dumps({"type": "message", "text": "hello", "client_id": "same"})
+        await ws.send(frame)
+        assert (await recv(ws, "ack"))["duplicate"] is False
+        await ws.send(frame)  # e.g. the widget resends after a reconnect
+        assert (await recv(ws, "ack"))["duplicate"] is True
+    async with websockets.connect(ws_url(server, token=session["token"])) as ws:
+        history = (await recv(ws, "history"))["messages"]
+        assert [m["text"] for m in history if m["sender"] == "user"] == ["hello"]
+
+
+async def test_forged_token_gets_a_new_visitor(server: LiveServer) -> None:
+    async with websockets.connect(ws_url(server)) as ws:
+        session = await recv(ws, "session")
+    forged = session["token"][:-3] + "abc"
+    async with websockets.connect(ws_url(server, token=forged)) as ws:
+        assert (await recv(ws, "session"))["visitor_id"] != session["visitor_id"]
+
+
+async def test_shop_identification_merges_devices(server: LiveServer) -> None:
+    good = user_hash("shop-secret", "cust-42")
+    async with websockets.connect(ws_url(server, user_id="cust-42", user_hash=good)) as ws:
+        await recv(ws, "history")
+        await ws.send(json.dumps({"type": "message", "text": "hello", "client_id": "a"}))
+        await bot_message(ws)
+    # another device, same shop user: sees the same history
+    async with websockets.connect(ws_url(server, user_id="cust-42", user_hash=good)) as ws:
+        history = (await recv(ws, "history"))["messages"]
+        assert any(m["text"] == "hello" for m in history)
+    # a wrong hash is refused: anonymous, and told so
+    async with websockets.connect(ws_url(server, user_id="cust-42", user_hash="00" * 32)) as ws:
+        assert (await recv(ws, "error"))["code"] == "bad_identity"
+        assert (await recv(ws, "history"))["messages"] == []
