@@ -73,7 +73,14 @@ def run(
     )
     try:
         runtime = Runtime(settings)
-        asyncio.run(runtime.db.upgrade())
+
+        async def prepare() -> None:
+            try:
+                await runtime.db.upgrade()
+            finally:
+                await runtime.db.dispose()  # the server's event loop opens its own connections
+
+        asyncio.run(prepare())
     except DatabaseError as e:
         raise fail(str(e)) from None
     app_ = create_app(settings, runtime=runtime)

@@ -30,8 +30,9 @@ async def resolve_identity(
     ).first()
     if row is not None:
         identity, contact = row
-        identity.last_seen_at = now
-        contact.last_seen_at = now
+        if identity.last_seen_at is None or (now - identity.last_seen_at).total_seconds() > 60:
+            identity.last_seen_at = now  # minute precision spares an UPDATE a message
+            contact.last_seen_at = now
         if address and identity.address != address:
             identity.address = address
         if display_name and not identity.display_name:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +27,7 @@ from bot.clock import Clock, SystemClock
 from bot.contacts import resolve_identity
 from bot.responses import Responses
 from bot.storage.db import Database
-from bot.storage.models import Contact, Conversation, Identity, Message
+from bot.storage.models import Contact, Conversation, Identity, Message, OutboxMessage
 from bot.types import Button, Inbound, Outbound
 
 log = logging.getLogger(__name__)
@@ -219,16 +221,20 @@ class Engine:
         parse.setdefault("language", language)
         if contact.language != language:
             contact.language = language
-        contact.last_activity_at = now
-        contact.updated_at = now
-        identity.started = True
+        if _stale(contact.last_activity_at, now):  # minute precision: one UPDATE less a turn
+            contact.last_activity_at = now
+            contact.updated_at = now
+        if not identity.started:
+            identity.started = True
         if inbound.channel in ("telegram", "slack") and not identity.reachable:
             identity.reachable = True  # they wrote to us: they can be reached again
             identity.unreachable_reason = None
         conversation = await self.open_conversation(s, contact, now)
-        conversation.last_channel = inbound.channel
-        conversation.last_message_at = now
-        conversation.updated_at = now
+        if conversation.last_channel != inbound.channel:
+            conversation.last_channel = inbound.channel
+        if _stale(conversation.last_message_at, now):
+            conversation.last_message_at = now
+            conversation.updated_at = now
         message = Message(
             conversation_id=conversation.id,
             contact_id=contact.id,
@@ -267,23 +273,19 @@ class Engine:
         for hook in self._after:
             await hook(turn)
 
-        outbox_ids = []
-        for i, reply in enumerate(turn.replies):
-            row_id = await self.write_reply(
-                s,
-                contact=contact,
-                conversation=conversation,
-                channel=inbound.channel,
-                address=inbound.reply_address,
-                message=reply,
-                idempotency_key=f"reply:{message.id}:{i}",
-                now=now,
-                meta=turn.answer_meta,
-                language=language,
-                sent=deliver_inline,
-            )
-            if row_id is not None:
-                outbox_ids.append(row_id)
+        outbox_ids = await self.write_replies(
+            s,
+            contact=contact,
+            conversation=conversation,
+            channel=inbound.channel,
+            address=inbound.reply_address,
+            messages=turn.replies,
+            key_prefix=f"reply:{message.id}",
+            now=now,
+            meta=turn.answer_meta,
+            language=language,
+            sent=deliver_inline,
+        )
         return TurnResult(turn.replies, message.id, contact.id, outbox_ids)
 
     def _language(self, parse: dict[str, Any], inbound: Inbound, contact: Contact) -> str:
@@ -327,52 +329,138 @@ class Engine:
         sent: bool = False,
         not_before: datetime | None = None,
     ) -> int | None:
-        """Write an outbound message to the transcript and the outbox (one transaction)."""
-        merged = {**(meta or {}), **message.metadata}
-        row = Message(
-            conversation_id=conversation.id,
-            contact_id=contact.id,
-            direction="out",
-            sender=message.sender,
-            channel=channel,
-            text=message.text,
-            buttons=[b.to_dict() for b in message.buttons] or None,
-            intent=merged.get("intent"),
-            confidence=merged.get("confidence"),
-            language=language,
-            meta=merged,
-            created_at=now,
-        )
-        s.add(row)
-        await s.flush()
-        payload = Outbound(
-            text=message.text,
-            buttons=message.buttons,
-            purpose=message.purpose,
-            sender=message.sender,
-            thread_id=message.thread_id,
-            metadata={**message.metadata, "message_id": row.id},
-        )
-        outbox_id = await outbox.enqueue(
+        """Write one outbound message to the transcript and the outbox (caller's transaction).
+
+        Returns the outbox row id, or ``None`` when ``idempotency_key`` was written before (the
+        message is then not written again: never twice).
+        """
+        ids = await self.write_replies(
             s,
+            contact=contact,
+            conversation=conversation,
             channel=channel,
             address=address,
-            message=payload,
-            idempotency_key=idempotency_key,
+            messages=[message],
+            keys=[idempotency_key],
             now=now,
-            contact_id=contact.id,
-            message_id=row.id,
+            meta=meta,
+            language=language,
+            sent=sent,
             not_before=not_before,
         )
-        if outbox_id is not None and sent:
-            from bot.storage.models import OutboxMessage
+        return ids[0] if ids else None
 
-            ob = await s.get(OutboxMessage, outbox_id)
-            assert ob is not None
-            ob.status = outbox.SENT
-            ob.sent_at = now
-            ob.attempts = 1
-        return outbox_id
+    async def write_replies(
+        self,
+        s: AsyncSession,
+        *,
+        contact: Contact,
+        conversation: Conversation,
+        channel: str,
+        address: str,
+        messages: list[Outbound],
+        now: datetime,
+        key_prefix: str | None = None,
+        keys: list[str] | None = None,
+        meta: dict[str, Any] | None = None,
+        language: str | None = None,
+        sent: bool = False,
+        not_before: datetime | None = None,
+    ) -> list[int]:
+        """Write several outbound messages in two statements (transcript, outbox)."""
+        if not messages:
+            return []
+        keys = keys or [f"{key_prefix}:{i}" for i in range(len(messages))]
+        if len(keys) != len(messages):
+            raise ValueError("one idempotency key per message")
+        dialect = s.bind.dialect.name if s.bind else "sqlite"
+        ins = pg_insert if dialect == "postgresql" else sqlite_insert
+        existing: set[str] = set()
+        if key_prefix is None:  # keys of the caller's: some may have been written before
+            existing = set(
+                (
+                    await s.execute(
+                        select(OutboxMessage.idempotency_key).where(
+                            OutboxMessage.idempotency_key.in_(keys)
+                        )
+                    )
+                ).scalars()
+            )
+        todo = [(k, m) for k, m in zip(keys, messages, strict=True) if k not in existing]
+        if not todo:
+            return []
+        rows = []
+        for _, m in todo:
+            merged = {**(meta or {}), **m.metadata}
+            rows.append(
+                {
+                    "conversation_id": conversation.id,
+                    "contact_id": contact.id,
+                    "direction": "out",
+                    "sender": m.sender,
+                    "channel": channel,
+                    "text": m.text,
+                    "buttons": [b.to_dict() for b in m.buttons] or None,
+                    "intent": merged.get("intent"),
+                    "confidence": merged.get("confidence"),
+                    "language": language,
+                    "meta": merged,
+                    "created_at": now,
+                    "feedback": None,
+                    "payload": None,
+                    "platform_message_id": None,
+                    "client_id": None,
+                }
+            )
+        msg_ids = list(
+            (
+                await s.execute(
+                    insert(Message).returning(Message.id, sort_by_parameter_order=True), rows
+                )
+            ).scalars()
+        )
+        status = outbox.SENT if sent else outbox.PENDING
+        ob_rows = []
+        for (key, m), mid in zip(todo, msg_ids, strict=True):
+            ob_rows.append(
+                {
+                    "idempotency_key": key,
+                    "channel": channel,
+                    "address": address,
+                    "contact_id": contact.id,
+                    "message_id": mid,
+                    "purpose": str(m.purpose),
+                    "payload": Outbound(
+                        text=m.text,
+                        buttons=m.buttons,
+                        purpose=m.purpose,
+                        sender=m.sender,
+                        thread_id=m.thread_id,
+                        metadata={**m.metadata, "message_id": mid},
+                    ).to_dict(),
+                    "status": status,
+                    "attempts": 1 if sent else 0,
+                    "next_attempt_at": not_before or now,
+                    "created_at": now,
+                    "sent_at": now if sent else None,
+                }
+            )
+        stmt = (
+            ins(OutboxMessage)
+            .values(ob_rows)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(OutboxMessage.id, OutboxMessage.message_id)
+        )
+        written = (await s.execute(stmt)).all()
+        if len(written) < len(ob_rows):
+            # a concurrent writer queued some of these keys first: drop our transcript copies
+            kept = {mid for _, mid in written}
+            await s.execute(delete(Message).where(Message.id.in_(set(msg_ids) - kept)))
+        return [oid for oid, _ in written]
+
+
+def _stale(stamp: datetime | None, now: datetime, seconds: float = 60) -> bool:
+    return stamp is None or (now - stamp).total_seconds() >= seconds
 
 
 # --- built-in policies ------------------------------------------------------------------

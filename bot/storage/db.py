@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -73,6 +74,7 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -84,8 +86,16 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction commits on success and rolls back on error."""
-        async with self.sessionmaker() as s, s.begin():
+        """A session whose transaction commits on success and rolls back on error.
+
+        SQLite has one writer at a time: transactions of this process queue on an asyncio lock
+        instead of spinning in SQLite's busy handler (which sleeps up to 100 ms a round).
+        """
+        if self._write_lock is None:
+            async with self.sessionmaker() as s, s.begin():
+                yield s
+            return
+        async with self._write_lock, self.sessionmaker() as s, s.begin():
             yield s
 
     async def check(self) -> None:

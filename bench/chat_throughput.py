@@ -1,0 +1,190 @@
+"""Chat throughput: N concurrent clients over the REST webhook and over WebSocket, on loopback.
+
+    python bench/chat_throughput.py [--clients 20] [--messages 50] [--backends sqlite,postgres]
+
+The server runs as its own process (`concierge run`) with the demo content; each client sends
+its messages one after another and waits for the answer. Prints messages/s and p50/p99 latency
+per backend and transport. Target (issue 2): >= 300 msg/s over REST on SQLite, p99 < 50 ms at
+20 clients, on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import websockets
+
+REPO = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get("CONCIERGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+QUESTIONS = [
+    "How long does delivery take?",
+    "Can I pay with PayPal?",
+    "hello",
+    "What is your return policy?",
+    "Do you ship abroad?",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(db_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "CONCIERGE_DATABASE_URL": db_url,
+        "CONCIERGE_PORT": str(port),
+        "CONCIERGE_LOG_LEVEL": "WARNING",
+        "CONCIERGE_WEB_RATE_LIMIT_PER_MINUTE": "100000",
+        "CONCIERGE_MODEL_DIR": str(workdir / "model"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run"], cwd=REPO, env=env, stdout=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+async def rest_load(url: str, clients: int, messages: int) -> tuple[float, list[float]]:
+    lat: list[float] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+
+        async def one(i: int) -> None:
+            sender = f"bench-{uuid.uuid4().hex[:8]}"
+            for j in range(messages):
+                t = time.perf_counter()
+                r = await client.post(
+                    "/webhooks/rest/webhook",
+                    json={"sender": sender, "message": QUESTIONS[(i + j) % len(QUESTIONS)]},
+                )
+                r.raise_for_status()
+                lat.append(time.perf_counter() - t)
+
+        await asyncio.gather(*(one(i) for i in range(2)))  # warm-up
+        lat.clear()
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(clients)))
+        return time.perf_counter() - t0, lat
+
+
+async def ws_load(url: str, clients: int, messages: int) -> tuple[float, list[float]]:
+    lat: list[float] = []
+    ws_base = url.replace("http://", "ws://") + "/ws/chat"
+
+    async def one(i: int) -> None:
+        async with websockets.connect(ws_base) as ws:
+            while json.loads(await ws.recv())["type"] != "history":
+                pass
+            for j in range(messages):
+                t = time.perf_counter()
+                await ws.send(
+                    json.dumps(
+                        {"type": "message", "text": QUESTIONS[(i + j) % len(QUESTIONS)], "client_id": f"{i}-{j}"}
+                    )
+                )
+                while True:
+                    f = json.loads(await ws.recv())
+                    if f["type"] == "message" and f["sender"] != "user":
+                        break
+                lat.append(time.perf_counter() - t)
+                # drain the rest of this turn (e.g. "Was this helpful?")
+                try:
+                    while True:
+                        await asyncio.wait_for(ws.recv(), 0.05)
+                except TimeoutError:
+                    pass
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(clients)))
+    # the drain waits are not the server's time: count them out
+    return time.perf_counter() - t0 - messages * 0.05, lat
+
+
+def create_pg_db() -> tuple[str, str]:
+    import asyncpg
+
+    name = f"concierge_bench_{uuid.uuid4().hex[:6]}"
+
+    async def go() -> None:
+        c = await asyncpg.connect(PG_ADMIN)
+        await c.execute(f'CREATE DATABASE "{name}"')
+        await c.close()
+
+    asyncio.run(go())
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}", name
+
+
+def drop_pg_db(name: str) -> None:
+    import asyncpg
+
+    async def go() -> None:
+        c = await asyncpg.connect(PG_ADMIN)
+        await c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await c.close()
+
+    asyncio.run(go())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--messages", type=int, default=50)
+    ap.add_argument("--backends", default="sqlite,postgres")
+    args = ap.parse_args()
+    print(f"clients={args.clients} messages/client={args.messages} cpus={os.cpu_count()}")
+    print(f"{'backend':9} {'transport':9} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for backend in args.backends.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            pg_name = None
+            if backend == "sqlite":
+                db_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+            else:
+                db_url, pg_name = create_pg_db()
+            proc, url = start_server(db_url, Path(tmp))
+            try:
+                for transport, fn in (("rest", rest_load), ("websocket", ws_load)):
+                    elapsed, lat = asyncio.run(fn(url, args.clients, args.messages))
+                    n = len(lat)
+                    print(
+                        f"{backend:9} {transport:9} {n / elapsed:8.0f} "
+                        f"{statistics.median(lat) * 1000:8.1f} {pct(lat, 99) * 1000:8.1f}"
+                    )
+            finally:
+                proc.terminate()
+                proc.wait(10)
+                if pg_name:
+                    drop_pg_db(pg_name)
+
+
+if __name__ == "__main__":
+    main()
