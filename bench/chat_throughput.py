@@ -27,7 +27,9 @@ import httpx
 import websockets
 
 REPO = Path(__file__).resolve().parent.parent
-PG_ADMIN = os.environ.get("CONCIERGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_ADMIN = os.environ.get(
+    "CONCIERGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 QUESTIONS = [
     "How long does delivery take?",
     "Can I pay with PayPal?",
@@ -70,7 +72,7 @@ def start_server(db_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], s
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 async def rest_load(url: str, clients: int, messages: int) -> tuple[float, list[float]]:
@@ -108,7 +110,11 @@ async def ws_load(url: str, clients: int, messages: int) -> tuple[float, list[fl
                 t = time.perf_counter()
                 await ws.send(
                     json.dumps(
-                        {"type": "message", "text": QUESTIONS[(i + j) % len(QUESTIONS)], "client_id": f"{i}-{j}"}
+                        {
+                            "type": "message",
+                            "text": QUESTIONS[(i + j) % len(QUESTIONS)],
+                            "client_id": f"{i}-{j}",
+                        }
                     )
                 )
                 while True:

@@ -110,7 +110,7 @@ async def merge_contacts(
     for model in (Identity, Conversation, Message, OutboxMessage):
         await session.execute(
             update(model)
-            .where(model.contact_id == source.id)  # type: ignore[attr-defined]
+            .where(model.contact_id == source.id)
             .values(contact_id=target.id)
             .execution_options(synchronize_session=False)
         )

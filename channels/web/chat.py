@@ -231,7 +231,7 @@ class WebChat:
             platform_message_id=f"{visitor_id}:{client_id}" if client_id else None,
             metadata={"client_id": client_id} if client_id else {},
         )
-        echo = {
+        echo: dict[str, Any] = {
             "type": "message",
             "id": None,
             "sender": "user",
