@@ -177,13 +177,13 @@ class DeliveryWorker:
                 | (earlier.status == SENDING) & (earlier.locked_until > now),
             )
         )
+        claimable = (OutboxMessage.status == PENDING) & (OutboxMessage.next_attempt_at <= now) | (
+            OutboxMessage.status == SENDING
+        ) & (OutboxMessage.locked_until <= now)
         due = (
             select(OutboxMessage.id)
             .where(
-                (
-                    (OutboxMessage.status == PENDING) & (OutboxMessage.next_attempt_at <= now)
-                    | (OutboxMessage.status == SENDING) & (OutboxMessage.locked_until <= now)
-                ),
+                claimable,
                 OutboxMessage.channel.in_(list(self.senders)),
                 ~blocked,
             )
@@ -196,9 +196,10 @@ class DeliveryWorker:
             ids = list((await s.execute(due)).scalars())
             if not ids:
                 return []
+            # the status condition again: a row another worker claimed meanwhile is not ours
             res = await s.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids))
+                .where(OutboxMessage.id.in_(ids), claimable)
                 .values(
                     status=SENDING,
                     locked_until=now + self.lease,
