@@ -121,3 +121,19 @@ async def test_shop_identification_merges_devices(server: LiveServer) -> None:
     async with websockets.connect(ws_url(server, user_id="cust-42", user_hash="00" * 32)) as ws:
         assert (await recv(ws, "error"))["code"] == "bad_identity"
         assert (await recv(ws, "history"))["messages"] == []
+
+
+async def test_history_survives_a_server_restart(
+    sqlite_url: str, make_settings: Callable[..., Settings], start_server: Callable[..., LiveServer]
+) -> None:
+    settings = make_settings(sqlite_url, content_dir=REFERENCE_SHOP)
+    first = start_server(settings)
+    async with websockets.connect(ws_url(first)) as ws:
+        token = (await recv(ws, "session"))["token"]
+        await ws.send(json.dumps({"type": "message", "text": "hello", "client_id": "r1"}))
+        await bot_message(ws)
+    first.stop()
+    second = start_server(settings)  # same database and secret, new process state
+    async with websockets.connect(ws_url(second, token=token)) as ws:
+        history = (await recv(ws, "history"))["messages"]
+    assert [m["sender"] for m in history][:2] == ["user", "bot"]
