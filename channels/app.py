@@ -24,6 +24,7 @@ from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.storage.models import Contact, Message, OutboxMessage
 from channels.web.chat import Hub, WebChat, WebSender
+from channels.web.fanout import PgFanout
 from channels.web.rest import RequestTooLarge, RestChannel, bad_request, read_json
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,11 @@ def create_app(
     settings = settings or (runtime.settings if runtime else load_settings())
     runtime = runtime or Runtime(settings)
     hub = Hub()
-    runtime.add_sender(WebSender(hub))
+    fanout = PgFanout(runtime.db, hub) if runtime.db.is_postgres else None
+    if fanout is not None:
+        runtime.on_start(fanout.start)
+        runtime.on_stop(fanout.stop)
+    runtime.add_sender(WebSender(hub, fanout))
     chat = WebChat(runtime, hub)
     rest = RestChannel(runtime)
     templates = Environment(

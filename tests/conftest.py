@@ -135,6 +135,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 
 
 @pytest.fixture
+def pg_url(postgres_server: _Postgres) -> str:
+    """A migrated, empty PostgreSQL database only (multi-process and SKIP LOCKED tests)."""
+    if postgres_server.url is None:
+        missing(postgres_server.error or "PostgreSQL missing")
+    assert postgres_server.url
+    asyncio.run(truncate_all(postgres_server.url))
+    return postgres_server.url
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     """A migrated SQLite database only (for tests that need no PostgreSQL variant)."""
     target = tmp_path / "concierge.db"

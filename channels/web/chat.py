@@ -15,6 +15,7 @@ from bot.contacts import link_user, resolve_identity
 from bot.runtime import Runtime
 from bot.storage.models import Message
 from bot.types import Delivery, Inbound, SendResult
+from channels.web.fanout import PgFanout
 from channels.web.identity import VisitorTokens, verify_user_hash
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,9 @@ class WebSender:
 
     channel = CHANNEL
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, fanout: PgFanout | None = None) -> None:
         self.hub = hub
+        self.fanout = fanout
 
     async def send(self, delivery: Delivery) -> SendResult:
         m = delivery.message
@@ -90,6 +92,8 @@ class WebSender:
         if m.metadata.get("staff_name"):
             frame["metadata"] = {"staff_name": m.metadata["staff_name"]}
         n = await self.hub.push(delivery.address, frame)
+        if self.fanout is not None:  # the visitor's socket may be open in another process
+            await self.fanout.publish(delivery.address, frame)
         return SendResult(platform_message_id=f"ws:{delivery.outbox_id}:{n}")
 
 

@@ -137,3 +137,40 @@ async def test_history_survives_a_server_restart(
     async with websockets.connect(ws_url(second, token=token)) as ws:
         history = (await recv(ws, "history"))["messages"]
     assert [m["sender"] for m in history][:2] == ["user", "bot"]
+
+
+async def test_pushes_reach_a_visitor_connected_to_another_process(
+    pg_url: str, make_settings: Callable[..., Settings], start_server: Callable[..., LiveServer]
+) -> None:
+    """Two app processes on one PostgreSQL: whichever worker sends, the socket gets it."""
+    settings = make_settings(pg_url, content_dir=REFERENCE_SHOP)
+    a, b = start_server(settings), start_server(settings)
+    async with websockets.connect(ws_url(b)) as ws_b, websockets.connect(ws_url(a)) as ws_a:
+        await recv(ws_a, "history")
+        vid = (await recv(ws_b, "session"))["visitor_id"]
+        await recv(ws_b, "history")
+        from bot.runtime import Runtime
+        from bot.types import Outbound
+
+        rt = Runtime(settings, start_worker=False)
+        async with rt.db.session() as s:
+            from bot.contacts import resolve_identity
+
+            contact, _ = await resolve_identity(
+                s, channel="web", external_id=vid, now=rt.clock.now()
+            )
+            conv = await rt.engine.open_conversation(s, contact, rt.clock.now())
+            for i in range(6):
+                await rt.engine.write_reply(
+                    s,
+                    contact=contact,
+                    conversation=conv,
+                    channel="web",
+                    address=vid,
+                    message=Outbound(text=f"staff note {i}", sender="staff"),
+                    idempotency_key=f"fanout-test:{i}",
+                    now=rt.clock.now(),
+                )
+        await rt.db.dispose()
+        got = [(await recv(ws_b, "message"))["text"] for _ in range(6)]
+    assert got == [f"staff note {i}" for i in range(6)]
