@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.storage.sqlite_fast import speed_up
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -132,6 +134,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # no snapshot of their own. Take over: every transaction is BEGIN IMMEDIATE (below), so
     # writers in other processes wait in the busy handler instead of interleaving.
     dbapi_conn.isolation_level = None
+    speed_up(dbapi_conn)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")

@@ -14,7 +14,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from bot.contacts import link_user, resolve_identity
 from bot.runtime import Runtime
 from bot.storage.models import Message
-from bot.types import Delivery, Inbound, SendResult
+from bot.types import Delivery, Inbound, SendResult, TransientError
 from channels.web.fanout import PgFanout
 from channels.web.identity import VisitorTokens, verify_user_hash
 
@@ -91,9 +91,12 @@ class WebSender:
         }
         if m.metadata.get("staff_name"):
             frame["metadata"] = {"staff_name": m.metadata["staff_name"]}
-        n = await self.hub.push(delivery.address, frame)
         if self.fanout is not None:  # the visitor's socket may be open in another process
-            await self.fanout.publish(delivery.address, frame)
+            try:
+                await self.fanout.publish(delivery.address, frame)
+            except Exception as e:  # nothing was pushed yet: retrying sends nothing twice
+                raise TransientError(f"fan-out failed: {e}") from e
+        n = await self.hub.push(delivery.address, frame)
         return SendResult(platform_message_id=f"ws:{delivery.outbox_id}:{n}")
 
 

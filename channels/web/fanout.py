@@ -7,6 +7,7 @@ and pushes what it hears to its own sockets. On SQLite (one process) this is not
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -30,6 +31,7 @@ class PgFanout:
         self.hub = hub
         self.origin = uuid.uuid4().hex[:12]
         self._conn: Any = None
+        self._lock = asyncio.Lock()  # one asyncpg connection runs one statement at a time
 
     async def start(self) -> None:
         import asyncpg
@@ -51,11 +53,10 @@ class PgFanout:
         )
         if len(payload.encode()) > MAX_PAYLOAD:  # too big to carry: listeners load it
             payload = json.dumps({"o": self.origin, "a": address, "id": frame.get("id")})
-        await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+        async with self._lock:
+            await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
 
     def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        import asyncio
-
         asyncio.get_running_loop().create_task(self._deliver(payload))
 
     async def _deliver(self, payload: str) -> None:
