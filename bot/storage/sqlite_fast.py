@@ -59,13 +59,13 @@ def _run(raw: sqlite3.Connection, op: str, params: Any, many: bool) -> tuple[Any
 
 if _AVAILABLE:
 
-    class FastCursor(AsyncAdapt_aiosqlite_cursor):  # type: ignore[misc]
+    class FastCursor(AsyncAdapt_aiosqlite_cursor):
         __slots__ = ()
 
         def __init__(self, adapt_connection: Any) -> None:
             self._adapt_connection = adapt_connection
             self._connection = adapt_connection._connection
-            self._cursor = _Result()
+            self._cursor = _Result()  # type: ignore[assignment]
             self._soft_closed_memoized = EMPTY_DICT
             self._rows = collections.deque()
 
@@ -75,7 +75,7 @@ if _AVAILABLE:
                 desc, rowcount, lastrowid, rows = await conn._execute(
                     _run, conn._conn, operation, parameters, many
                 )
-            res = self._cursor
+            res: Any = self._cursor
             res.description, res.rowcount, res.lastrowid = desc, rowcount, lastrowid
             if rows is not None:
                 self._rows = collections.deque(rows)
@@ -86,7 +86,7 @@ if _AVAILABLE:
         async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
             await self._go(operation, seq_of_parameters, True)
 
-    class FastConnection(AsyncAdapt_aiosqlite_connection):  # type: ignore[misc]
+    class FastConnection(AsyncAdapt_aiosqlite_connection):
         __slots__ = ()
         _cursor_cls = FastCursor
 
