@@ -14,9 +14,9 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -374,7 +374,6 @@ class Engine:
         if len(keys) != len(messages):
             raise ValueError("one idempotency key per message")
         dialect = s.bind.dialect.name if s.bind else "sqlite"
-        ins = pg_insert if dialect == "postgresql" else sqlite_insert
         existing: set[str] = set()
         if key_prefix is None:  # keys of the caller's: some may have been written before
             existing = set(
@@ -412,13 +411,11 @@ class Engine:
                     "client_id": None,
                 }
             )
-        msg_ids = list(
-            (
-                await s.execute(
-                    insert(Message).returning(Message.id, sort_by_parameter_order=True), rows
-                )
-            ).scalars()
-        )
+        # Core statements, compiled once and cached (ORM bulk inserts compile every time)
+        if len(rows) == 1:
+            msg_ids = [(await s.execute(_INSERT_MESSAGE, rows[0])).scalar_one()]
+        else:
+            msg_ids = list((await s.execute(_INSERT_MESSAGES, rows)).scalars())
         status = outbox.SENT if sent else outbox.PENDING
         ob_rows = []
         for (key, m), mid in zip(todo, msg_ids, strict=True):
@@ -445,18 +442,31 @@ class Engine:
                     "sent_at": now if sent else None,
                 }
             )
-        stmt = (
-            ins(OutboxMessage)
-            .values(ob_rows)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(OutboxMessage.id, OutboxMessage.message_id)
-        )
-        written = (await s.execute(stmt)).all()
+        stmt = _INSERT_OUTBOX_PG if dialect == "postgresql" else _INSERT_OUTBOX_SQLITE
+        written: list[Any] = []
+        for row in ob_rows:  # one cached statement per row: RETURNING skips conflicting keys
+            written.extend((await s.execute(stmt, row)).all())
         if len(written) < len(ob_rows):
             # a concurrent writer queued some of these keys first: drop our transcript copies
             kept = {mid for _, mid in written}
             await s.execute(delete(Message).where(Message.id.in_(set(msg_ids) - kept)))
         return [oid for oid, _ in written]
+
+
+_MESSAGES = cast(Table, Message.__table__)
+_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
+_INSERT_MESSAGES = insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True)
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+_INSERT_OUTBOX_PG = (
+    pg_insert(_OUTBOX)
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    .returning(_OUTBOX.c.id, _OUTBOX.c.message_id)
+)
+_INSERT_OUTBOX_SQLITE = (
+    sqlite_insert(_OUTBOX)
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    .returning(_OUTBOX.c.id, _OUTBOX.c.message_id)
+)
 
 
 def _stale(stamp: datetime | None, now: datetime, seconds: float = 60) -> bool:
