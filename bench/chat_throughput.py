@@ -1,6 +1,7 @@
 """Chat throughput: N concurrent clients over the REST webhook and over WebSocket, on loopback.
 
     python bench/chat_throughput.py [--clients 20] [--messages 50] [--backends sqlite,postgres]
+                                    [--rate 300]
 
 The server runs as its own process (`concierge run`) with the demo content; each client sends
 its messages one after another and waits for the answer. Prints messages/s and p50/p99 latency
@@ -73,6 +74,35 @@ def start_server(db_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], s
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+async def rest_paced(
+    url: str, clients: int, messages: int, rate: float
+) -> tuple[float, list[float]]:
+    """Open loop: the clients together offer ``rate`` messages/s, each on its own schedule."""
+    lat: list[float] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    interval = clients / rate
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+
+        async def one(i: int) -> None:
+            sender = f"paced-{uuid.uuid4().hex[:8]}"
+            start = time.perf_counter() + i * interval / clients
+            for j in range(messages):
+                delay = start + j * interval - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                t = time.perf_counter()
+                r = await client.post(
+                    "/webhooks/rest/webhook",
+                    json={"sender": sender, "message": QUESTIONS[(i + j) % len(QUESTIONS)]},
+                )
+                r.raise_for_status()
+                lat.append(time.perf_counter() - t)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(clients)))
+        return time.perf_counter() - t0, lat
 
 
 async def rest_load(url: str, clients: int, messages: int) -> tuple[float, list[float]]:
@@ -166,9 +196,12 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--messages", type=int, default=50)
     ap.add_argument("--backends", default="sqlite,postgres")
+    ap.add_argument("--rate", type=float, default=300, help="offered msg/s of the paced run")
     args = ap.parse_args()
     print(f"clients={args.clients} messages/client={args.messages} cpus={os.cpu_count()}")
-    print(f"{'backend':9} {'transport':9} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print("rest, websocket: closed loop (each client waits for its answer, then sends again);")
+    print("rest@N/s: open loop, the clients together offer N msg/s (latency at that load)")
+    print(f"{'backend':9} {'transport':12} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for backend in args.backends.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             pg_name = None
@@ -178,11 +211,19 @@ def main() -> None:
                 db_url, pg_name = create_pg_db()
             proc, url = start_server(db_url, Path(tmp))
             try:
-                for transport, fn in (("rest", rest_load), ("websocket", ws_load)):
-                    elapsed, lat = asyncio.run(fn(url, args.clients, args.messages))
+                runs = [
+                    ("rest", rest_load(url, args.clients, args.messages)),
+                    ("websocket", ws_load(url, args.clients, args.messages)),
+                    (
+                        f"rest@{args.rate:g}/s",
+                        rest_paced(url, args.clients, args.messages, args.rate),
+                    ),
+                ]
+                for transport, coro in runs:
+                    elapsed, lat = asyncio.run(coro)
                     n = len(lat)
                     print(
-                        f"{backend:9} {transport:9} {n / elapsed:8.0f} "
+                        f"{backend:9} {transport:12} {n / elapsed:8.0f} "
                         f"{statistics.median(lat) * 1000:8.1f} {pct(lat, 99) * 1000:8.1f}"
                     )
             finally:
