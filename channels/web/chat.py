@@ -252,8 +252,14 @@ class WebChat:
         await ws.send_json({"type": "typing", "on": True})
         try:
             result = await self.runtime.engine.handle(inbound)
-        finally:
+        except Exception:
+            log.exception("turn failed for web visitor %s", visitor_id)
             await ws.send_json({"type": "typing", "on": False})
+            await _error(
+                ws, "internal", "Sorry, something went wrong. Please send it again.", client_id
+            )
+            return
+        await ws.send_json({"type": "typing", "on": False})
         await ws.send_json(
             {
                 "type": "ack",
