@@ -77,7 +77,7 @@ class Settings(BaseSettings):
 
     # --- NLU --------------------------------------------------------------------------------
     nlu_backend: str = Field(default="embedded", pattern="^(embedded|rasa)$")
-    nlu_threshold: float = Field(default=0.5, ge=0, le=1)
+    nlu_threshold: float = Field(default=0.25, ge=0, le=1)
     nlu_topic_thresholds: dict[str, float] = Field(default_factory=dict)
     rasa_url: str | None = None
     rasa_token: str | None = None

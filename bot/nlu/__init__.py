@@ -1,0 +1,1 @@
+"""The embedded NLU: Rasa-format data, language identification, intents, entities."""
