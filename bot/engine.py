@@ -145,6 +145,7 @@ class Engine:
         self.clock = clock or SystemClock()
         self.max_message_bytes = max_message_bytes
         self.on_enqueued = on_enqueued
+        self.signals: Any = None  # bot.signals.Signals, set by the runtime
         self._policies: list[tuple[int, str, Policy]] = []
         self._after: list[AfterTurn] = []
 
@@ -510,6 +511,29 @@ async def feedback_policy(turn: Turn) -> bool:
             )
         )
     turn.answer_meta.update(intent=turn.intent, confidence=1.0, feedback=value, topic=topic)
+    return True
+
+
+STOP_WORDS = {"stop", "/stop", "stopp", "unsubscribe", "leiratkozom", "avsluta", "wypisz"}
+
+
+async def opt_out_policy(turn: Turn) -> bool:
+    """ "stop" (any shipped language, ``/stop``, or the ``opt_out`` intent): no more marketing,
+    at once and on every channel. Service messages (answers, order updates) still arrive."""
+    said = turn.inbound.text.strip().casefold().rstrip("!.")
+    if turn.intent != "opt_out" and said not in STOP_WORDS:
+        return False
+    c = turn.contact
+    if not c.marketing_opt_out:
+        c.marketing_opt_out = True
+        c.marketing_opt_out_at = turn.now
+        signals = getattr(turn.engine, "signals", None)
+        if signals is not None:
+            await signals.opted_out.send(
+                session=turn.session, contact=c, channel=turn.inbound.channel, now=turn.now
+            )
+    turn.say("utter_opted_out")
+    turn.answer_meta.update(intent="opt_out", confidence=turn.confidence)
     return True
 
 

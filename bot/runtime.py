@@ -13,7 +13,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.clock import Clock, SystemClock
-from bot.engine import NLU, Engine, faq_policy, feedback_buttons_hook, feedback_policy
+from bot.engine import (
+    NLU,
+    Engine,
+    faq_policy,
+    feedback_buttons_hook,
+    feedback_policy,
+    opt_out_policy,
+)
 from bot.outbox import DeliveryWorker
 from bot.ratelimit import RateLimiter
 from bot.responses import Responses
@@ -80,6 +87,8 @@ class Runtime:
             max_message_bytes=settings.max_message_bytes,
             on_enqueued=self.worker.wake,
         )
+        self.engine.signals = self.signals
+        self.engine.add_policy("opt_out", opt_out_policy, priority=40)
         self.engine.add_policy("feedback", feedback_policy, priority=50)
         self.engine.add_policy("faq", faq_policy, priority=1000)
         self.engine.add_after_turn(feedback_buttons_hook)

@@ -93,11 +93,20 @@ def postgres_server() -> Iterator[_Postgres]:
 
 
 async def truncate_all(url: str) -> None:
-    db = Database(url)
-    names = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
-    async with db.engine.begin() as conn:
-        from sqlalchemy import text
+    from sqlalchemy import text
 
+    db = Database(url)
+    async with db.engine.begin() as conn:
+        existing = set(
+            (
+                await conn.execute(
+                    text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+                )
+            ).scalars()
+        )
+        names = ", ".join(
+            f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables) if t.name in existing
+        )
         await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     await db.dispose()
 

@@ -70,3 +70,15 @@ async def test_oversized_message_refused_with_clear_reply_in_language(rt: Runtim
     res = await rt.engine.handle(msg("ä" * 3000, language="de"))
     assert res.refused == "too_large"
     assert "zu lang" in res.replies[0].text and "4096" in res.replies[0].text
+
+
+@pytest.mark.parametrize("word", ["stop", "STOP", "/stop", "Stopp", "leiratkozom"])
+async def test_stop_opts_out_of_marketing(rt: Runtime, word: str) -> None:
+    from bot.storage.models import Contact
+
+    res = await rt.engine.handle(msg(word))
+    async with rt.db.session() as s:
+        contact = (await s.execute(select(Contact))).scalar_one()
+    assert contact.marketing_opt_out is True and contact.marketing_opt_out_at is not None
+    confirmations = {rt.responses.text("utter_opted_out", lang) for lang in rt.responses.languages}
+    assert res.replies[0].text in confirmations
