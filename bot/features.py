@@ -12,3 +12,6 @@ def setup_features(runtime: Runtime) -> None:
     """Register every feature's policies, signal receivers and background tasks."""
     # one line per feature, e.g.:
     # from bot.handoff.service import setup as handoff; handoff(runtime)
+    from bot.internal import setup as internal
+
+    internal(runtime)

@@ -1,0 +1,56 @@
+"""Internal updates for employees in Slack (issue 8).
+
+Employees and audiences, updates as files with a schedule, a company calendar, frequency caps
+and a weekly digest, engagement tracking, pulse surveys, employee DMs, and a weekly support &
+sales digest. Channel-neutral: ``channels.slack_internal`` syncs people from Slack, renders
+Block Kit and turns reactions and button clicks into service calls.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.internal.service import InternalService
+    from bot.runtime import Runtime
+
+_SERVICES: weakref.WeakKeyDictionary[Runtime, InternalService] = weakref.WeakKeyDictionary()
+
+
+def setup(runtime: Runtime) -> None:
+    """Wire the feature into a runtime: DM policy, update files on start, scheduler loop."""
+    from bot.internal.config import load_internal_settings
+    from bot.internal.dm import internal_policy
+    from bot.internal.service import InternalService
+
+    config = load_internal_settings()
+    if not config.enabled:
+        return
+    svc = InternalService(runtime, config)
+    _SERVICES[runtime] = svc
+    runtime.engine.add_policy("internal", internal_policy(svc), priority=200)
+
+    async def load_files() -> None:
+        await svc.sync_files()
+
+    runtime.on_start(load_files)
+    runtime.add_background(svc.run_forever)
+
+
+def service_of(runtime: Runtime) -> InternalService:
+    """The runtime's internal-updates service (``LookupError`` when disabled)."""
+    try:
+        return _SERVICES[runtime]
+    except KeyError:
+        raise LookupError("internal updates are disabled (CONCIERGE_INTERNAL_ENABLED)") from None
+
+
+def configure(runtime: Runtime, **overrides: Any) -> InternalService:
+    """Replace the service's settings (tests, embedding): keyword arguments of InternalSettings."""
+    from bot.internal.config import InternalSettings
+
+    svc = service_of(runtime)
+    svc.config = InternalSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    svc._calendar = None
+    return svc

@@ -1,0 +1,131 @@
+"""Settings of the internal-updates feature: ``CONCIERGE_INTERNAL_*`` environment variables."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+DEFAULT_TOPICS: dict[str, list[str]] = {
+    "launch": [
+        "launch",
+        "launches",
+        "launch notes",
+        "release notes",
+        "product news",
+        "new product",
+    ],
+    "numbers": ["numbers", "customer numbers", "metrics", "kpi", "figures"],
+    "faq": ["faq", "faq topics", "new faq topics", "questions"],
+    "onboarding": ["onboarding", "new hire tips", "tips"],
+    "feedback": ["feedback", "surveys", "pulse"],
+}
+
+
+class InternalSettings(BaseSettings):
+    """Everything about internal updates an operator may want to change."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CONCIERGE_INTERNAL_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    enabled: bool = True
+    weekly_cap: int = Field(default=3, ge=0, description="Updates per employee per 7 days")
+    important_weekly_cap: int = Field(
+        default=1, ge=0, description="'important' updates that may pass the weekly cap per 7 days"
+    )
+    digest_mode: bool = Field(
+        default=True, description="Bundle low-priority updates into one weekly digest message"
+    )
+    digest_day: str = Field(default="fri", description="Weekday of the employee digest")
+    digest_time: time = Field(default=time(15, 0), description="Local time of the digest")
+    working_hours: str = Field(default="09:00-17:00", description="Local working hours")
+    working_days: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"]
+    )
+    calendar_file: Path | None = Field(
+        default=None, description="Company dates (default: <content>/updates/calendar.yml)"
+    )
+    timezone: str | None = Field(default=None, description="Company time zone (default: core)")
+    # Slack profile fields -> employee attributes: a standard profile key ("title") or the id
+    # of a custom profile field ("Xf01ABCD").
+    profile_fields: dict[str, str] = Field(
+        default_factory=lambda: {"department": "department", "title": "title"}
+    )
+    fetch_custom_fields: bool = Field(
+        default=False, description="Call users.profile.get per user for custom profile fields"
+    )
+    pulse_min_group_size: int = Field(default=5, ge=1)
+    topics: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_TOPICS))
+    new_hire_days: int = Field(default=30, ge=1)
+    team_digest: bool = True
+    team_digest_audience: str = "department:support, department:sales"
+    team_digest_day: str = "mon"
+    team_digest_time: time = time(9, 0)
+    scheduler: bool = Field(default=True, description="Run the scheduler loop in this process")
+    scheduler_interval: float = Field(default=30.0, gt=0)
+
+    @field_validator("working_days", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("working_days")
+    @classmethod
+    def _days(cls, v: list[str]) -> list[str]:
+        out = [d.lower()[:3] for d in v]
+        bad = [d for d in out if d not in WEEKDAYS]
+        if bad:
+            raise ValueError(f"unknown weekday(s) {bad}; use {', '.join(WEEKDAYS)}")
+        return out
+
+    @field_validator("digest_day", "team_digest_day")
+    @classmethod
+    def _day(cls, v: str) -> str:
+        d = v.lower()[:3]
+        if d not in WEEKDAYS:
+            raise ValueError(f"unknown weekday {v!r}; use {', '.join(WEEKDAYS)}")
+        return d
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, v: str) -> str:
+        parse_hours(v)
+        return v
+
+    @property
+    def hours(self) -> tuple[time, time]:
+        return parse_hours(self.working_hours)
+
+
+def parse_hours(value: str) -> tuple[time, time]:
+    """``"09:00-17:30"`` -> (09:00, 17:30)."""
+    try:
+        start_s, end_s = (p.strip() for p in value.split("-", 1))
+        start, end = time.fromisoformat(start_s), time.fromisoformat(end_s)
+    except ValueError:
+        raise ValueError(f"working hours {value!r}: use HH:MM-HH:MM") from None
+    if start >= end:
+        raise ValueError(f"working hours {value!r}: the start must be before the end")
+    return start, end
+
+
+def load_internal_settings(**overrides: Any) -> InternalSettings:
+    """The settings from the environment; errors name the variable."""
+    from bot.settings import SettingsError
+
+    try:
+        return InternalSettings(**overrides)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            name = "CONCIERGE_INTERNAL_" + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
