@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from bot.internal.config import WEEKDAYS, parse_hours
-from bot.internal.content import ContentError
+from bot.internal.content import ContentError, Loader
 
 KINDS = ("holiday", "launch", "event")
 
@@ -106,8 +106,8 @@ class CompanyCalendar:
             return cal
         text = path.read_text(encoding="utf-8")
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text) or {}
+            node = yaml.compose(text, Loader=Loader)
+            data = yaml.load(text, Loader=Loader) or {}  # noqa: S506 (a SafeLoader)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             raise ContentError(

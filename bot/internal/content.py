@@ -68,6 +68,16 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,120}$")
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*(?:\n|\Z)", re.DOTALL)
 
 
+class Loader(yaml.SafeLoader):
+    """YAML without implicit dates: ``2026-13-01`` is a string we check, not a crash."""
+
+
+Loader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class ContentError(ValueError):
     """A problem in an update file: ``file:line: problem``."""
 
@@ -223,8 +233,8 @@ def add_translation(spec: UpdateSpec, path: Path, lang: str) -> None:
 def _yaml_mapping(path: Path, text: str, offset: int) -> tuple[dict[str, Any], dict[str, int]]:
     """A YAML mapping and the line (1-based, in the file) of each top-level key."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=Loader)
+        data = yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 + offset if mark is not None else None

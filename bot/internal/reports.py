@@ -22,7 +22,7 @@ from bot.internal.models import (
     Update,
     UpdateDelivery,
 )
-from bot.storage.models import Message, OutboxMessage
+from bot.storage.models import Identity, Message, OutboxMessage
 from bot.storage.types import UTCDateTime
 
 if TYPE_CHECKING:
@@ -261,7 +261,13 @@ async def team_digest_data(
     s: AsyncSession, *, since: datetime, until: datetime, runtime: Runtime | None = None
 ) -> dict[str, Any]:
     """Figures of one week from the assistant's own tables (other features' when present)."""
-    staff = select(Employee.contact_id).where(Employee.contact_id.is_not(None))
+    staff = (
+        select(Identity.contact_id)
+        .where(
+            Identity.external_id.in_(select(Employee.slack_user_id)), Identity.channel == "slack"
+        )
+        .union(select(Employee.contact_id).where(Employee.contact_id.is_not(None)))
+    )
     window = (
         Message.direction == "in",
         Message.created_at >= since,
@@ -271,6 +277,7 @@ async def team_digest_data(
     conversations = (
         await s.execute(select(func.count(func.distinct(Message.conversation_id))).where(*window))
     ).scalar_one()
+    threshold = runtime.settings.nlu_threshold if runtime is not None else 0.5
     top = (
         await s.execute(
             select(Message.intent, func.count())
@@ -278,6 +285,7 @@ async def team_digest_data(
                 *window,
                 Message.intent.is_not(None),
                 Message.intent.not_in(NOT_QUESTIONS),
+                func.coalesce(Message.confidence, 1.0) >= threshold,  # unsure: a gap instead
                 ~Message.intent.like("internal%"),
             )
             .group_by(Message.intent)
@@ -285,7 +293,6 @@ async def team_digest_data(
             .limit(5)
         )
     ).all()
-    threshold = runtime.settings.nlu_threshold if runtime is not None else 0.5
     gap_text = func.lower(func.trim(Message.text))
     gaps = (
         await s.execute(

@@ -76,12 +76,16 @@ async def test_the_fourth_update_of_a_week_is_held_and_bundled_into_the_digest(
     ]
     async with rt.db.session() as s:
         held = (
-            await s.execute(
-                select(UpdateDelivery)
-                .join(Update)
-                .where(Update.key == "news-4", UpdateDelivery.status == "held")
+            (
+                await s.execute(
+                    select(UpdateDelivery)
+                    .join(Update)
+                    .where(Update.key == "news-4", UpdateDelivery.status == "held")
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     assert len(held) == 3 and all("weekly cap 3" in (d.reason or "") for d in held)
 
     await step(svc, clock, utc(9, 13, 59))  # Friday 14:59 in Berlin: not yet digest time
@@ -93,10 +97,14 @@ async def test_the_fourth_update_of_a_week_is_held_and_bundled_into_the_digest(
     assert "Weekly news number 4" in digest and "number 1" not in digest
     async with rt.db.session() as s:
         statuses = (
-            await s.execute(
-                select(UpdateDelivery.status).join(Update).where(Update.key == "news-4")
+            (
+                await s.execute(
+                    select(UpdateDelivery.status).join(Update).where(Update.key == "news-4")
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     assert sorted(statuses) == ["bundled", "bundled", "held"]  # New York's 15:00 comes later
     await step(svc, clock, utc(9, 20, 0))
     assert len(await outbox_rows(rt, address="U03CARA")) == 4
@@ -106,10 +114,20 @@ async def test_important_passes_the_cap_once_a_week_low_priority_waits_for_the_d
     rt: Runtime, svc: InternalService, content: Content, clock: ManualClock
 ) -> None:
     for i in range(1, 4):
-        content.update(f"n{i}", f"title: News {i}\naudience: user:U06FIN\nschedule: 2026-01-05 10:0{i}")
-    content.update("urgent-1", "title: Urgent one\naudience: user:U06FIN\nimportant: true\nschedule: 2026-01-05 11:00")
-    content.update("urgent-2", "title: Urgent two\naudience: user:U06FIN\nimportant: true\nschedule: 2026-01-05 12:00")
-    content.update("trivia", "title: Trivia\naudience: user:U06FIN\npriority: low\nschedule: 2026-01-05 09:30")
+        content.update(
+            f"n{i}", f"title: News {i}\naudience: user:U06FIN\nschedule: 2026-01-05 10:0{i}"
+        )
+    content.update(
+        "urgent-1",
+        "title: Urgent one\naudience: user:U06FIN\nimportant: true\nschedule: 2026-01-05 11:00",
+    )
+    content.update(
+        "urgent-2",
+        "title: Urgent two\naudience: user:U06FIN\nimportant: true\nschedule: 2026-01-05 12:00",
+    )
+    content.update(
+        "trivia", "title: Trivia\naudience: user:U06FIN\npriority: low\nschedule: 2026-01-05 09:30"
+    )
     await svc.sync_files()
     for hour, minute in ((9, 5), (10, 0), (11, 0)):  # 10:05, 11:00 and 12:00 in Berlin
         await step(svc, clock, utc(5, hour, minute))
@@ -119,9 +137,9 @@ async def test_important_passes_the_cap_once_a_week_low_priority_waits_for_the_d
         reasons = dict(
             (
                 await s.execute(
-                    select(Update.key, UpdateDelivery.reason).join(Update).where(
-                        UpdateDelivery.status == "held"
-                    )
+                    select(Update.key, UpdateDelivery.reason)
+                    .join(Update)
+                    .where(UpdateDelivery.status == "held")
                 )
             ).all()
         )
@@ -184,10 +202,17 @@ async def test_muted_topic_is_skipped_cancelled_update_is_not_sent(
     from bot.internal.models import Employee
 
     async with rt.db.session() as s:
-        anna = (await s.execute(select(Employee).where(Employee.slack_user_id == "U01ANNA"))).scalar_one()
+        anna = (
+            await s.execute(select(Employee).where(Employee.slack_user_id == "U01ANNA"))
+        ).scalar_one()
         anna.opted_down = ["launch"]
-    content.update("launch", "title: Launch\naudience: department:support\ntopic: launch\nschedule: 2026-01-05 10:00")
-    content.update("later", "title: Later\naudience: department:support\nschedule: 2026-01-06 10:00")
+    content.update(
+        "launch",
+        "title: Launch\naudience: department:support\ntopic: launch\nschedule: 2026-01-05 10:00",
+    )
+    content.update(
+        "later", "title: Later\naudience: department:support\nschedule: 2026-01-06 10:00"
+    )
     await svc.sync_files()
     await step(svc, clock, utc(5, 15, 0))
     assert {r.address for r in await outbox_rows(rt)} == {"U02BEN", "U03CARA"}
