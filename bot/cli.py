@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from bot.internal.cli import app as internal_app
 from bot.settings import Settings, SettingsError, load_settings
 from bot.storage.db import DatabaseError
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(internal_app, name="internal")
 
 ContentOpt = Annotated[
     Path | None,

@@ -106,10 +106,11 @@ class InternalSettings(BaseSettings):
 
 
 def parse_hours(value: str) -> tuple[time, time]:
-    """``"09:00-17:30"`` -> (09:00, 17:30)."""
+    """``"09:00-17:30"`` -> (09:00, 17:30); ``"00:00-24:00"`` is the whole day."""
     try:
         start_s, end_s = (p.strip() for p in value.split("-", 1))
-        start, end = time.fromisoformat(start_s), time.fromisoformat(end_s)
+        start = time.fromisoformat(start_s)
+        end = time.max if end_s in ("24:00", "24:00:00") else time.fromisoformat(end_s)
     except ValueError:
         raise ValueError(f"working hours {value!r}: use HH:MM-HH:MM") from None
     if start >= end:
