@@ -52,8 +52,6 @@ class Directory(Protocol):
 
     async def channel_members(self, channel: str) -> list[str]: ...
 
-    async def usergroup_members(self, group: str) -> list[str]: ...
-
 
 @dataclass(frozen=True, slots=True)
 class Selector:

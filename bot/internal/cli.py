@@ -398,7 +398,8 @@ def report(
             avg = f"{r.rating_avg:.1f} ({r.ratings})" if r.rating_avg is not None else "-"
             typer.echo(
                 f"  engaged {r.engaged} ({_pct(r.engagement_rate)}): reacted {r.reacted}, "
-                f"got it {r.got_it}, tell me more {r.more}, usefulness {avg}"
+                f"got it {r.got_it}, tell me more {r.more}, opened a link {r.opened_link}, "
+                f"usefulness {avg}"
             )
             for reason, n in sorted(r.skip_reasons.items()):
                 typer.echo(f"  skipped: {reason} x{n}")

@@ -60,6 +60,9 @@ class InternalSettings(BaseSettings):
     fetch_custom_fields: bool = Field(
         default=False, description="Call users.profile.get per user for custom profile fields"
     )
+    slack_sync_hours: float = Field(
+        default=6.0, ge=0, description="Sync people from Slack every N hours (0: only the CLI)"
+    )
     pulse_min_group_size: int = Field(default=5, ge=1)
     topics: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_TOPICS))
     new_hire_days: int = Field(default=30, ge=1)

@@ -67,6 +67,7 @@ class UpdateReport:
     reacted: int = 0
     got_it: int = 0
     more: int = 0
+    opened_link: int = 0
     ratings: int = 0
     rating_avg: float | None = None
     engaged: int = 0
@@ -108,6 +109,7 @@ async def update_report(s: AsyncSession, u: Update) -> UpdateReport:
     reacted: set[int] = set()
     got: set[int] = set()
     more: set[int] = set()
+    links: set[int] = set()
     ratings: dict[int, int] = {}
     anonymous_answers = 0
     for emp_id, kind, value in events:
@@ -120,6 +122,8 @@ async def update_report(s: AsyncSession, u: Update) -> UpdateReport:
             got.add(emp_id)
         elif kind == "click" and value == "more":
             more.add(emp_id)
+        elif kind == "click" and (value or "").startswith("link"):
+            links.add(emp_id)
         elif kind == "rating" and value and value.isdigit():
             ratings[emp_id] = int(value)  # the latest rating of each person
         if kind != "reaction_removed":
@@ -150,6 +154,7 @@ async def update_report(s: AsyncSession, u: Update) -> UpdateReport:
         if d.employee_id in engaged_people:
             dept[name]["engaged"] += 1
     r.reacted, r.got_it, r.more = len(reacted), len(got), len(more)
+    r.opened_link = len(links)
     r.ratings = len(ratings)
     r.rating_avg = sum(ratings.values()) / len(ratings) if ratings else None
     r.engaged = len(engaged_people) + anonymous_answers

@@ -839,7 +839,8 @@ class InternalService:
         event_key: str,
         now: datetime,
     ) -> str | None:
-        """A "Got it" / "Tell me more" / 1-5 click; returns the reply text (None: a retry)."""
+        """A "Got it" / "Tell me more" / 1-5 / link click: the reply text ("" for none), or None
+        for a retry or a click that is not ours."""
         u = await s.get(Update, update_id)
         if u is None:
             return None
@@ -849,6 +850,8 @@ class InternalService:
                 return None
         elif value in ("got_it", "more"):
             kind, val = "click", value
+        elif value.startswith("link:"):
+            kind, val = "click", value[:64]
         else:
             return None
         if not await self.record(
@@ -866,6 +869,8 @@ class InternalService:
             return self.texts("ack_rating", lang, value=val)
         if val == "got_it":
             return self.texts("ack_got_it", lang)
+        if val.startswith("link:"):
+            return ""  # the link opened: counted, nothing to say
         more = (u.content or {}).get("more") or {}
         base = (u.content or {}).get("language") or "en"
         text = more.get(lang or base) or more.get(base)

@@ -1,0 +1,444 @@
+"""Slack for internal updates: people from ``users.list``, Block Kit, reactions and clicks.
+
+Only translation happens here: Slack users become :class:`~bot.internal.employees.EmployeeRecord`
+rows, updates become Block Kit (in ``Outbound.metadata["blocks"]``, which the Slack sender posts
+as they are), and ``reaction_added`` / ``block_actions`` become calls of
+:class:`~bot.internal.service.InternalService`. Employee DMs ("what's new?") reach the engine
+through the Slack channel like any message and are answered by ``bot.internal.dm``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import UTC, date, datetime, time
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.engine import parse_payload
+from bot.internal import service_of
+from bot.internal.employees import EmployeeRecord, SyncResult, upsert_employees
+from bot.internal.render import (
+    FEEDBACK_INTENT,
+    PULSE_INTENT,
+    Item,
+    PlainRenderer,
+    Texts,
+    feedback_payload,
+    team_digest_text,
+)
+from bot.types import Outbound
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
+
+    from bot.internal.service import InternalService
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+ACTION_ID = re.compile(r"^internal_(feedback|pulse|link)(:.*)?$")
+STANDARD_PROFILE = {"title", "real_name", "display_name", "phone", "pronouns", "email"}
+
+
+# --- people --------------------------------------------------------------------------------------
+
+
+def slack_client(runtime: Runtime) -> AsyncWebClient:
+    s = runtime.settings
+    if not s.slack_bot_token:
+        raise LookupError("CONCIERGE_SLACK_BOT_TOKEN is not set")
+    base = (s.slack_api_url or "https://slack.com/api/").rstrip("/") + "/"
+    return AsyncWebClient(token=s.slack_bot_token, base_url=base)
+
+
+class SlackDirectory:
+    """Channel members, asked from Slack when an audience names a channel."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def channel_members(self, channel: str) -> list[str]:
+        members: list[str] = []
+        cursor: str | None = None
+        while True:
+            resp = await self.client.conversations_members(
+                channel=channel, cursor=cursor, limit=200
+            )
+            members += [str(m) for m in resp.get("members") or []]
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return members
+
+
+def _profile_value(user: dict[str, Any], profile: dict[str, Any], key: str) -> str | None:
+    """A standard profile key (``title``), a custom field id (``Xf01ABC``), or a user key."""
+    if key in profile and isinstance(profile[key], str):
+        return profile[key].strip() or None
+    field = (profile.get("fields") or {}).get(key)
+    if isinstance(field, dict) and str(field.get("value") or "").strip():
+        return str(field["value"]).strip()
+    if key in user and isinstance(user[key], str):
+        return user[key].strip() or None
+    return None
+
+
+def _as_joined(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        if value.isdigit():  # Slack date fields may be epoch seconds
+            return datetime.fromtimestamp(int(value), UTC)
+        return datetime.combine(date.fromisoformat(value[:10]), time(0), tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+async def fetch_people(
+    client: AsyncWebClient, mapping: dict[str, str], *, fetch_custom_fields: bool = False
+) -> tuple[list[EmployeeRecord], list[str]]:
+    """Everyone in the workspace (bots left out), with user groups, mapped to records."""
+    errors: list[str] = []
+    users: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        resp = await client.users_list(cursor=cursor, limit=200, include_locale=True)
+        users += list(resp.get("members") or [])
+        cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            break
+    groups: dict[str, list[str]] | None = {}
+    try:
+        found: dict[str, list[str]] = {}
+        resp = await client.usergroups_list(include_users=True)
+        for g in resp.get("usergroups") or []:
+            ids = g.get("users")
+            if ids is None:
+                ids = (await client.usergroups_users_list(usergroup=g["id"])).get("users") or []
+            for uid in ids:
+                found.setdefault(str(uid), []).extend([str(g["handle"]), str(g["id"])])
+        groups = found
+    except SlackApiError as e:
+        errors.append(f"usergroups.list: {e.response.get('error')} (group audiences not updated)")
+        groups = None
+    custom = [k for k in mapping.values() if k not in STANDARD_PROFILE]
+    records = []
+    for u in users:
+        if u.get("is_bot") or u.get("is_app_user") or u.get("id") == "USLACKBOT":
+            continue
+        profile = dict(u.get("profile") or {})
+        if fetch_custom_fields and custom and not profile.get("fields"):
+            try:
+                extra = await client.users_profile_get(user=u["id"])
+                profile["fields"] = (extra.get("profile") or {}).get("fields") or {}
+            except SlackApiError as e:
+                errors.append(f"users.profile.get {u['id']}: {e.response.get('error')}")
+        values = {attr: _profile_value(u, profile, key) for attr, key in mapping.items()}
+        locale = str(u.get("locale") or "")
+        records.append(
+            EmployeeRecord(
+                slack_user_id=str(u["id"]),
+                email=profile.get("email") or None,
+                name=str(profile.get("real_name") or u.get("real_name") or u.get("name") or ""),
+                department=values.get("department"),
+                title=values.get("title"),
+                language=values.get("language") or (locale[:2].lower() if locale else None),
+                timezone=u.get("tz") or None,
+                joined_at=_as_joined(values.get("joined_at")),
+                groups=None if groups is None else groups.get(str(u["id"]), []),
+                active=not u.get("deleted", False),
+            )
+        )
+    return records, errors
+
+
+async def sync_employees(svc: InternalService, client: AsyncWebClient | None = None) -> SyncResult:
+    """``users.list`` -> employees (profile fields mapped by ``CONCIERGE_INTERNAL_PROFILE_FIELDS``)."""
+    client = client or slack_client(svc.runtime)
+    records, errors = await fetch_people(
+        client, svc.config.profile_fields, fetch_custom_fields=svc.config.fetch_custom_fields
+    )
+    async with svc.db.session() as s:
+        result = await upsert_employees(
+            s, records, now=svc.runtime.clock.now(), source="slack", deactivate_missing=True
+        )
+    result.errors += errors
+    return result
+
+
+# --- Block Kit ---------------------------------------------------------------------------------
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
+_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
+_HEADING = re.compile(r"^#{1,6}\s+(.+)$", re.MULTILINE)
+_BULLET = re.compile(r"^(\s*)[-*]\s+", re.MULTILINE)
+
+
+def to_mrkdwn(markdown: str) -> str:
+    """Markdown as Slack mrkdwn: bold, links, headings, bullets."""
+    text = markdown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1)}>", text)
+    text = _HEADING.sub(lambda m: f"*{m.group(1).strip()}*", text)
+    text = _BULLET.sub(lambda m: f"{m.group(1)}• ", text)
+    return _BOLD.sub(lambda m: f"*{m.group(1) or m.group(2)}*", text)
+
+
+def _plain(text: str, limit: int = 75) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text[:limit], "emoji": True}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+class SlackRenderer(PlainRenderer):
+    """The plain message plus its Block Kit copy in ``metadata["blocks"]``."""
+
+    def update(self, item: Item) -> Outbound:
+        plain = super().update(item)
+        return _with_blocks(plain, self.blocks(item))
+
+    def digest(self, items: list[Item], language: str) -> Outbound:
+        plain = super().digest(items, language)
+        blocks: list[dict[str, Any]] = [
+            _section(self.t("digest_intro", language, count=len(items)))
+        ]
+        for it in items:
+            blocks.append({"type": "divider"})
+            line = f"*{it.title}*\n{to_mrkdwn(it.summary(300))}"
+            if it.links:
+                line += "\n" + " · ".join(f"<{ln['url']}|{ln['title']}>" for ln in it.links)
+            blocks.append(_section(line))
+            if it.pulse:
+                blocks += self._pulse(it)
+        return _with_blocks(plain, blocks[:50])
+
+    def blocks(self, item: Item) -> list[dict[str, Any]]:
+        if item.team is not None:
+            text = team_digest_text(item.team, self.t, item.language)
+            return [_section(part) for part in text.split("\n\n") if part.strip()]
+        blocks: list[dict[str, Any]] = [
+            {"type": "header", "text": _plain(item.title, 150)},
+            _section(to_mrkdwn(item.body)),
+        ]
+        if item.links:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "elements": [
+                        {
+                            "type": "button",
+                            "text": _plain(link["title"]),
+                            "url": link["url"],
+                            "action_id": f"internal_link:{i}",
+                            "value": feedback_payload(item.update_id, f"link:{i}"),
+                        }
+                        for i, link in enumerate(item.links[:5])
+                    ],
+                }
+            )
+        if item.pulse:
+            return blocks + self._pulse(item)
+        buttons = self.buttons(item)
+        if not buttons:
+            return blocks
+        main = [b for b in buttons if '"rating:' not in b.payload]
+        ratings = [b for b in buttons if '"rating:' in b.payload]
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": _plain(b.title),
+                        "value": b.payload,
+                        "action_id": f"internal_feedback:{i}",
+                        **({"style": "primary"} if i == 0 else {}),
+                    }
+                    for i, b in enumerate(main)
+                ],
+            }
+        )
+        blocks.append(
+            {"type": "context", "elements": [_mrkdwn(self.t("rate_prompt", item.language))]}
+        )
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": _plain(b.title),
+                        "value": b.payload,
+                        "action_id": f"internal_feedback:rating:{b.title}",
+                    }
+                    for b in ratings
+                ],
+            }
+        )
+        return blocks
+
+    def _pulse(self, item: Item) -> list[dict[str, Any]]:
+        assert item.pulse is not None
+        out: list[dict[str, Any]] = [_section(f"*{item.pulse['question']}*")]
+        buttons = self.buttons(item)
+        for start in range(0, len(buttons), 5):  # at most 5 buttons look right in a row
+            out.append(
+                {
+                    "type": "actions",
+                    "elements": [
+                        {
+                            "type": "button",
+                            "text": _plain(b.title),
+                            "value": b.payload,
+                            "action_id": f"internal_pulse:{start + i}",
+                        }
+                        for i, b in enumerate(buttons[start : start + 5])
+                    ],
+                }
+            )
+        if item.pulse.get("anonymous"):
+            note = self.t("pulse_anonymous_note", item.language, min=item.pulse["min"])
+            out.append({"type": "context", "elements": [_mrkdwn(note)]})
+        return out
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _with_blocks(plain: Outbound, blocks: list[dict[str, Any]]) -> Outbound:
+    return Outbound(
+        text=plain.text,
+        buttons=plain.buttons,
+        purpose=plain.purpose,
+        sender=plain.sender,
+        thread_id=plain.thread_id,
+        metadata={**plain.metadata, "blocks": blocks},
+    )
+
+
+# --- events and clicks ---------------------------------------------------------------------------
+
+
+async def on_reaction(svc: InternalService, body: dict[str, Any], removed: bool = False) -> bool:
+    """``reaction_added`` / ``reaction_removed``: counted once per Slack event id."""
+    event = body.get("event") or {}
+    item = event.get("item") or {}
+    if item.get("type") != "message" or not event.get("user") or not item.get("ts"):
+        return False
+    event_id = str(
+        body.get("event_id") or f"{event.get('user')}:{item['ts']}:{event.get('event_ts')}"
+    )
+    counted = await svc.reaction(
+        event_key=f"slack-event:{event_id}",
+        slack_user=str(event["user"]),
+        channel=item.get("channel"),
+        ts=str(item["ts"]),
+        reaction=str(event.get("reaction") or ""),
+        removed=removed,
+    )
+    return counted
+
+
+async def on_action(svc: InternalService, body: dict[str, Any], action: dict[str, Any]) -> bool:
+    """A pressed update or pulse button: recorded once, answered in the message's thread."""
+    parsed = parse_payload(str(action.get("value") or ""))
+    user = (body.get("user") or {}).get("id")
+    if parsed is None or not user:
+        return False
+    intent = parsed["intent"]["name"]
+    values = {e["entity"]: e["value"] for e in parsed["entities"]}
+    container = body.get("container") or {}
+    ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+    event_key = f"slack-action:{body.get('trigger_id') or action.get('action_ts')}"
+    now = svc.runtime.clock.now()
+    async with svc.db.session() as s:
+        emp = await svc.employee_by_slack(s, str(user))
+        if emp is None:
+            return False
+        try:
+            if intent == FEEDBACK_INTENT:
+                text = await svc.feedback(
+                    s,
+                    emp,
+                    int(values["update"]),
+                    str(values["value"]),
+                    event_key=event_key,
+                    now=now,
+                )
+            elif intent == PULSE_INTENT:
+                text = await svc.pulse_answer(
+                    s,
+                    emp,
+                    int(values["survey"]),
+                    str(values["value"]),
+                    event_key=event_key,
+                    now=now,
+                )
+            else:
+                return False
+        except (KeyError, TypeError, ValueError):
+            return False
+        if text is None:
+            return False
+        if text:
+            await svc.send_to(
+                s,
+                emp,
+                svc.renderer.text(text, thread_id=str(ts) if ts else None),
+                key=f"internal:reply:{event_key}",
+                now=now,
+            )
+    svc.runtime.worker.wake()
+    return True
+
+
+def register(app: AsyncApp, runtime: Runtime) -> None:
+    """Add the internal-updates listeners to the Slack channel's Bolt app."""
+    try:
+        svc = service_of(runtime)
+    except LookupError:
+        return
+
+    async def reaction_added(body: dict[str, Any]) -> None:
+        await on_reaction(svc, body)
+
+    async def reaction_removed(body: dict[str, Any]) -> None:
+        await on_reaction(svc, body, removed=True)
+
+    async def action(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        await on_action(svc, body, action)
+
+    app.event("reaction_added")(reaction_added)
+    app.event("reaction_removed")(reaction_removed)
+    app.action(ACTION_ID)(action)
+
+
+def setup(runtime: Runtime) -> None:
+    """With a Slack token: Block Kit rendering, channel audiences, a periodic people sync."""
+    try:
+        svc = service_of(runtime)
+    except LookupError:
+        return
+    if not runtime.settings.slack_bot_token:
+        return
+    client = slack_client(runtime)
+    svc.renderer = SlackRenderer(Texts(runtime.responses, runtime.settings.default_language))
+    svc.directory = SlackDirectory(client)
+    hours = svc.config.slack_sync_hours
+    if hours > 0:
+
+        async def sync_loop() -> None:
+            while True:
+                try:
+                    log.info("slack people sync: %s", await sync_employees(svc, client))
+                except Exception:
+                    log.exception("slack people sync failed")
+                await asyncio.sleep(hours * 3600)
+
+        runtime.add_background(sync_loop)
