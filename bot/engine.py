@@ -26,6 +26,7 @@ from bot import outbox
 from bot.clock import Clock, SystemClock
 from bot.contacts import resolve_identity
 from bot.responses import Responses
+from bot.splitting import split_text
 from bot.storage.db import Database
 from bot.storage.models import Contact, Conversation, Identity, Message, OutboxMessage
 from bot.types import Button, Inbound, Outbound
@@ -146,6 +147,8 @@ class Engine:
         self.max_message_bytes = max_message_bytes
         self.on_enqueued = on_enqueued
         self.signals: Any = None  # bot.signals.Signals, set by the runtime
+        # longest text a channel takes; longer messages become several (channels set these)
+        self.text_limits: dict[str, int] = {}
         self._policies: list[tuple[int, str, Policy]] = []
         self._after: list[AfterTurn] = []
 
@@ -374,6 +377,9 @@ class Engine:
         keys = keys or [f"{key_prefix}:{i}" for i in range(len(messages))]
         if len(keys) != len(messages):
             raise ValueError("one idempotency key per message")
+        limit = self.text_limits.get(channel)
+        if limit and any(len(m.text) > limit for m in messages):
+            messages, keys = _split_long(messages, keys, limit)
         dialect = s.bind.dialect.name if s.bind else "sqlite"
         existing: set[str] = set()
         if key_prefix is None:  # keys of the caller's: some may have been written before
@@ -468,6 +474,34 @@ _INSERT_OUTBOX_SQLITE = (
     .on_conflict_do_nothing(index_elements=["idempotency_key"])
     .returning(_OUTBOX.c.id, _OUTBOX.c.message_id)
 )
+
+
+def _split_long(
+    messages: list[Outbound], keys: list[str], limit: int
+) -> tuple[list[Outbound], list[str]]:
+    """Long texts become several messages (buttons stay on the last part)."""
+    out_m: list[Outbound] = []
+    out_k: list[str] = []
+    for m, k in zip(messages, keys, strict=True):
+        if len(m.text) <= limit:
+            out_m.append(m)
+            out_k.append(k)
+            continue
+        parts = split_text(m.text, limit)
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            out_m.append(
+                Outbound(
+                    text=part,
+                    buttons=m.buttons if last else (),
+                    purpose=m.purpose,
+                    sender=m.sender,
+                    thread_id=m.thread_id,
+                    metadata={**m.metadata, "part": f"{i + 1}/{len(parts)}"},
+                )
+            )
+            out_k.append(k if i == 0 else f"{k}.p{i + 1}")
+    return out_m, out_k
 
 
 def _stale(stamp: datetime | None, now: datetime, seconds: float = 60) -> bool:

@@ -35,7 +35,9 @@ STATIC = WEB_DIR / "static"
 RouteFactory = Callable[[Runtime], Iterable[BaseRoute]]
 # Channel and feature modules that contribute routes; each is called with the runtime and
 # returns its routes (an empty list when it is not configured).
-ROUTE_FACTORIES: list[str] = []
+ROUTE_FACTORIES: list[str] = [
+    "channels.telegram:routes",
+]
 
 
 def create_app(

@@ -1,0 +1,58 @@
+"""Factories for platform updates in tests (python-telegram-bot's tests/auxil style)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+_ids = itertools.count(1)
+
+
+def tg_user(
+    user_id: int = 4242, first_name: str = "Anna", language_code: str | None = "en"
+) -> dict[str, Any]:
+    u: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
+    if language_code:
+        u["language_code"] = language_code
+    return u
+
+
+def tg_message(
+    text: str,
+    user_id: int = 4242,
+    chat_id: int | None = None,
+    first_name: str = "Anna",
+    language_code: str | None = "en",
+) -> dict[str, Any]:
+    """An update with a private text message (``/start x`` gets its bot_command entity)."""
+    msg: dict[str, Any] = {
+        "message_id": next(_ids),
+        "date": int(time.time()),
+        "chat": {"id": chat_id or user_id, "type": "private", "first_name": first_name},
+        "from": tg_user(user_id, first_name, language_code),
+        "text": text,
+    }
+    if text.startswith("/"):
+        msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    return {"message": msg}
+
+
+def tg_callback(
+    data: str, user_id: int = 4242, chat_id: int | None = None, message_id: int = 1000
+) -> dict[str, Any]:
+    """An update with a button press on an inline keyboard."""
+    return {
+        "callback_query": {
+            "id": str(next(_ids)),
+            "from": tg_user(user_id),
+            "chat_instance": "ci",
+            "data": data,
+            "message": {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": {"id": chat_id or user_id, "type": "private"},
+                "text": "…",
+            },
+        }
+    }

@@ -1,0 +1,165 @@
+"""Telegram end to end: the real python-telegram-bot client against a fake Bot API server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from bot.settings import Settings
+from tests.auxil.build_messages import tg_callback, tg_message
+from tests.conftest import REFERENCE_SHOP, LiveServer
+from tests.fakes.telegram_api import FakeTelegram
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def polling(
+    telegram: FakeTelegram,
+    db_url: str,
+    make_settings: Callable[..., Settings],
+    start_server: Callable[..., LiveServer],
+) -> LiveServer:
+    return start_server(
+        make_settings(
+            db_url,
+            content_dir=REFERENCE_SHOP,
+            telegram_token=telegram.token,
+            telegram_api_url=telegram.url,
+        )
+    )
+
+
+def test_german_question_gets_german_answer(telegram: FakeTelegram, polling: LiveServer) -> None:
+    telegram.push_update(
+        tg_message("Wie lange habe ich Garantie auf die Maschine?", language_code="de", user_id=7)
+    )
+    sent = telegram.wait_for("sendMessage", 1, where=lambda c: str(c.params["chat_id"]) == "7")
+    assert sent, "no answer sent"
+    assert "Garantie" in str(sent[0].params["text"])
+    assert telegram.calls_to("sendChatAction")  # typing while working
+    assert telegram.calls_to("deleteWebhook")  # polling mode clears a webhook
+
+
+def test_button_press_is_answered_and_takes_the_engine_path(
+    telegram: FakeTelegram, polling: LiveServer
+) -> None:
+    telegram.push_update(tg_message("How long is the warranty?", user_id=8))
+    calls = telegram.wait_for("sendMessage", 2, where=lambda c: str(c.params["chat_id"]) == "8")
+    keyboard = calls[-1].params["reply_markup"]["inline_keyboard"]
+    yes = keyboard[0][0]
+    telegram.push_update(tg_callback(yes["callback_data"], user_id=8))
+    assert telegram.wait_for("answerCallbackQuery", 1)
+    texts = [
+        str(c.params["text"])
+        for c in telegram.wait_for(
+            "sendMessage", 3, where=lambda c: str(c.params["chat_id"]) == "8"
+        )
+    ]
+    assert texts[-1] == "Thanks for letting me know!"
+
+
+@pytest.mark.parametrize("scenario", ["429", "500", "reset"])
+def test_outage_delays_but_every_message_arrives_once(
+    telegram: FakeTelegram, polling: LiveServer, scenario: str
+) -> None:
+    telegram.play(scenario, "sendMessage", times=2, retry_after=1)
+    for i, q in enumerate(["hello", "Do you ship to Norway?", "Can I pay with PayPal?"]):
+        telegram.push_update(tg_message(q, user_id=100 + i))
+    for i in range(3):
+        telegram.wait_for(
+            "sendMessage",
+            1,
+            timeout=20,
+            where=lambda c, i=i: str(c.params["chat_id"]) == str(100 + i),
+        )
+    import time
+
+    time.sleep(1.5)  # give a wrongly repeated send the time to show up
+    for i in range(3):
+        texts = telegram.sent_texts(100 + i)
+        assert len(texts) == len(set(texts)), f"chat {100 + i} got a message twice: {texts}"
+    # the failed calls were really made, then retried
+    assert len(telegram.calls_to("sendMessage", failed=True)) == 2
+
+
+def test_blocked_user_is_marked_unreachable(telegram: FakeTelegram, polling: LiveServer) -> None:
+    telegram.play("403", "sendMessage", times=5)
+    telegram.push_update(tg_message("hello", user_id=55))
+    import asyncio
+
+    from sqlalchemy import select
+
+    from bot.storage.db import Database
+    from bot.storage.models import Identity, OutboxMessage
+
+    async def check() -> tuple[bool, list[str]]:
+        db = Database(polling.app.state.runtime.settings.database_url)
+        for _ in range(100):
+            async with db.session() as s:
+                ident = (
+                    await s.execute(select(Identity).where(Identity.external_id == "55"))
+                ).scalar_one_or_none()
+                rows = (await s.execute(select(OutboxMessage.status))).scalars().all()
+            if ident is not None and not ident.reachable:
+                break
+            await asyncio.sleep(0.1)
+        await db.dispose()
+        assert ident is not None
+        return ident.reachable, list(rows)
+
+    reachable, statuses = asyncio.run(check())
+    assert reachable is False
+    assert "dead" in statuses
+
+
+def test_webhook_checks_the_secret_token(
+    telegram: FakeTelegram,
+    sqlite_url: str,
+    make_settings: Callable[..., Settings],
+    start_server: Callable[..., LiveServer],
+) -> None:
+    srv = start_server(
+        make_settings(
+            sqlite_url,
+            content_dir=REFERENCE_SHOP,
+            telegram_token=telegram.token,
+            telegram_api_url=telegram.url,
+            telegram_mode="webhook",
+            telegram_webhook_secret="s3cret",
+            public_url="https://shop.example",
+        )
+    )
+    assert telegram.webhook_url == "https://shop.example/telegram/webhook"
+    update = {"update_id": 1, **tg_message("hello", user_id=9)}
+    bad = httpx.post(
+        f"{srv.url}/telegram/webhook",
+        json=update,
+        headers={"X-Telegram-Bot-Api-Secret-Token": "nope"},
+    )
+    assert bad.status_code == 403
+    assert httpx.post(f"{srv.url}/telegram/webhook", json=update).status_code == 403
+    ok = httpx.post(
+        f"{srv.url}/telegram/webhook",
+        json=update,
+        headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"},
+    )
+    assert ok.status_code == 200
+    assert telegram.wait_for("sendMessage", 1, where=lambda c: str(c.params["chat_id"]) == "9")
+    # the same update delivered again (Telegram retries) is answered once
+    httpx.post(
+        f"{srv.url}/telegram/webhook",
+        json=update,
+        headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"},
+    )
+    import time
+
+    time.sleep(1)
+    assert len(telegram.sent_texts(9)) == 1

@@ -1,0 +1,130 @@
+"""A fake external API: a real aiohttp server on 127.0.0.1, port 0, in a thread of its own.
+
+It records every call and plays scenarios (429 with retry-after, 403, 500, slow answers,
+connection resets), in the manner of opsdroid's ``testing/external_api.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    ok: bool = True  # False when a scenario made it fail
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Scenario:
+    """What the next matching call gets instead of the normal answer."""
+
+    kind: str  # "429" | "403" | "500" | "slow" | "reset" | "custom"
+    method: str | None = None  # None: any method
+    times: int = 1
+    retry_after: float = 1.0
+    delay: float = 0.0
+    body: Any = None
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.scenarios: list[Scenario] = []
+        self._lock = threading.Lock()
+        self.loop = asyncio.new_event_loop()
+        self.app = web.Application(client_max_size=20 * 1024 * 1024)
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    async def _start(self) -> None:
+        self.runner = web.AppRunner(self.app, shutdown_timeout=0.5)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+    # --- scenarios and records -------------------------------------------------------
+    def play(self, kind: str, method: str | None = None, times: int = 1, **kw: Any) -> None:
+        with self._lock:
+            self.scenarios.append(Scenario(kind, method, times, **kw))
+
+    def _take_scenario(self, method: str) -> Scenario | None:
+        with self._lock:
+            for sc in self.scenarios:
+                if sc.method in (None, method) and sc.times > 0:
+                    sc.times -= 1
+                    if sc.times == 0:
+                        self.scenarios.remove(sc)
+                    return sc
+        return None
+
+    def record(self, method: str, params: dict[str, Any], ok: bool = True) -> None:
+        with self._lock:
+            self.calls.append(Call(method, params, ok))
+
+    def calls_to(self, method: str, *, failed: bool = False) -> list[Call]:
+        """Calls that succeeded (``failed=True``: those a scenario failed)."""
+        with self._lock:
+            return [c for c in self.calls if c.method == method and c.ok != failed]
+
+    def wait_for(
+        self,
+        method: str,
+        count: int = 1,
+        timeout: float = 10.0,
+        where: Callable[[Call], bool] | None = None,
+    ) -> list[Call]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [c for c in self.calls_to(method) if where is None or where(c)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
+
+async def read_params(request: web.Request) -> dict[str, Any]:
+    """Form, JSON or multipart bodies, and query parameters, as one dict."""
+    params: dict[str, Any] = dict(request.query)
+    ctype = request.content_type
+    if ctype == "application/json":
+        body = await request.read()
+        if body:
+            params.update(json.loads(body))
+    elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        for k, v in form.items():
+            text = v if isinstance(v, str) else v.file.read().decode()  # type: ignore[union-attr]
+            try:
+                params[k] = json.loads(text) if text[:1] in "[{" else text
+            except json.JSONDecodeError:
+                params[k] = text
+    return params
