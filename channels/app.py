@@ -37,6 +37,7 @@ RouteFactory = Callable[[Runtime], Iterable[BaseRoute]]
 # returns its routes (an empty list when it is not configured).
 ROUTE_FACTORIES: list[str] = [
     "channels.telegram:routes",
+    "channels.slack:routes",
 ]
 
 

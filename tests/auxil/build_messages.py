@@ -56,3 +56,40 @@ def tg_callback(
             },
         }
     }
+
+
+def slack_dm(
+    text: str, user: str = "U1", channel: str = "D1", msg_id: str | None = None
+) -> dict[str, Any]:
+    """A direct message event (``message.im``)."""
+    return {
+        "type": "message",
+        "channel_type": "im",
+        "channel": channel,
+        "user": user,
+        "text": text,
+        "ts": f"{time.time():.6f}",
+        "client_msg_id": msg_id or f"m-{next(_ids)}",
+    }
+
+
+def slack_block_action(
+    value: str, user: str = "U1", channel: str = "D1", text: str = "Yes"
+) -> dict[str, Any]:
+    """An interactivity payload for a press on one of our buttons."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user},
+        "channel": {"id": channel},
+        "trigger_id": f"t-{next(_ids)}",
+        "team": {"id": "T1"},
+        "actions": [
+            {
+                "type": "button",
+                "action_id": "concierge:0",
+                "value": value,
+                "text": {"type": "plain_text", "text": text},
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }

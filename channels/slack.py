@@ -1,0 +1,239 @@
+"""Slack, through slack-bolt (async): Events API over HTTP (signed) or Socket Mode.
+
+Inbound: direct messages and mentions become an :class:`~bot.types.Inbound`; a press on one of
+our Block Kit buttons carries the button's payload. Bolt verifies ``X-Slack-Signature`` (and its
+5-minute window) and acknowledges at once; the turn runs after the acknowledgement. A retried
+event (``X-Slack-Retry-Num``) carries the same message id and the engine drops it.
+Outbound: :class:`SlackSender` posts ``chat.postMessage`` with Block Kit buttons.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from bot.ratelimit import Rate, RateLimiter
+from bot.runtime import Runtime
+from bot.types import (
+    Delivery,
+    Inbound,
+    PermanentError,
+    RetryAfter,
+    SendResult,
+    TransientError,
+    Unreachable,
+)
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "slack"
+MAX_TEXT = 3000  # a section block's text limit
+ACTION_PREFIX = "concierge:"
+_MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
+UNREACHABLE = {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "account_inactive",
+    "user_not_found",
+    "cannot_dm_bot",
+}
+
+
+def web_client(runtime: Runtime) -> AsyncWebClient:
+    s = runtime.settings
+    kwargs: dict[str, Any] = {"token": s.slack_bot_token}
+    if s.slack_api_url:
+        kwargs["base_url"] = s.slack_api_url.rstrip("/") + "/"
+    return AsyncWebClient(**kwargs)
+
+
+def blocks_for(text: str, buttons: list[dict[str, str]]) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    if buttons:
+        elements = []
+        for i, b in enumerate(buttons[:25]):
+            el: dict[str, Any] = {
+                "type": "button",
+                "text": {"type": "plain_text", "text": b["title"][:75], "emoji": True},
+                "action_id": f"{ACTION_PREFIX}{i}",
+            }
+            if b.get("url"):
+                el["url"] = b["url"]
+            else:
+                el["value"] = b["payload"][:2000]
+            elements.append(el)
+        blocks.append({"type": "actions", "elements": elements})
+    return blocks
+
+
+class SlackSender:
+    channel = CHANNEL
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def send(self, delivery: Delivery) -> SendResult:
+        m = delivery.message
+        blocks = m.metadata.get("blocks") or blocks_for(
+            _escape(m.text), [b.to_dict() for b in m.buttons]
+        )
+        kwargs: dict[str, Any] = {"channel": delivery.address, "text": m.text, "blocks": blocks}
+        if m.thread_id:
+            kwargs["thread_ts"] = m.thread_id
+        try:
+            resp = await self.client.chat_postMessage(**kwargs)
+        except SlackApiError as e:
+            error = str(e.response.get("error", "")) if e.response is not None else ""
+            status = e.response.status_code if e.response is not None else 0
+            if status == 429 or error == "ratelimited":
+                retry = float(e.response.headers.get("Retry-After", 1)) if e.response else 1.0
+                raise RetryAfter(retry) from e
+            if error in UNREACHABLE:
+                raise Unreachable(error) from e
+            if status >= 500 or error in ("internal_error", "fatal_error", "service_unavailable"):
+                raise TransientError(error or f"HTTP {status}") from e
+            raise PermanentError(error or f"HTTP {status}") from e
+        except (OSError, TimeoutError) as e:
+            raise TransientError(f"{type(e).__name__}: {e}") from e
+        return SendResult(platform_message_id=str(resp.get("ts")))
+
+
+def _escape(text: str) -> str:
+    """Slack's mrkdwn control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class SlackChannel:
+    def __init__(self, runtime: Runtime) -> None:
+        s = runtime.settings
+        self.runtime = runtime
+        self.client = web_client(runtime)
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=s.slack_signing_secret or "",
+            process_before_response=False,
+            request_verification_enabled=bool(s.slack_signing_secret),
+        )
+        self.handler = AsyncSlackRequestHandler(self.app)
+        self.sender = SlackSender(self.client)
+        self.bot_user_id: str | None = None
+        self._socket: Any = None
+        self.app.event("message")(self._on_message)
+        self.app.event("app_mention")(self._on_mention)
+        self.app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
+        try:
+            from channels import slack_internal
+        except ImportError:  # the internal-updates feature is not installed
+            pass
+        else:
+            slack_internal.register(self.app, runtime)
+
+    async def start(self) -> None:
+        try:
+            auth = await self.client.auth_test()
+            self.bot_user_id = auth.get("user_id")
+        except Exception as e:  # Slack unreachable at start: keep going, delivery retries
+            log.warning("Slack auth.test failed: %s", e)
+        if self.runtime.settings.slack_app_token:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self._socket = AsyncSocketModeHandler(self.app, self.runtime.settings.slack_app_token)
+            await self._socket.connect_async()
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+
+    # --- listeners -------------------------------------------------------------------------
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+            return
+        if self.bot_user_id and event.get("user") == self.bot_user_id:
+            return
+        await self._handle(event, body, event.get("text") or "")
+
+    async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        text = _MENTION.sub("", event.get("text") or "").strip()
+        await self._handle(event, body, text, thread=event.get("thread_ts") or event.get("ts"))
+
+    async def _handle(
+        self, event: dict[str, Any], body: dict[str, Any], text: str, thread: str | None = None
+    ) -> None:
+        user = event.get("user")
+        if not user or not text:
+            return
+        msg_id = event.get("client_msg_id") or f"{event.get('channel')}:{event.get('ts')}"
+        await self.runtime.engine.handle(
+            Inbound(
+                channel=CHANNEL,
+                external_id=str(user),
+                address=str(event.get("channel")),
+                text=text,
+                platform_message_id=str(msg_id),
+                thread_id=thread,
+                metadata={"team": body.get("team_id"), "event_id": body.get("event_id")},
+            )
+        )
+
+    async def _on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        user = (body.get("user") or {}).get("id")
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+            "channel_id"
+        )
+        payload = action.get("value")
+        if not user or not channel or not payload:
+            return
+        title = (action.get("text") or {}).get("text") or payload
+        await self.runtime.engine.handle(
+            Inbound(
+                channel=CHANNEL,
+                external_id=str(user),
+                address=str(channel),
+                text=str(title),
+                payload=str(payload),
+                platform_message_id=f"action:{body.get('trigger_id') or action.get('action_ts')}",
+            )
+        )
+
+    async def endpoint(self, request: Request) -> Response:
+        response: Response = await self.handler.handle(request)
+        return response
+
+
+def limiter() -> RateLimiter:
+    """About one message a second per channel (Slack's chat.postMessage guidance)."""
+    return RateLimiter(per_address=Rate(1.0, burst=3), overall=Rate(50.0, burst=50))
+
+
+def routes(runtime: Runtime) -> list[BaseRoute]:
+    """Wire Slack when a bot token is set: sender, events and interactivity endpoints."""
+    s = runtime.settings
+    if not s.slack_bot_token:
+        return []
+    if not s.slack_signing_secret and not s.slack_app_token:
+        raise ValueError(
+            "CONCIERGE_SLACK_BOT_TOKEN needs CONCIERGE_SLACK_SIGNING_SECRET (HTTP events) "
+            "or CONCIERGE_SLACK_APP_TOKEN (Socket Mode)"
+        )
+    channel = SlackChannel(runtime)
+    runtime.add_sender(channel.sender, limiter())
+    runtime.engine.text_limits[CHANNEL] = MAX_TEXT
+    runtime.on_start(channel.start)
+    runtime.on_stop(channel.stop)
+    runtime.slack = channel  # type: ignore[attr-defined]
+    return [
+        Route("/slack/events", channel.endpoint, methods=["POST"]),
+        Route("/slack/interactivity", channel.endpoint, methods=["POST"]),
+        Route("/slack/commands", channel.endpoint, methods=["POST"]),
+    ]

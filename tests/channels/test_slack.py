@@ -1,0 +1,103 @@
+"""Slack end to end: signed requests into the real slack-bolt app, answers through the real
+slack_sdk client to a fake Web API server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from bot.settings import Settings
+from tests.auxil.build_messages import slack_block_action, slack_dm
+from tests.conftest import REFERENCE_SHOP, LiveServer
+from tests.fakes.slack_api import FakeSlack, send_action, send_event
+
+SECRET = "signing-secret"
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def server(
+    slack: FakeSlack,
+    db_url: str,
+    make_settings: Callable[..., Settings],
+    start_server: Callable[..., LiveServer],
+) -> LiveServer:
+    return start_server(
+        make_settings(
+            db_url,
+            content_dir=REFERENCE_SHOP,
+            slack_bot_token="xoxb-test",
+            slack_signing_secret=SECRET,
+            slack_api_url=slack.api_url,
+        )
+    )
+
+
+def test_dm_gets_an_answer_with_buttons(slack: FakeSlack, server: LiveServer) -> None:
+    r = send_event(server.url, SECRET, slack_dm("How long is the warranty?", channel="D7"))
+    assert r.status_code == 200
+    posted = slack.wait_for("chat.postMessage", 2, where=lambda c: c.params.get("channel") == "D7")
+    assert "3-year warranty" in posted[0].params["text"]
+    blocks = posted[1].params["blocks"]
+    assert blocks[-1]["type"] == "actions"
+    assert blocks[-1]["elements"][0]["value"].startswith("/feedback_helpful")
+
+
+def test_button_press_takes_the_engine_path(slack: FakeSlack, server: LiveServer) -> None:
+    send_event(server.url, SECRET, slack_dm("How long is the warranty?", channel="D8", user="U8"))
+    posted = slack.wait_for("chat.postMessage", 2, where=lambda c: c.params.get("channel") == "D8")
+    value = posted[1].params["blocks"][-1]["elements"][0]["value"]
+    r = send_action(server.url, SECRET, slack_block_action(value, user="U8", channel="D8"))
+    assert r.status_code == 200
+    posted = slack.wait_for("chat.postMessage", 3, where=lambda c: c.params.get("channel") == "D8")
+    assert posted[-1].params["text"] == "Thanks for letting me know!"
+
+
+def test_bad_signature_and_old_timestamp_are_refused(slack: FakeSlack, server: LiveServer) -> None:
+    assert send_event(server.url, SECRET, slack_dm("hello"), bad_signature=True).status_code == 401
+    old = int(time.time()) - 10 * 60
+    assert send_event(server.url, SECRET, slack_dm("hello"), ts=old).status_code == 401
+    assert send_event(server.url, "wrong-secret", slack_dm("hello")).status_code == 401
+    time.sleep(0.5)
+    assert slack.posted() == []
+
+
+def test_retried_event_is_answered_once(slack: FakeSlack, server: LiveServer) -> None:
+    event = slack_dm("hello", channel="D9", msg_id="same-message")
+    assert send_event(server.url, SECRET, event, event_id="Ev9").status_code == 200
+    assert send_event(server.url, SECRET, event, event_id="Ev9", retry=1).status_code == 200
+    assert send_event(server.url, SECRET, event, event_id="Ev9", retry=2).status_code == 200
+    slack.wait_for("chat.postMessage", 1, where=lambda c: c.params.get("channel") == "D9")
+    time.sleep(1)
+    assert len(slack.posted("D9")) == 1
+
+
+@pytest.mark.parametrize("scenario", ["429", "500"])
+def test_rate_limit_and_errors_delay_but_deliver_once(
+    slack: FakeSlack, server: LiveServer, scenario: str
+) -> None:
+    slack.play(scenario, "chat.postMessage", times=2, retry_after=1)
+    send_event(server.url, SECRET, slack_dm("hello", channel="D10"))
+    slack.wait_for(
+        "chat.postMessage", 1, timeout=20, where=lambda c: c.params.get("channel") == "D10"
+    )
+    time.sleep(1)
+    assert len(slack.posted("D10")) == 1
+    assert len(slack.calls_to("chat.postMessage", failed=True)) == 2
+
+
+def test_own_messages_and_edits_are_ignored(slack: FakeSlack, server: LiveServer) -> None:
+    own = slack_dm("I am the bot", channel="D11", user="UBOT")
+    edit = {**slack_dm("edited", channel="D11"), "subtype": "message_changed"}
+    send_event(server.url, SECRET, own, event_id="E1")
+    send_event(server.url, SECRET, edit, event_id="E2")
+    time.sleep(1)
+    assert slack.posted("D11") == []
