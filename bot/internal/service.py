@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,7 +54,7 @@ from bot.internal.models import (
 )
 from bot.internal.render import Item, PlainRenderer, Renderer, Texts
 from bot.storage.db import Database
-from bot.storage.models import Contact, Identity
+from bot.storage.models import Contact, Conversation, Identity
 from bot.types import Outbound
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLANNED, SENT, HELD, BUNDLED, SKIPPED = "planned", "sent", "held", "bundled", "skipped"
+BATCH = 200  # employees decided in one transaction
 _PRIORITY = {"high": 0, "normal": 1, "low": 2}
 WEEK = timedelta(days=7)
 
@@ -81,6 +82,15 @@ class RoundStats:
     @property
     def queued(self) -> int:
         return self.sent + self.digests + self.channel_posts
+
+
+@dataclass
+class _Cache:
+    """What one batch looks up once: people, open conversations, rendered messages."""
+
+    people: dict[str, tuple[Contact, Identity]] = field(default_factory=dict)
+    conversations: dict[int, Conversation] = field(default_factory=dict)
+    messages: dict[tuple[int, str | None], Outbound] = field(default_factory=dict)
 
 
 class InternalService:
@@ -384,109 +394,164 @@ class InternalService:
                     )
                 ).scalars()
             )
-        for eid in emp_ids:
-            if eid is not None:
-                await self._process_employee(eid, now, stats)
+        ids = [e for e in emp_ids if e is not None]
+        for i in range(0, len(ids), BATCH):
+            await self._process_employees(ids[i : i + BATCH], now, stats)
         for did in posts:
             await self._process_channel_post(did, now, stats)
 
-    async def _lock_employee(self, s: AsyncSession, employee_id: int) -> Employee | None:
-        q = select(Employee).where(Employee.id == employee_id)
+    async def _lock_employees(self, s: AsyncSession, ids: list[int]) -> list[Employee]:
+        q = select(Employee).where(Employee.id.in_(ids)).order_by(Employee.id)
         if self.db.is_postgres:
-            q = q.with_for_update(skip_locked=True)  # another process has this person now
-        return (await s.execute(q)).scalar_one_or_none()
+            q = q.with_for_update(skip_locked=True)  # another process has these people now
+        return list((await s.execute(q)).scalars())
 
-    async def _process_employee(self, employee_id: int, now: datetime, stats: RoundStats) -> None:
+    async def _process_employees(self, ids: list[int], now: datetime, stats: RoundStats) -> None:
+        """Decide the due deliveries of a batch of employees, in one transaction."""
         async with self.db.session() as s:
-            emp = await self._lock_employee(s, employee_id)
-            if emp is None:
+            emps = await self._lock_employees(s, ids)
+            if not emps:
                 return
-            due = (
+            by_id = {e.id: e for e in emps}
+            due: dict[int, list[tuple[UpdateDelivery, Update]]] = {}
+            for d, u in (
                 await s.execute(
                     select(UpdateDelivery, Update)
                     .join(Update, Update.id == UpdateDelivery.update_id)
                     .where(
-                        UpdateDelivery.employee_id == emp.id,
+                        UpdateDelivery.employee_id.in_(list(by_id)),
                         UpdateDelivery.status == PLANNED,
                         UpdateDelivery.due_at <= now,
                     )
                 )
-            ).all()
-            ordered = sorted(
-                due,
-                key=lambda r: (
-                    not r[1].important,
-                    _PRIORITY.get(r[1].priority, 1),
-                    r[0].due_at,
-                    r[0].id,
-                ),
-            )
-            week_ago = now - WEEK
-            sent_week = await self._count_sent(s, emp.id, week_ago)
-            important_week = await self._count_sent(s, emp.id, week_ago, important=True)
-            cap = self.config.weekly_cap
-            if emp.weekly_cap is not None:
-                cap = min(cap, emp.weekly_cap)
-            local = now.astimezone(self.tz_of(emp))
-            closed = self.calendar.closed_reason(local)
-            for d, u in ordered:
-                if u.status == "cancelled":
-                    d.status, d.reason = SKIPPED, "update cancelled"
-                    stats.skipped += 1
-                elif not emp.active:
-                    d.status, d.reason = SKIPPED, "employee is no longer active"
-                    stats.skipped += 1
-                elif not emp.slack_user_id:
-                    d.status, d.reason = SKIPPED, "no Slack account"
-                    stats.skipped += 1
-                elif u.topic and u.topic in (emp.opted_down or []) and not u.important:
-                    d.status, d.reason = SKIPPED, f"muted topic {u.topic}"
-                    stats.skipped += 1
-                elif closed is not None:
-                    d.due_at = self.calendar.next_open(local).astimezone(UTC)
-                    d.deferred_count += 1
-                    d.reason = f"deferred: {closed}"
-                    stats.deferred += 1
-                elif u.kind == "team_digest":
-                    await self._send_delivery(s, emp, d, u, now)
-                    stats.sent += 1
-                elif u.priority == "low" and self.config.digest_mode and u.kind == "update":
-                    self._hold(d, emp, now, "low priority: goes in the weekly digest")
-                    stats.held += 1
-                elif u.important and important_week < self.config.important_weekly_cap:
-                    d.important_pass = True
-                    await self._send_delivery(s, emp, d, u, now)
-                    important_week += 1
-                    sent_week += 1
-                    stats.sent += 1
-                elif sent_week >= cap:
-                    why = f"weekly cap {cap} reached"
-                    if u.important:
-                        why += f" (and {self.config.important_weekly_cap} important this week)"
-                    self._hold(d, emp, now, why)
-                    stats.held += 1
-                else:
-                    await self._send_delivery(s, emp, d, u, now)
-                    sent_week += 1
-                    stats.sent += 1
+            ).all():
+                due.setdefault(int(d.employee_id or 0), []).append((d, u))
+            sent, important = await self._sent_this_week(s, list(by_id), now - WEEK)
+            cache = _Cache()
+            await self._prefetch(s, [by_id[i] for i in due], cache)
+            for eid, rows in due.items():
+                await self._decide(
+                    s, by_id[eid], rows, sent.get(eid, 0), important.get(eid, 0), now, stats, cache
+                )
 
-    async def _count_sent(
-        self, s: AsyncSession, employee_id: int, since: datetime, *, important: bool = False
-    ) -> int:
-        q = (
-            select(func.count())
-            .select_from(UpdateDelivery)
-            .join(Update, Update.id == UpdateDelivery.update_id)
-            .where(
-                UpdateDelivery.employee_id == employee_id,
-                UpdateDelivery.status == SENT,
-                UpdateDelivery.sent_at > since,
-                Update.kind != "team_digest",
-            )
+    async def _decide(
+        self,
+        s: AsyncSession,
+        emp: Employee,
+        rows: list[tuple[UpdateDelivery, Update]],
+        sent_week: int,
+        important_week: int,
+        now: datetime,
+        stats: RoundStats,
+        cache: _Cache,
+    ) -> None:
+        """One employee's due deliveries: skip, defer, hold for the digest, or send."""
+        ordered = sorted(
+            rows,
+            key=lambda r: (
+                not r[1].important,
+                _PRIORITY.get(r[1].priority, 1),
+                r[0].due_at,
+                r[0].id,
+            ),
         )
-        if important:
-            q = q.where(UpdateDelivery.important_pass)
-        return int((await s.execute(q)).scalar_one())
+        cap = self.config.weekly_cap
+        if emp.weekly_cap is not None:
+            cap = min(cap, emp.weekly_cap)
+        local = now.astimezone(self.tz_of(emp))
+        closed = self.calendar.closed_reason(local)
+        for d, u in ordered:
+            if u.status == "cancelled":
+                d.status, d.reason = SKIPPED, "update cancelled"
+                stats.skipped += 1
+            elif not emp.active:
+                d.status, d.reason = SKIPPED, "employee is no longer active"
+                stats.skipped += 1
+            elif not emp.slack_user_id:
+                d.status, d.reason = SKIPPED, "no Slack account"
+                stats.skipped += 1
+            elif u.topic and u.topic in (emp.opted_down or []) and not u.important:
+                d.status, d.reason = SKIPPED, f"muted topic {u.topic}"
+                stats.skipped += 1
+            elif closed is not None:
+                d.due_at = self.calendar.next_open(local).astimezone(UTC)
+                d.deferred_count += 1
+                d.reason = f"deferred: {closed}"
+                stats.deferred += 1
+            elif u.kind == "team_digest":
+                await self._send_delivery(s, emp, d, u, now, cache)
+                stats.sent += 1
+            elif u.priority == "low" and self.config.digest_mode and u.kind == "update":
+                self._hold(d, emp, now, "low priority: goes in the weekly digest")
+                stats.held += 1
+            elif u.important and important_week < self.config.important_weekly_cap:
+                d.important_pass = True
+                await self._send_delivery(s, emp, d, u, now, cache)
+                important_week += 1
+                sent_week += 1
+                stats.sent += 1
+            elif sent_week >= cap:
+                why = f"weekly cap {cap} reached"
+                if u.important:
+                    why += f" (and {self.config.important_weekly_cap} important this week)"
+                self._hold(d, emp, now, why)
+                stats.held += 1
+            else:
+                await self._send_delivery(s, emp, d, u, now, cache)
+                sent_week += 1
+                stats.sent += 1
+
+    async def _sent_this_week(
+        self, s: AsyncSession, ids: list[int], since: datetime
+    ) -> tuple[dict[int, int], dict[int, int]]:
+        """Updates sent to each employee since ``since``, and how many passed as important."""
+        rows = (
+            await s.execute(
+                select(
+                    UpdateDelivery.employee_id,
+                    func.count(),
+                    func.sum(case((UpdateDelivery.important_pass, 1), else_=0)),
+                )
+                .join(Update, Update.id == UpdateDelivery.update_id)
+                .where(
+                    UpdateDelivery.employee_id.in_(ids),
+                    UpdateDelivery.status == SENT,
+                    UpdateDelivery.sent_at > since,
+                    Update.kind != "team_digest",
+                )
+                .group_by(UpdateDelivery.employee_id)
+            )
+        ).all()
+        return (
+            {int(e): int(n) for e, n, _ in rows},
+            {int(e): int(i or 0) for e, _, i in rows},
+        )
+
+    async def _prefetch(self, s: AsyncSession, emps: list[Employee], cache: _Cache) -> None:
+        """Contacts, identities and open conversations of a batch, in two queries."""
+        slack_ids = [e.slack_user_id for e in emps if e.slack_user_id]
+        if not slack_ids:
+            return
+        for identity, contact in (
+            await s.execute(
+                select(Identity, Contact)
+                .join(Contact, Contact.id == Identity.contact_id)
+                .where(Identity.channel == self.channel, Identity.external_id.in_(slack_ids))
+            )
+        ).all():
+            cache.people[identity.external_id] = (contact, identity)
+        contact_ids = [c.id for c, _ in cache.people.values()]
+        if contact_ids:
+            for conv in (
+                await s.execute(
+                    select(Conversation)
+                    .where(
+                        Conversation.contact_id.in_(contact_ids), Conversation.status != "closed"
+                    )
+                    .order_by(Conversation.id)
+                )
+            ).scalars():
+                cache.conversations[conv.contact_id] = conv  # the newest wins
 
     def _hold(self, d: UpdateDelivery, emp: Employee, now: datetime, reason: str) -> None:
         d.status, d.reason = HELD, reason
@@ -514,11 +579,28 @@ class InternalService:
         return it
 
     async def _send_delivery(
-        self, s: AsyncSession, emp: Employee, d: UpdateDelivery, u: Update, now: datetime
+        self,
+        s: AsyncSession,
+        emp: Employee,
+        d: UpdateDelivery,
+        u: Update,
+        now: datetime,
+        cache: _Cache | None = None,
     ) -> None:
-        message = self.renderer.update(await self.item(s, u, d.language or emp.language))
+        lang = d.language or emp.language
+        message = cache.messages.get((u.id, lang)) if cache is not None else None
+        if message is None:
+            message = self.renderer.update(await self.item(s, u, lang))
+            if cache is not None:
+                cache.messages[(u.id, lang)] = message
         d.outbox_id = await self.send_to(
-            s, emp, message, key=f"internal:update:{u.id}:{emp.id}", now=now, language=d.language
+            s,
+            emp,
+            message,
+            key=f"internal:update:{u.id}:{emp.id}",
+            now=now,
+            language=d.language,
+            cache=cache,
         )
         d.status, d.sent_at = SENT, now
         d.reason = "passed the weekly cap (important)" if d.important_pass else None
@@ -532,11 +614,16 @@ class InternalService:
         key: str,
         now: datetime,
         language: str | None = None,
+        cache: _Cache | None = None,
     ) -> int | None:
         """Queue a direct message to an employee (transcript + outbox, in ``s``)."""
         assert emp.slack_user_id
-        contact, identity = await self._contact(s, emp, now)
-        conv = await self.runtime.engine.open_conversation(s, contact, now)
+        cache = cache or _Cache()
+        contact, identity = await self._contact(s, emp, now, cache)
+        conv = cache.conversations.get(contact.id)
+        if conv is None:
+            conv = await self.runtime.engine.open_conversation(s, contact, now)
+            cache.conversations[contact.id] = conv
         return await self.runtime.engine.write_reply(
             s,
             contact=contact,
@@ -550,18 +637,23 @@ class InternalService:
         )
 
     async def _contact(
-        self, s: AsyncSession, emp: Employee, now: datetime
+        self, s: AsyncSession, emp: Employee, now: datetime, cache: _Cache
     ) -> tuple[Contact, Identity]:
-        row = (
-            await s.execute(
-                select(Identity, Contact)
-                .join(Contact, Contact.id == Identity.contact_id)
-                .where(Identity.channel == self.channel, Identity.external_id == emp.slack_user_id)
-            )
-        ).first()
-        if row is not None:
-            identity, contact = row
-        else:
+        """The employee as a contact on Slack (created on the first message to them)."""
+        found = cache.people.get(str(emp.slack_user_id))
+        if found is None:
+            row = (
+                await s.execute(
+                    select(Identity, Contact)
+                    .join(Contact, Contact.id == Identity.contact_id)
+                    .where(
+                        Identity.channel == self.channel, Identity.external_id == emp.slack_user_id
+                    )
+                )
+            ).first()
+            if row is not None:
+                found = (row[1], row[0])
+        if found is None:
             contact, identity = await resolve_identity(
                 s,
                 channel=self.channel,
@@ -572,9 +664,11 @@ class InternalService:
             )
             contact.timezone = contact.timezone or emp.timezone
             contact.email = contact.email or emp.email
-        if emp.contact_id != contact.id:
-            emp.contact_id = contact.id
-        return contact, identity
+            found = (contact, identity)
+        cache.people[str(emp.slack_user_id)] = found
+        if emp.contact_id != found[0].id:
+            emp.contact_id = found[0].id
+        return found
 
     async def _process_channel_post(
         self, delivery_id: int, now: datetime, stats: RoundStats
@@ -626,52 +720,66 @@ class InternalService:
                     )
                 ).scalars()
             )
-        for eid in emp_ids:
-            if eid is not None:
-                await self._digest_for(eid, now, stats)
+        ids = [e for e in emp_ids if e is not None]
+        for i in range(0, len(ids), BATCH):
+            await self._digests_for(ids[i : i + BATCH], now, stats)
 
-    async def _digest_for(self, employee_id: int, now: datetime, stats: RoundStats) -> None:
+    async def _digests_for(self, ids: list[int], now: datetime, stats: RoundStats) -> None:
+        """One digest message per employee of a batch, bundling their held deliveries."""
         async with self.db.session() as s:
-            emp = await self._lock_employee(s, employee_id)
-            if emp is None:
+            emps = await self._lock_employees(s, ids)
+            if not emps:
                 return
-            rows = (
+            by_id = {e.id: e for e in emps}
+            held: dict[int, list[tuple[UpdateDelivery, Update]]] = {}
+            for d, u in (
                 await s.execute(
                     select(UpdateDelivery, Update)
                     .join(Update, Update.id == UpdateDelivery.update_id)
                     .where(
-                        UpdateDelivery.employee_id == emp.id,
+                        UpdateDelivery.employee_id.in_(list(by_id)),
                         UpdateDelivery.status == HELD,
                         UpdateDelivery.due_at <= now,
                     )
                     .order_by(UpdateDelivery.id)
                 )
-            ).all()
-            if not rows:
-                return
-            keep = [(d, u) for d, u in rows if u.status != "cancelled" and emp.active]
-            for d, u in rows:
-                if (d, u) not in keep:
-                    d.status, d.reason = SKIPPED, "update cancelled or employee inactive"
-            if not keep or not emp.slack_user_id:
-                return
-            local = now.astimezone(self.tz_of(emp))
-            closed = self.calendar.closed_reason(local)
-            if closed is not None:
-                later = self.calendar.next_open(local).astimezone(UTC)
+            ).all():
+                held.setdefault(int(d.employee_id or 0), []).append((d, u))
+            cache = _Cache()
+            await self._prefetch(s, [by_id[i] for i in held], cache)
+            items: dict[tuple[int, str | None], Item] = {}
+            for eid, rows in held.items():
+                emp = by_id[eid]
+                keep = [(d, u) for d, u in rows if u.status != "cancelled" and emp.active]
+                for d, u in rows:
+                    if (d, u) not in keep:
+                        d.status, d.reason = SKIPPED, "update cancelled or employee inactive"
+                if not keep or not emp.slack_user_id:
+                    continue
+                local = now.astimezone(self.tz_of(emp))
+                closed = self.calendar.closed_reason(local)
+                if closed is not None:
+                    later = self.calendar.next_open(local).astimezone(UTC)
+                    for d, _ in keep:
+                        d.due_at = later
+                    stats.deferred += len(keep)
+                    continue
+                lang = emp.language
+                bundle = []
+                for d, u in keep:
+                    k = (u.id, d.language or lang)
+                    if k not in items:
+                        items[k] = await self.item(s, u, k[1])
+                    bundle.append(items[k])
+                message = self.renderer.digest(bundle, lang or self.texts.default_language)
+                key = f"internal:digest:{emp.id}:{min(d.id for d, _ in keep)}"
+                oid = await self.send_to(
+                    s, emp, message, key=key, now=now, language=lang, cache=cache
+                )
                 for d, _ in keep:
-                    d.due_at = later
-                stats.deferred += len(keep)
-                return
-            lang = emp.language
-            items = [await self.item(s, u, d.language or lang) for d, u in keep]
-            message = self.renderer.digest(items, lang or self.texts.default_language)
-            key = f"internal:digest:{emp.id}:{min(d.id for d, _ in keep)}"
-            oid = await self.send_to(s, emp, message, key=key, now=now, language=lang)
-            for d, _ in keep:
-                d.status, d.digest_outbox_id = BUNDLED, oid
-                d.sent_at = now
-            stats.digests += 1
+                    d.status, d.digest_outbox_id = BUNDLED, oid
+                    d.sent_at = now
+                stats.digests += 1
 
     # --- the support & sales digest ----------------------------------------------------------
     async def ensure_team_digest(self, now: datetime) -> Update | None:
