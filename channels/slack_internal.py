@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACTION_ID = re.compile(r"^internal_(feedback|pulse|link)(:.*)?$")
+SECTION = 3000  # characters of one section block
+FALLBACK = 2900  # the notification text (the Slack channel splits longer texts)
 STANDARD_PROFILE = {"title", "real_name", "display_name", "phone", "pronouns", "email"}
 
 
@@ -191,7 +193,25 @@ def _plain(text: str, limit: int = 75) -> dict[str, Any]:
 
 
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION]}}
+
+
+def _sections(text: str) -> list[dict[str, Any]]:
+    """A long text as several sections, cut between paragraphs where possible."""
+    out: list[dict[str, Any]] = []
+    rest = text.strip()
+    while rest:
+        if len(rest) <= SECTION:
+            out.append(_section(rest))
+            break
+        cut = rest.rfind("\n\n", 0, SECTION)
+        if cut <= 0:
+            cut = rest.rfind("\n", 0, SECTION)
+        if cut <= 0:
+            cut = SECTION
+        out.append(_section(rest[:cut]))
+        rest = rest[cut:].strip()
+    return out or [_section(" ")]
 
 
 class SlackRenderer(PlainRenderer):
@@ -219,10 +239,10 @@ class SlackRenderer(PlainRenderer):
     def blocks(self, item: Item) -> list[dict[str, Any]]:
         if item.team is not None:
             text = team_digest_text(item.team, self.t, item.language)
-            return [_section(part) for part in text.split("\n\n") if part.strip()]
+            return [s for part in text.split("\n\n") if part.strip() for s in _sections(part)]
         blocks: list[dict[str, Any]] = [
             {"type": "header", "text": _plain(item.title, 150)},
-            _section(to_mrkdwn(item.body)),
+            *_sections(to_mrkdwn(item.body)),
         ]
         if item.links:
             blocks.append(
@@ -311,8 +331,9 @@ def _mrkdwn(text: str) -> dict[str, Any]:
 
 
 def _with_blocks(plain: Outbound, blocks: list[dict[str, Any]]) -> Outbound:
+    text = plain.text if len(plain.text) <= FALLBACK else plain.text[: FALLBACK - 1] + "…"
     return Outbound(
-        text=plain.text,
+        text=text,
         buttons=plain.buttons,
         purpose=plain.purpose,
         sender=plain.sender,
@@ -398,7 +419,8 @@ async def on_action(svc: InternalService, body: dict[str, Any], action: dict[str
 
 
 def register(app: AsyncApp, runtime: Runtime) -> None:
-    """Add the internal-updates listeners to the Slack channel's Bolt app."""
+    """Called by the Slack channel with its Bolt app: listeners for reactions and our buttons,
+    Block Kit rendering, channel audiences, and a periodic people sync."""
     try:
         svc = service_of(runtime)
     except LookupError:
@@ -418,27 +440,20 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     app.event("reaction_removed")(reaction_removed)
     app.action(ACTION_ID)(action)
 
-
-def setup(runtime: Runtime) -> None:
-    """With a Slack token: Block Kit rendering, channel audiences, a periodic people sync."""
-    try:
-        svc = service_of(runtime)
-    except LookupError:
-        return
-    if not runtime.settings.slack_bot_token:
-        return
-    client = slack_client(runtime)
+    client: AsyncWebClient = app.client
     svc.renderer = SlackRenderer(Texts(runtime.responses, runtime.settings.default_language))
     svc.directory = SlackDirectory(client)
     hours = svc.config.slack_sync_hours
     if hours > 0:
+        svc.people_ready = False  # updates wait for the first sync (or its failure)
 
         async def sync_loop() -> None:
             while True:
                 try:
-                    log.info("slack people sync: %s", await sync_employees(svc, client))
+                    log.info("Slack people sync: %s", await sync_employees(svc, client))
                 except Exception:
-                    log.exception("slack people sync failed")
+                    log.exception("Slack people sync failed")
+                svc.people_ready = True
                 await asyncio.sleep(hours * 3600)
 
         runtime.add_background(sync_loop)

@@ -102,6 +102,8 @@ class InternalService:
         self.texts = Texts(runtime.responses, runtime.settings.default_language)
         self.renderer: Renderer = PlainRenderer(self.texts)
         self.directory: Directory | None = None
+        # False while a people sync the platform promised has not run yet: updates wait for it
+        self.people_ready = True
         self.channel = "slack"
         self._calendar: tuple[float, CompanyCalendar] | None = None
 
@@ -291,6 +293,9 @@ class InternalService:
             await asyncio.sleep(self.config.scheduler_interval)
 
     async def expand(self, now: datetime, stats: RoundStats) -> None:
+        if not self.people_ready:
+            stats.notes.append("waiting for the first people sync")
+            return
         async with self.db.session() as s:
             ids = list(
                 (
@@ -342,7 +347,10 @@ class InternalService:
                     rows,
                 )
             u.status, u.materialized_at, u.updated_at = "active", now, now
-            log.info("update %s: %d deliveries planned", u.key, len(rows))
+            if rows:
+                log.info("update %s: %d deliveries planned", u.key, len(rows))
+            else:
+                log.warning("update %s: its audience %s reaches nobody", u.key, u.audience)
             return len(rows)
 
     def _row(self, u: Update, emp: Employee | None, due: datetime, now: datetime) -> dict[str, Any]:
