@@ -600,7 +600,7 @@ async def faq_policy(turn: Turn) -> bool:
             Outbound(
                 text=turn.text("utter_offer_human"),
                 buttons=(
-                    Button(turn.text("utter_button_human"), "/request_human"),
+                    Button(turn.text("utter_button_human"), '/request_human{"reason": "unsure"}'),
                     Button(turn.text("utter_button_rephrase"), "/rephrase"),
                 ),
             )

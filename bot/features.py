@@ -12,6 +12,9 @@ def setup_features(runtime: Runtime) -> None:
     """Register every feature's policies, signal receivers and background tasks."""
     # one line per feature, e.g.:
     # from bot.handoff.service import setup as handoff; handoff(runtime)
+    from bot.handoff import setup as handoff
     from bot.internal import setup as internal
+
+    handoff(runtime)
 
     internal(runtime)

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +39,7 @@ from bot.types import (
     PermanentError,
     RetryAfter,
     Sender,
+    SendResult,
     Unreachable,
 )
 
@@ -119,6 +120,11 @@ class DeliveryWorker:
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_seconds)
         self.poll_interval = poll_interval
+        # hooks: rewrite a delivery just before it is sent (e.g. resolve a thread id), and
+        # learn of outcomes (e.g. remember a posted message's id, report a dead letter)
+        self.before_send: list[Callable[[Delivery], Awaitable[Delivery]]] = []
+        self.after_sent: list[Callable[[Delivery, SendResult], Awaitable[None]]] = []
+        self.after_dead: list[Callable[[Delivery, str], Awaitable[None]]] = []
         self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(concurrency)
         self._stopping = False
@@ -248,6 +254,11 @@ class DeliveryWorker:
         )
         limiter = self.limiters.get(row.channel)
         async with self._sem:
+            try:
+                for hook in self.before_send:
+                    delivery = await hook(delivery)
+            except DeliveryError as e:
+                return await self._retry(row, e.reason)
             if limiter:
                 await limiter.acquire(row.address)
             try:
@@ -256,14 +267,14 @@ class DeliveryWorker:
                 return await self._retry(row, e.reason, delay=e.seconds, count_attempt=False)
             except Unreachable as e:
                 await self._mark_unreachable(row, e.reason)
-                return await self._dead(row, f"unreachable: {e.reason}")
+                return await self._dead(row, f"unreachable: {e.reason}", delivery)
             except PermanentError as e:
-                return await self._dead(row, e.reason)
+                return await self._dead(row, e.reason, delivery)
             except DeliveryError as e:
-                return await self._retry(row, e.reason)
+                return await self._retry(row, e.reason, delivery=delivery)
             except Exception as e:  # a bug or an unexpected library error: retry, then dead
                 log.exception("sender %s failed", row.channel)
-                return await self._retry(row, f"{type(e).__name__}: {e}")
+                return await self._retry(row, f"{type(e).__name__}: {e}", delivery=delivery)
         async with self.db.session() as s:
             await s.execute(
                 update(OutboxMessage)
@@ -276,6 +287,11 @@ class DeliveryWorker:
                     last_error=None,
                 )
             )
+        for after in self.after_sent:
+            try:
+                await after(delivery, result)
+            except Exception:
+                log.exception("after-sent hook failed for outbox %s", row.id)
         return DeliveryOutcome(row.id, SENT)
 
     def backoff(self, attempt: int) -> float:
@@ -290,9 +306,12 @@ class DeliveryWorker:
         *,
         delay: float | None = None,
         count_attempt: bool = True,
+        delivery: Delivery | None = None,
     ) -> DeliveryOutcome:
         if count_attempt and row.attempts >= self.max_attempts:
-            return await self._dead(row, f"gave up after {row.attempts} attempts: {reason}")
+            return await self._dead(
+                row, f"gave up after {row.attempts} attempts: {reason}", delivery
+            )
         wait = delay if delay is not None else self.backoff(row.attempts)
         values: dict[str, Any] = {
             "status": PENDING,
@@ -309,7 +328,9 @@ class DeliveryWorker:
         log.info("outbox %s: retry in %.1fs (%s)", row.id, wait, reason)
         return DeliveryOutcome(row.id, PENDING, reason)
 
-    async def _dead(self, row: OutboxMessage, reason: str) -> DeliveryOutcome:
+    async def _dead(
+        self, row: OutboxMessage, reason: str, delivery: Delivery | None = None
+    ) -> DeliveryOutcome:
         async with self.db.session() as s:
             await s.execute(
                 update(OutboxMessage)
@@ -317,6 +338,12 @@ class DeliveryWorker:
                 .values(status=DEAD, locked_until=None, last_error=reason)
             )
         log.warning("outbox %s dead-lettered: %s", row.id, reason)
+        if delivery is not None:
+            for hook in self.after_dead:
+                try:
+                    await hook(delivery, reason)
+                except Exception:
+                    log.exception("after-dead hook failed for outbox %s", row.id)
         return DeliveryOutcome(row.id, DEAD, reason)
 
     async def _mark_unreachable(self, row: OutboxMessage, reason: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -95,8 +96,32 @@ class Settings(BaseSettings):
     slack_api_url: str | None = None
     slack_staff_channel: str | None = None
 
+    # --- handoff to staff -------------------------------------------------------------------
+    handoff_hours: str = Field(
+        default="mon-fri 09:00-17:00", description="When staff answer, e.g. 'mon-fri 09:00-17:00'"
+    )
+    handoff_timezone: str = "Europe/Berlin"
+    handoff_holidays: Annotated[list[date], NoDecode] = Field(default_factory=list)
+    handoff_sla_minutes: int = Field(default=15, ge=1)
+    handoff_internal_marker: str = "//"
+
     # --- events API -------------------------------------------------------------------------
     events_secret: str | None = None
+
+    @field_validator("handoff_holidays", mode="before")
+    @classmethod
+    def _split_dates(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("handoff_hours")
+    @classmethod
+    def _hours(cls, v: str) -> str:
+        from bot.handoff.hours import WorkingHours
+
+        WorkingHours.parse(v, "UTC")
+        return v
 
     @field_validator("languages", "allowed_origins", mode="before")
     @classmethod
@@ -112,7 +137,7 @@ class Settings(BaseSettings):
             raise ValueError("at least one language is needed")
         return v
 
-    @field_validator("default_timezone")
+    @field_validator("default_timezone", "handoff_timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
         try:

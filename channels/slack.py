@@ -131,6 +131,7 @@ class SlackChannel:
         self.app.event("message")(self._on_message)
         self.app.event("app_mention")(self._on_mention)
         self.app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
+        self.app.command("/concierge")(self._on_command)
         try:
             from channels import slack_internal
         except ImportError:  # the internal-updates feature is not installed
@@ -156,11 +157,56 @@ class SlackChannel:
 
     # --- listeners -------------------------------------------------------------------------
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
-        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+        if event.get("subtype") or event.get("bot_id"):
             return
         if self.bot_user_id and event.get("user") == self.bot_user_id:
             return
+        staff = self.runtime.settings.slack_staff_channel
+        if staff and event.get("channel") == staff:
+            if event.get("thread_ts") and event.get("user"):
+                await self._staff_reply(event)
+            return
+        if event.get("channel_type") != "im":
+            return
         await self._handle(event, body, event.get("text") or "")
+
+    async def _staff_reply(self, event: dict[str, Any]) -> None:
+        """A staff member writes in a handoff's thread: the customer gets it (unless ``//``)."""
+        svc = getattr(self.runtime, "handoff", None)
+        if svc is None:
+            return
+        name = await self._user_name(str(event["user"]))
+        await svc.staff_reply(
+            thread=(str(event["channel"]), str(event["thread_ts"])),
+            staff=name,
+            text=event.get("text") or "",
+        )
+
+    async def _user_name(self, user: str) -> str:
+        try:
+            info = await self.client.users_info(user=user)
+            u = info.get("user") or {}
+            profile = u.get("profile") or {}
+            return str(profile.get("display_name") or u.get("real_name") or u.get("name") or user)
+        except Exception:
+            return user
+
+    async def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+        """``/concierge resolve <id>``, ``/concierge take <id>``, ``/concierge handback <id>``."""
+        await ack()
+        svc = getattr(self.runtime, "handoff", None)
+        words = (command.get("text") or "").split()
+        if svc is None or len(words) != 2 or words[0] not in ("resolve", "take", "handback"):
+            await respond("Usage: /concierge resolve|take|handback <handoff number>")
+            return
+        try:
+            hid = int(words[1].lstrip("#"))
+        except ValueError:
+            await respond(f"{words[1]!r} is not a handoff number")
+            return
+        name = await self._user_name(str(command.get("user_id")))
+        result = await svc.staff_action(hid, words[0], name)
+        await respond(f"Handoff #{hid}: {result}")
 
     async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         text = _MENTION.sub("", event.get("text") or "").strip()
@@ -193,6 +239,15 @@ class SlackChannel:
         )
         payload = action.get("value")
         if not user or not channel or not payload:
+            return
+        if payload.startswith("/handoff{"):
+            from bot.handoff.service import handoff_payload
+
+            data = handoff_payload(payload)
+            svc = getattr(self.runtime, "handoff", None)
+            if data and svc is not None:
+                name = await self._user_name(str(user))
+                await svc.staff_action(int(data["id"]), str(data["action"]), name)
             return
         title = (action.get("text") or {}).get("text") or payload
         await self.runtime.engine.handle(

@@ -1,6 +1,6 @@
 """Imports every module that defines tables, so ``Base.metadata`` knows them all."""
 
-from bot.storage import models  # noqa: F401
-
 # Feature modules add one import line each below.
+from bot.handoff import models as _handoff  # noqa: F401
 from bot.internal import models as _internal  # noqa: F401
+from bot.storage import models  # noqa: F401

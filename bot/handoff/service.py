@@ -1,0 +1,623 @@
+"""Handoff to staff and back (issue 5).
+
+- Triggers: the person asks (intent ``request_human``, the ``/request_human`` button, words such
+  as "human", "Mensch", "ember", "människa", "człowiek"), the NLU is unsure twice (the FAQ
+  policy's offer), frustration (strong words, the same question three times), a VIP contact on
+  an unsure answer, a flow step (``HandoffService.start``).
+- While a handoff is open the bot stays silent: the customer's messages go to the staff thread
+  and to the web inbox. Staff answer in the Slack thread (or the inbox); a reply starting with
+  the internal marker (``//``) stays internal. Resolving hands back to the bot and asks for a
+  1-5 CSAT score.
+- Outside working hours the customer learns when a person will answer and may leave an email.
+- An SLA timer re-posts handoffs nobody answered.
+
+Staff-side messages go through the outbox on the ``slack`` channel (address: the staff channel);
+the thread id is written as ``handoff:<id>`` and resolved just before sending, after the summary
+message (sent first: the outbox keeps order per address) has given the thread its ``ts``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.engine import FALLBACK, Turn
+from bot.handoff.hours import WorkingHours
+from bot.handoff.models import ACTIVE, ASSIGNED, OPEN, RESOLVED, WAITING, Handoff
+from bot.storage.models import Contact, Conversation, Message
+from bot.types import Button, Delivery, Outbound, SendResult
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+ASK_WORDS = re.compile(
+    r"\b(human|person|agent|operator|someone real|real person|mensch|mitarbeiter\w*|"
+    r"ember\w*|ügyintéző\w*|munkatárs\w*|människa|människan|personal|handläggare|"
+    r"człowiek\w*|konsultant\w*|pracownik\w*)\b",
+    re.IGNORECASE,
+)
+FRUSTRATED = re.compile(
+    r"\b(useless|stupid bot|terrible|worst|scheiß\w*|nutzlos|blöd\w*|hülye|használhatatlan|"
+    r"värdelös|dålig bot|beznadziej\w*|bezużyteczn\w*|głupi)\b",
+    re.IGNORECASE,
+)
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+SUMMARY_LINES = 10
+
+
+@dataclass
+class HandoffSettings:
+    staff_channel: str | None
+    marker: str
+    hours: WorkingHours
+    sla: timedelta
+    vip_attribute: str = "vip"
+
+
+class HandoffService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        s = runtime.settings
+        self.settings = HandoffSettings(
+            staff_channel=s.slack_staff_channel,
+            marker=s.handoff_internal_marker,
+            hours=WorkingHours.parse(s.handoff_hours, s.handoff_timezone, s.handoff_holidays),
+            sla=timedelta(minutes=s.handoff_sla_minutes),
+        )
+        # web inbox listeners: called with the handoff id after every change
+        self.listeners: list[Callable[[int], None]] = []
+
+    @property
+    def engine(self) -> Any:
+        return self.runtime.engine
+
+    def _notify(self, handoff_id: int) -> None:
+        for fn in list(self.listeners):
+            try:
+                fn(handoff_id)
+            except Exception:
+                log.exception("inbox listener failed")
+
+    # --- the policy ----------------------------------------------------------------------
+    async def policy(self, turn: Turn) -> bool:
+        conv = turn.conversation
+        if conv.status == "handoff":
+            return await self._during(turn)
+        if turn.intent == "csat":
+            return await self._csat(turn)
+        reason = self._trigger(turn)
+        if reason is None:
+            return False
+        await self.start(turn.session, turn, reason)
+        return True
+
+    def _trigger(self, turn: Turn) -> str | None:
+        if turn.intent == "request_human":
+            return str(turn.entities.get("reason") or "asked")
+        text = turn.inbound.text
+        if turn.inbound.payload is None and ASK_WORDS.search(text) and len(text) < 120:
+            return "asked"
+        if FRUSTRATED.search(text):
+            return "frustrated"
+        if turn.inbound.payload is None:
+            history = turn.conversation.state.get("recent", [])
+            key = text.strip().casefold()
+            if key and history.count(key) >= 2:
+                return "frustrated"
+            turn.conversation.state = {
+                **turn.conversation.state,
+                "recent": [*history[-4:], key],
+            }
+        if turn.intent == FALLBACK and (turn.contact.attributes or {}).get(
+            self.settings.vip_attribute
+        ):
+            return "vip"
+        return None
+
+    async def start(self, s: AsyncSession, turn: Turn, reason: str) -> Handoff:
+        """Open a handoff for the turn's conversation and tell staff and customer."""
+        now = turn.now
+        conv = turn.conversation
+        h = Handoff(
+            contact_id=turn.contact.id,
+            conversation_id=conv.id,
+            reason=reason,
+            language=turn.language,
+            channel=turn.inbound.channel,
+            address=turn.inbound.reply_address,
+            status=OPEN,
+            staff_channel=self.settings.staff_channel,
+            created_at=now,
+        )
+        s.add(h)
+        await s.flush()
+        conv.status = "handoff"
+        conv.unsure_streak = 0
+        conv.state = {**conv.state, "handoff_id": h.id}
+        turn.answer_meta.update(intent="request_human", handoff=h.id, reason=reason)
+        hours = self.settings.hours
+        if hours.is_open(now):
+            turn.say("utter_handoff_started")
+        else:
+            when = hours.next_open(now)
+            turn.say("utter_handoff_offhours", when=_format_when(when, turn.language))
+            conv.state = {**conv.state, "await_email": h.id}
+        await self._post_summary(s, h, turn.contact, now)
+        self._notify(h.id)
+        return h
+
+    async def _during(self, turn: Turn) -> bool:
+        """A message while staff have the conversation: to the thread, not to the bot."""
+        s = turn.session
+        h = await self.active_for(s, turn.conversation.id)
+        if h is None:  # the ticket is gone: the bot takes over again
+            turn.conversation.status = "bot"
+            return False
+        if turn.inbound.payload == "/csat" or turn.intent == "csat":
+            return await self._csat(turn)
+        awaiting = turn.conversation.state.get("await_email")
+        m = EMAIL.search(turn.inbound.text)
+        if awaiting == h.id and m:
+            h.email = m.group(0)
+            state = dict(turn.conversation.state)
+            state.pop("await_email", None)
+            turn.conversation.state = state
+            turn.say("utter_handoff_email_thanks", email=h.email)
+        if h.status == WAITING:
+            h.status = ASSIGNED if h.assignee else OPEN
+        await self._to_thread(s, h, f"*Customer:* {turn.inbound.text}", key=f"in:{turn.message.id}")
+        turn.answer_meta.update(intent="handoff", handoff=h.id)
+        self._notify(h.id)
+        return True
+
+    async def _csat(self, turn: Turn) -> bool:
+        try:
+            score = int(turn.entities.get("score"))  # type: ignore[arg-type]
+            hid = int(turn.entities.get("handoff"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False
+        h = await turn.session.get(Handoff, hid)
+        if h is None or h.contact_id != turn.contact.id or not 1 <= score <= 5:
+            return False
+        h.csat = score
+        turn.say("utter_csat_thanks")
+        turn.answer_meta.update(intent="csat", handoff=hid, score=score)
+        if h.staff_channel:
+            await self._to_thread(turn.session, h, f"CSAT: {score}/5", key=f"csat:{hid}")
+        return True
+
+    # --- staff side ------------------------------------------------------------------------
+    async def active_for(self, s: AsyncSession, conversation_id: int) -> Handoff | None:
+        return (
+            await s.execute(
+                select(Handoff)
+                .where(Handoff.conversation_id == conversation_id, Handoff.status.in_(ACTIVE))
+                .order_by(Handoff.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+
+    async def by_thread(self, s: AsyncSession, channel: str, thread_ts: str) -> Handoff | None:
+        return (
+            await s.execute(
+                select(Handoff).where(
+                    Handoff.staff_channel == channel, Handoff.thread_ts == thread_ts
+                )
+            )
+        ).scalar_one_or_none()
+
+    async def staff_reply(
+        self,
+        *,
+        handoff_id: int | None = None,
+        thread: tuple[str, str] | None = None,
+        staff: str,
+        text: str,
+        source: str = "slack",
+    ) -> str:
+        """A staff message for the customer (or an internal note). Returns what happened:
+        ``sent``, ``internal``, ``unknown`` or ``resolved``."""
+        now = self.runtime.clock.now()
+        async with self.runtime.db.session() as s:
+            h = None
+            if handoff_id is not None:
+                h = await s.get(Handoff, handoff_id)
+            elif thread is not None:
+                h = await self.by_thread(s, *thread)
+            if h is None:
+                if thread is not None:
+                    await self._post(
+                        s,
+                        thread[0],
+                        "I don't know this thread: no handoff belongs to it.",
+                        key=f"unknown:{thread[1]}:{now.timestamp()}",
+                        thread_ts=thread[1],
+                    )
+                return "unknown"
+            if h.status == RESOLVED:
+                await self._to_thread(
+                    s,
+                    h,
+                    "This handoff is resolved; the customer did not get that message. "
+                    "Ask them to write again to reopen it.",
+                    key=f"closed:{h.id}:{now.timestamp()}",
+                )
+                return "resolved"
+            internal = text.startswith(self.settings.marker)
+            conv = await s.get(Conversation, h.conversation_id)
+            contact = await s.get(Contact, h.contact_id)
+            assert conv is not None and contact is not None
+            if internal:
+                s.add(
+                    Message(
+                        conversation_id=conv.id,
+                        contact_id=contact.id,
+                        direction="out",
+                        sender="staff",
+                        channel=source,
+                        text=text,
+                        created_at=now,
+                        meta={"internal": True, "staff_name": staff, "handoff": h.id},
+                    )
+                )
+                self._notify(h.id)
+                return "internal"
+            await self.engine.write_reply(
+                s,
+                contact=contact,
+                conversation=conv,
+                channel=h.channel,
+                address=h.address,
+                message=Outbound(
+                    text=text, sender="staff", metadata={"staff_name": staff, "handoff": h.id}
+                ),
+                idempotency_key=f"staff:{h.id}:{source}:{now.timestamp()}:{hash(text)}",
+                now=now,
+                language=h.language,
+            )
+            if h.first_response_at is None:
+                h.first_response_at = now
+            if h.assignee is None:
+                h.assignee = staff
+            h.status = WAITING
+            if source != "slack" and h.staff_channel:  # inbox answers show in the thread too
+                await self._to_thread(
+                    s, h, f"*{staff}* (inbox): {text}", key=f"inbox:{h.id}:{now.timestamp()}"
+                )
+        self.runtime.worker.wake()
+        self._notify(h.id)
+        return "sent"
+
+    async def staff_action(self, handoff_id: int, action: str, staff: str) -> str:
+        """``take``, ``resolve`` or ``handback`` from a button, the slash command or the inbox."""
+        now = self.runtime.clock.now()
+        async with self.runtime.db.session() as s:
+            h = await s.get(Handoff, handoff_id)
+            if h is None:
+                return "unknown"
+            if h.status == RESOLVED:
+                return "resolved"
+            if action == "take":
+                h.assignee = staff
+                h.status = ASSIGNED
+                await self._to_thread(s, h, f"{staff} took this.", key=f"take:{h.id}:{staff}")
+                result = "taken"
+            elif action in ("resolve", "handback"):
+                h.status = RESOLVED
+                h.resolved_at = now
+                h.assignee = h.assignee or staff
+                conv = await s.get(Conversation, h.conversation_id)
+                contact = await s.get(Contact, h.contact_id)
+                assert conv is not None and contact is not None
+                conv.status = "bot"
+                state = dict(conv.state)
+                state.pop("handoff_id", None)
+                state.pop("await_email", None)
+                conv.state = state
+                lang = h.language or self.runtime.settings.default_language
+                r = self.runtime.responses
+                messages = [Outbound(text=r.text("utter_handoff_back", lang))]
+                if action == "resolve":
+                    messages.append(
+                        Outbound(
+                            text=r.text("utter_csat_question", lang),
+                            buttons=tuple(
+                                Button(str(n), f'/csat{{"score": {n}, "handoff": {h.id}}}')
+                                for n in range(1, 6)
+                            ),
+                        )
+                    )
+                await self.engine.write_replies(
+                    s,
+                    contact=contact,
+                    conversation=conv,
+                    channel=h.channel,
+                    address=h.address,
+                    messages=messages,
+                    keys=[f"{action}:{h.id}:{i}" for i in range(len(messages))],
+                    now=now,
+                    language=lang,
+                )
+                verb = "resolved" if action == "resolve" else "handed back to the bot"
+                await self._to_thread(s, h, f"{staff} {verb} this.", key=f"{action}:{h.id}")
+                result = action
+            else:
+                return "unknown"
+        self.runtime.worker.wake()
+        self._notify(handoff_id)
+        return result
+
+    # --- Slack staff console, through the outbox ---------------------------------------------
+    async def _post(
+        self,
+        s: AsyncSession,
+        channel: str,
+        text: str,
+        *,
+        key: str,
+        thread_ts: str | None = None,
+        buttons: tuple[Button, ...] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        from bot import outbox
+
+        await outbox.enqueue(
+            s,
+            channel="slack",
+            address=channel,
+            message=Outbound(
+                text=text,
+                buttons=buttons,
+                sender="system",
+                thread_id=thread_ts,
+                metadata=metadata or {},
+            ),
+            idempotency_key=f"staff-console:{key}",
+            now=self.runtime.clock.now(),
+        )
+
+    async def _to_thread(self, s: AsyncSession, h: Handoff, text: str, *, key: str) -> None:
+        if not h.staff_channel:
+            return
+        await self._post(
+            s, h.staff_channel, text, key=key, thread_ts=h.thread_ts or f"handoff:{h.id}"
+        )
+
+    async def _post_summary(
+        self, s: AsyncSession, h: Handoff, contact: Contact, now: datetime
+    ) -> None:
+        if not h.staff_channel:
+            return
+        rows = list(
+            (
+                await s.execute(
+                    select(Message)
+                    .where(Message.conversation_id == h.conversation_id)
+                    .order_by(Message.id.desc())
+                    .limit(SUMMARY_LINES)
+                )
+            ).scalars()
+        )[::-1]
+        who = contact.display_name or contact.email or contact.user_id or f"contact {contact.id}"
+        summary = (
+            f"*Handoff #{h.id}*: {who} on {h.channel}, language {h.language or '?'}, "
+            f"stage {contact.lifecycle_stage}, reason: {h.reason}."
+        )
+        last = next((m.text for m in reversed(rows) if m.direction == "in"), "")
+        if last:
+            summary += f"\n> {last[:300]}"
+        await self._post(
+            s,
+            h.staff_channel,
+            summary,
+            key=f"summary:{h.id}",
+            buttons=(
+                Button("Take", f'/handoff{{"action": "take", "id": {h.id}}}'),
+                Button("Resolve", f'/handoff{{"action": "resolve", "id": {h.id}}}'),
+                Button("Hand back to bot", f'/handoff{{"action": "handback", "id": {h.id}}}'),
+            ),
+            metadata={"handoff_summary": h.id},
+        )
+        transcript = "\n".join(
+            f"{'Customer' if m.direction == 'in' else m.sender.capitalize()}: {m.text}"
+            for m in rows
+        )
+        if transcript:
+            await self._to_thread(s, h, f"Transcript:\n{transcript}", key=f"transcript:{h.id}")
+
+    async def before_send(self, delivery: Delivery) -> Delivery:
+        """Resolve ``handoff:<id>`` thread ids once the summary has its ``ts``."""
+        thread = delivery.message.thread_id
+        if delivery.channel != "slack" or not thread or not thread.startswith("handoff:"):
+            return delivery
+        from bot.types import TransientError
+
+        async with self.runtime.db.session() as s:
+            h = await s.get(Handoff, int(thread.split(":", 1)[1]))
+        if h is None or not h.thread_ts:
+            raise TransientError("the handoff's summary is not posted yet")
+        m = delivery.message
+        return Delivery(
+            outbox_id=delivery.outbox_id,
+            channel=delivery.channel,
+            address=delivery.address,
+            message=Outbound(
+                text=m.text,
+                buttons=m.buttons,
+                purpose=m.purpose,
+                sender=m.sender,
+                thread_id=h.thread_ts,
+                metadata=m.metadata,
+            ),
+            contact_id=delivery.contact_id,
+            attempt=delivery.attempt,
+            idempotency_key=delivery.idempotency_key,
+        )
+
+    async def after_sent(self, delivery: Delivery, result: SendResult) -> None:
+        hid = delivery.message.metadata.get("handoff_summary")
+        if hid and result.platform_message_id:
+            async with self.runtime.db.session() as s:
+                await s.execute(
+                    update(Handoff)
+                    .where(Handoff.id == int(hid))
+                    .values(thread_ts=result.platform_message_id)
+                )
+            self.runtime.worker.wake()
+
+    async def after_dead(self, delivery: Delivery, reason: str) -> None:
+        """A staff reply that could not reach the customer is reported in the thread."""
+        hid = delivery.message.metadata.get("handoff")
+        if not hid or delivery.message.sender != "staff":
+            return
+        async with self.runtime.db.session() as s:
+            h = await s.get(Handoff, int(hid))
+            if h is not None:
+                await self._to_thread(
+                    s,
+                    h,
+                    f"Not delivered to the customer ({reason}).",
+                    key=f"dead:{delivery.outbox_id}",
+                )
+        self.runtime.worker.wake()
+
+    # --- SLA and metrics ---------------------------------------------------------------
+    async def sla_sweep(self) -> int:
+        """Re-post handoffs nobody answered within the SLA (once per SLA period)."""
+        now = self.runtime.clock.now()
+        due = now - self.settings.sla
+        n = 0
+        async with self.runtime.db.session() as s:
+            rows = (
+                (
+                    await s.execute(
+                        select(Handoff).where(
+                            Handoff.status == OPEN,
+                            Handoff.first_response_at.is_(None),
+                            Handoff.created_at <= due,
+                            (Handoff.last_reminder_at.is_(None))
+                            | (Handoff.last_reminder_at <= due),
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for h in rows:
+                if not h.staff_channel or not self.settings.hours.is_open(now):
+                    continue
+                waited = int((now - h.created_at).total_seconds() // 60)
+                await self._post(
+                    s,
+                    h.staff_channel,
+                    f"Handoff #{h.id} has waited {waited} min for a first answer.",
+                    key=f"sla:{h.id}:{now.isoformat()}",
+                )
+                h.last_reminder_at = now
+                n += 1
+        if n:
+            self.runtime.worker.wake()
+        return n
+
+    async def sla_loop(self) -> None:
+        while True:
+            try:
+                await self.sla_sweep()
+            except Exception:
+                log.exception("SLA sweep failed")
+            await self.runtime.clock.sleep(60)
+
+    async def metrics(self) -> dict[str, Any]:
+        async with self.runtime.db.session() as s:
+            by_reason = dict(
+                (
+                    await s.execute(select(Handoff.reason, func.count()).group_by(Handoff.reason))
+                ).all()
+            )
+            by_status = dict(
+                (
+                    await s.execute(select(Handoff.status, func.count()).group_by(Handoff.status))
+                ).all()
+            )
+            rows = (
+                await s.execute(
+                    select(
+                        Handoff.created_at,
+                        Handoff.first_response_at,
+                        Handoff.resolved_at,
+                        Handoff.csat,
+                    )
+                )
+            ).all()
+        first = sorted((f - c).total_seconds() for c, f, _, _ in rows if f is not None)
+        resolve = sorted((r - c).total_seconds() for c, _, r, _ in rows if r is not None)
+        csat = [x for *_, x in rows if x is not None]
+        return {
+            "by_reason": by_reason,
+            "by_status": by_status,
+            "first_response_median_s": first[len(first) // 2] if first else None,
+            "resolution_median_s": resolve[len(resolve) // 2] if resolve else None,
+            "csat_average": round(sum(csat) / len(csat), 2) if csat else None,
+            "csat_count": len(csat),
+        }
+
+
+def _format_when(when: datetime, language: str) -> str:
+    days = {
+        "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+        "de": ["Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"],
+        "hu": ["hétfő", "kedd", "szerda", "csütörtök", "péntek", "szombat", "vasárnap"],
+        "sv": ["måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag"],
+        "pl": ["poniedziałek", "wtorek", "środa", "czwartek", "piątek", "sobota", "niedziela"],
+    }.get(language) or [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ]
+    return f"{days[when.weekday()]} {when:%H:%M} ({when.tzname()})"
+
+
+_SERVICES: dict[int, HandoffService] = {}
+
+
+def service_of(runtime: Runtime) -> HandoffService:
+    svc = _SERVICES.get(id(runtime))
+    if svc is None or svc.runtime is not runtime:
+        raise LookupError("the handoff feature is not set up for this runtime")
+    return svc
+
+
+def setup(runtime: Runtime) -> None:
+    svc = HandoffService(runtime)
+    _SERVICES[id(runtime)] = svc
+    runtime.handoff = svc  # type: ignore[attr-defined]
+    runtime.engine.add_policy("handoff", svc.policy, priority=20)
+    runtime.worker.before_send.append(svc.before_send)
+    runtime.worker.after_sent.append(svc.after_sent)
+    runtime.worker.after_dead.append(svc.after_dead)
+    runtime.add_background(svc.sla_loop)
+
+
+def handoff_payload(payload: str) -> dict[str, Any] | None:
+    """``/handoff{"action": "take", "id": 3}`` -> ``{"action": "take", "id": 3}``."""
+    if not payload.startswith("/handoff{"):
+        return None
+    try:
+        data = json.loads(payload[len("/handoff") :])
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
