@@ -418,6 +418,13 @@ async def on_action(svc: InternalService, body: dict[str, Any], action: dict[str
     return True
 
 
+def attach(svc: InternalService, client: AsyncWebClient | None = None) -> None:
+    """Render updates as Block Kit and ask Slack for channel members (no listeners)."""
+    runtime = svc.runtime
+    svc.renderer = SlackRenderer(Texts(runtime.responses, runtime.settings.default_language))
+    svc.directory = SlackDirectory(client or slack_client(runtime))
+
+
 def register(app: AsyncApp, runtime: Runtime) -> None:
     """Called by the Slack channel with its Bolt app: listeners for reactions and our buttons,
     Block Kit rendering, channel audiences, and a periodic people sync."""
@@ -441,8 +448,7 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     app.action(ACTION_ID)(action)
 
     client: AsyncWebClient = app.client
-    svc.renderer = SlackRenderer(Texts(runtime.responses, runtime.settings.default_language))
-    svc.directory = SlackDirectory(client)
+    attach(svc, client)
     hours = svc.config.slack_sync_hours
     if hours > 0:
         svc.people_ready = False  # updates wait for the first sync (or its failure)

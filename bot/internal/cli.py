@@ -50,6 +50,10 @@ def _run(content: Path | None, database_url: str | None, work: Callable[[Any], A
             svc = service_of(runtime)
         except (SettingsError, LookupError) as e:
             raise fail(str(e)) from None
+        if settings.slack_bot_token:  # Block Kit and channel audiences, as the server has them
+            from channels.slack_internal import attach
+
+            attach(svc)
         try:
             await runtime.db.upgrade()
             return await work(svc)
