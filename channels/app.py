@@ -38,6 +38,7 @@ RouteFactory = Callable[[Runtime], Iterable[BaseRoute]]
 ROUTE_FACTORIES: list[str] = [
     "channels.telegram:routes",
     "channels.slack:routes",
+    "channels.web.admin:routes",
 ]
 
 
