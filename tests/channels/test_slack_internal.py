@@ -24,6 +24,7 @@ from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.models import OutboxMessage
 from tests.auxil.build_messages import slack_dm
+from tests.bot.internal.conftest import SetClock
 from tests.conftest import REPO, LiveServer
 from tests.fakes.base import Call
 from tests.fakes.slack_api import send_action, send_event
@@ -71,13 +72,6 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
-
-
-class SetClock(ManualClock):
-    """Time moves only when the test sets it: a background loop's sleep waits in real time."""
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 @pytest.fixture

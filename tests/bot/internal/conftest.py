@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -22,6 +23,15 @@ from bot.storage.models import OutboxMessage
 from tests.conftest import REPO
 
 MONDAY = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # Monday 5 January 2026, 07:00 in Berlin
+
+
+class SetClock(ManualClock):
+    """Time moves only when a test sets it. (``ManualClock.sleep`` jumps ahead, so another
+    feature's background loop sleeping on the runtime's clock would run the time away.)"""
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
 
 PEOPLE = [
     # slack id, name, department, time zone, language
@@ -60,7 +70,7 @@ def content(tmp_path: Path) -> Content:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock(MONDAY)
+    return SetClock(MONDAY)
 
 
 @pytest.fixture

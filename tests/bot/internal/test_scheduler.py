@@ -240,3 +240,22 @@ def test_outbound_payload_round_trips() -> None:
     # the Block Kit copy travels in metadata; the outbox keeps it as JSON
     o = Outbound(text="x", metadata={"blocks": [{"type": "section"}]})
     assert Outbound.from_dict(o.to_dict()).metadata["blocks"] == [{"type": "section"}]
+
+
+async def test_each_employee_gets_their_language_when_the_update_has_it(
+    rt: Runtime, svc: InternalService, content: Content, clock: ManualClock
+) -> None:
+    content.update(
+        "hours",
+        "title: New support hours\naudience: department:support\nschedule: 2026-01-05 10:00",
+        "From Monday we open at 8.",
+    )
+    (content.root / "updates" / "hours.de.md").write_text(
+        "---\ntitle: Neue Supportzeiten\n---\nAb Montag öffnen wir um 8.\n", encoding="utf-8"
+    )
+    await svc.sync_files()
+    await step(svc, clock, utc(5, 15, 0))
+    texts = {r.address: r.payload["text"] for r in await outbox_rows(rt)}
+    assert texts["U01ANNA"].startswith("*Neue Supportzeiten*\n\nAb Montag")  # German
+    assert texts["U01ANNA"].endswith("(1 = gar nicht, 5 = sehr)")
+    assert texts["U02BEN"].startswith("*New support hours*")  # no Hungarian version: English
