@@ -958,7 +958,7 @@ class InternalService:
         """A "Got it" / "Tell me more" / 1-5 / link click: the reply text ("" for none), or None
         for a retry or a click that is not ours."""
         u = await s.get(Update, update_id)
-        if u is None:
+        if u is None or not await self.reached(s, u, emp):
             return None
         if value.startswith("rating:"):
             kind, val = "rating", value.split(":", 1)[1]
@@ -992,6 +992,19 @@ class InternalService:
         text = more.get(lang or base) or more.get(base)
         return str(text) if text else self.texts("more_none", lang)
 
+    async def reached(self, s: AsyncSession, u: Update, emp: Employee) -> bool:
+        """Whether the update reached this person (a channel post: anyone may press)."""
+        if u.delivery == "channel":
+            return True
+        found = await s.execute(
+            select(UpdateDelivery.id).where(
+                UpdateDelivery.update_id == u.id,
+                UpdateDelivery.employee_id == emp.id,
+                UpdateDelivery.status.in_((SENT, BUNDLED)),
+            )
+        )
+        return found.first() is not None
+
     async def pulse_answer(
         self,
         s: AsyncSession,
@@ -1006,6 +1019,9 @@ class InternalService:
         survey = await s.get(PulseSurvey, survey_id)
         if survey is None or value not in survey.options:
             return None
+        u = await s.get(Update, survey.update_id)
+        if u is None or not await self.reached(s, u, emp):
+            return None  # only the people asked may answer
         if survey.anonymous:
             respondent = hmac.new(
                 self.secret(), f"pulse:{survey.id}:{emp.id}".encode(), hashlib.sha256

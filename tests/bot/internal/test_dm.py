@@ -140,3 +140,17 @@ async def test_a_reaction_retried_by_the_platform_counts_once(
         rep = next(r for r in await reports(s) if r.key == "spring-launch")
     assert n == 2
     assert rep.reacted == 2 and rep.delivered == 3
+
+
+async def test_a_button_of_an_update_someone_never_got_is_not_counted(
+    rt: Runtime, svc: InternalService, content: Content, clock: ManualClock
+) -> None:
+    await _two_updates(svc, content, clock)
+    sent = await outbox_rows(rt, address="U02BEN")
+    got_it = next(b for b in sent[0].payload["buttons"] if '"got_it"' in b["payload"])
+    # Dan (sales) replays a support colleague's button
+    res = await rt.engine.handle(say("U04DAN", "Got it", got_it["payload"], "x1"))
+    assert "Noted" not in " ".join(r.text for r in res.replies)
+    async with rt.db.session() as s:
+        n = (await s.execute(select(func.count()).select_from(EngagementEvent))).scalar_one()
+    assert n == 0
