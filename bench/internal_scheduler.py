@@ -48,6 +48,13 @@ ZONES = [
 ]
 
 
+class SetClock(ManualClock):
+    """Moves only when set: other features' loops sleeping on the clock wait in real time."""
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
 async def one(db_url: str, content: Path, employees: int, updates: int) -> dict[str, float]:
     os.environ["CONCIERGE_INTERNAL_SCHEDULER"] = "false"
     settings = Settings(
@@ -57,7 +64,7 @@ async def one(db_url: str, content: Path, employees: int, updates: int) -> dict[
         secret_key="bench",
         default_timezone="Europe/Berlin",
     )
-    clock = ManualClock(datetime(2026, 1, 5, 0, 0, tzinfo=UTC))
+    clock = SetClock(datetime(2026, 1, 5, 0, 0, tzinfo=UTC))
     rt = Runtime(
         settings,
         clock=clock,
