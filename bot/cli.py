@@ -23,6 +23,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+
+from bot.nlu.cli import data_app, faq_app, nlu_app  # noqa: E402
+
+app.add_typer(nlu_app, name="nlu")
+app.add_typer(data_app, name="data")
+app.add_typer(faq_app, name="faq")
 app.add_typer(internal_app, name="internal")
 
 ContentOpt = Annotated[

@@ -1,0 +1,172 @@
+"""The embedded model on the reference shop (test data in ../shared) and the CLI."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.nlu.data import load_content
+from bot.nlu.model import FALLBACK, EmbeddedNLU
+from bot.nlu.service import EmbeddedBackend, RasaBackend, load_or_train
+from tests.conftest import REFERENCE_SHOP
+
+DATA = REFERENCE_SHOP / "nlu_data"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedNLU:
+    return load_or_train(DATA, tmp_path_factory.mktemp("m"))
+
+
+def test_language_identification_on_the_reference_shop(model: EmbeddedNLU) -> None:
+    data = load_content(DATA)
+    right = total = 0
+    for lang, d in data.items():
+        for ex in d.examples:
+            total += 1
+            right += model.detect_language(ex.text)[0] == lang
+    assert right / total >= 0.99
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "intent"),
+    [
+        ("how much does shiping cost to norway", "en", "faq/shipping_cost"),  # typo
+        ("Wie lange dauert die Lieferung in die Schweiz?", "de", "faq/delivery_time"),
+        ("mennyi a garancia a kavegepre", "hu", "faq/warranty"),  # no accents
+        ("Vilka betalningssätt tar ni emot?", "sv", "faq/payment_methods"),
+        ("Czy mogę zwrócić ekspres?", "pl", "faq/returns"),
+    ],
+)
+def test_paraphrases_typos_and_missing_accents(
+    model: EmbeddedNLU, text: str, lang: str, intent: str
+) -> None:
+    r = model.parse(text)
+    assert (r.language, r.intent) == (lang, intent)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What's the weather in Paris tomorrow?",
+        "Wer hat gestern das Fußballspiel gewonnen?",
+        "Opowiedz dowcip",
+    ],
+)
+def test_out_of_scope_is_nlu_fallback(model: EmbeddedNLU, text: str) -> None:
+    r = model.parse(text, threshold=0.25)
+    assert r.intent == FALLBACK
+    assert r.ranking[0][0] != FALLBACK  # the real candidates are still ranked
+
+
+def test_rasa_shape(model: EmbeddedNLU) -> None:
+    out = model.parse("hello").to_rasa()
+    assert set(out) == {"text", "intent", "entities", "intent_ranking", "language"}
+    assert set(out["intent"]) == {"name", "confidence"}
+    assert len(out["intent_ranking"]) == 10
+    assert all(set(r) == {"name", "confidence"} for r in out["intent_ranking"])
+
+
+def test_stale_model_is_retrained(tmp_path: Path) -> None:
+    content = tmp_path / "c"
+    (content / "en").mkdir(parents=True)
+    nlu = content / "en" / "nlu.yml"
+    nlu.write_text(
+        'version: "3.1"\nnlu:\n- intent: a\n  examples: |\n    - apples\n- intent: b\n  examples: |\n    - bananas\n'
+    )
+    m1 = load_or_train(content, tmp_path / "m")
+    assert load_or_train(content, tmp_path / "m").trained_at == m1.trained_at  # cached
+    nlu.write_text(nlu.read_text() + "- intent: c\n  examples: |\n    - cherries\n")
+    m2 = load_or_train(content, tmp_path / "m")
+    assert "c" in m2.intents["en"].classes
+
+
+def test_cli_train_and_test_write_rasa_reports(tmp_path: Path) -> None:
+    runner = CliRunner()
+    r = runner.invoke(
+        app, ["nlu", "train", "--data", str(DATA / "de" / "nlu.yml"), "--out", str(tmp_path / "m")]
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app,
+        [
+            "nlu",
+            "test",
+            "--model",
+            str(tmp_path / "m"),
+            "--data",
+            str(DATA / "de" / "nlu.yml"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "r" / "intent_report.json").read_text())
+    assert report["accuracy"] > 0.9  # training data
+    assert {"precision", "recall", "f1-score", "support", "confused_with"} <= set(
+        report["faq/returns"]
+    )
+    assert {"macro avg", "weighted avg"} <= set(report)
+    errors = json.loads((tmp_path / "r" / "intent_errors.json").read_text())
+    assert all(set(e) == {"text", "intent", "intent_prediction"} for e in errors)
+    bad = runner.invoke(
+        app, ["nlu", "train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]
+    )
+    assert bad.exit_code == 2 and "no <lang>/nlu.yml found" in bad.output
+
+
+class _FakeRasa(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.seen.append((self.path, body))  # type: ignore[attr-defined]
+        out = json.dumps(
+            {
+                "text": body["text"],
+                "intent": {"name": "from_rasa", "confidence": 0.9},
+                "entities": [],
+                "intent_ranking": [],
+            }
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(out.encode())
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+
+@pytest.fixture
+def rasa_server() -> Iterator[HTTPServer]:
+    srv = HTTPServer(("127.0.0.1", 0), _FakeRasa)
+    srv.seen = []  # type: ignore[attr-defined]
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+async def test_rasa_backend_and_fallback_when_down(
+    model: EmbeddedNLU, rasa_server: HTTPServer
+) -> None:
+    url = f"http://127.0.0.1:{rasa_server.server_address[1]}"
+    backend = RasaBackend(url, EmbeddedBackend(model, 0.25, {}), token="t0k")
+    try:
+        out = await backend.parse("Do you ship to Norway?")
+        assert out["intent"]["name"] == "from_rasa" and out["language"] == "en"
+        assert rasa_server.seen[0][0] == "/model/parse?token=t0k"  # type: ignore[attr-defined]
+        rasa_server.shutdown()
+        rasa_server.server_close()
+        down = await backend.parse("Do you ship to Norway?")
+        assert down["intent"]["name"] == "faq/shipping_countries"
+        assert backend.failures == 1
+    finally:
+        await backend.aclose()
