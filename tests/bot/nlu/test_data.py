@@ -25,7 +25,7 @@ nlu:
 # a comment line
 - intent: faq/shipping
   examples: |
-    - Do you ship to [Łódź](city)?   
+    - Do you ship to [Łódź](city)?
     # a comment inside the block
     - Szállítotok [Budapestre]{"entity": "city", "value": "Budapest"}?
     - ship to [NYC](city:New York)
