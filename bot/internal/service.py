@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import outbox
@@ -43,7 +44,13 @@ from bot.internal.audiences import (
 )
 from bot.internal.company_calendar import CompanyCalendar
 from bot.internal.config import WEEKDAYS, InternalSettings
-from bot.internal.content import ContentError, UpdateSpec, earliest_utc, load_folder
+from bot.internal.content import (
+    ContentError,
+    UpdateSpec,
+    earliest_utc,
+    load_folder,
+    update_files,
+)
 from bot.internal.models import (
     Employee,
     EngagementEvent,
@@ -106,6 +113,7 @@ class InternalService:
         self.people_ready = True
         self.channel = "slack"
         self._calendar: tuple[float, CompanyCalendar] | None = None
+        self._files_seen: tuple[tuple[str, int], ...] | None = None
 
     # --- configuration -----------------------------------------------------------------------
     @property
@@ -284,9 +292,20 @@ class InternalService:
             self.runtime.worker.wake()
         return stats
 
+    async def sync_files_if_changed(self) -> bool:
+        """Reload the update files when one was added, changed or removed."""
+        files = update_files(self.content_dir)
+        signature = tuple((str(f), f.stat().st_mtime_ns) for f in files if f.exists())
+        if signature == self._files_seen:
+            return False
+        await self.sync_files()
+        self._files_seen = signature
+        return True
+
     async def run_forever(self) -> None:
         while self.config.scheduler:
             try:
+                await self.sync_files_if_changed()
                 await self.run_once()
             except Exception:
                 log.exception("internal updates round failed")
@@ -792,7 +811,6 @@ class InternalService:
     # --- the support & sales digest ----------------------------------------------------------
     async def ensure_team_digest(self, now: datetime) -> Update | None:
         """Create this week's support & sales digest (once), due on the configured day."""
-        from bot.internal.reports import team_digest_data
 
         tz = self.calendar.tz
         local = now.astimezone(tz)
@@ -806,6 +824,18 @@ class InternalService:
             return None  # too late for this week's digest
         year, week, _ = monday.isocalendar()
         key = f"team-digest-{year}-w{week:02d}"
+        try:
+            return await self._create_team_digest(key, monday, slot, now)
+        except IntegrityError:  # another process created it a moment ago
+            return None
+
+    async def _create_team_digest(
+        self, key: str, monday: date, slot: datetime, now: datetime
+    ) -> Update | None:
+        from bot.internal.reports import team_digest_data
+
+        tz = self.calendar.tz
+        year, week, _ = monday.isocalendar()
         async with self.db.session() as s:
             if (await s.execute(select(Update.id).where(Update.key == key))).first():
                 return None

@@ -259,3 +259,15 @@ async def test_each_employee_gets_their_language_when_the_update_has_it(
     assert texts["U01ANNA"].startswith("*Neue Supportzeiten*\n\nAb Montag")  # German
     assert texts["U01ANNA"].endswith("(1 = gar nicht, 5 = sehr)")
     assert texts["U02BEN"].startswith("*New support hours*")  # no Hungarian version: English
+
+
+async def test_the_running_scheduler_picks_up_new_and_changed_files(
+    rt: Runtime, svc: InternalService, content: Content
+) -> None:
+    assert await svc.sync_files_if_changed()  # first look
+    assert not await svc.sync_files_if_changed()  # nothing changed
+    content.update("fresh", "title: Fresh\naudience: everyone")
+    assert await svc.sync_files_if_changed()
+    async with rt.db.session() as s:
+        titles = (await s.execute(select(Update.title))).scalars().all()
+    assert titles == ["Fresh"]
