@@ -1,0 +1,191 @@
+"""NLU benchmark: BANKING77, the reference shop (5-fold), out-of-scope, memory.
+
+    python bench/nlu_benchmark.py [--skip-banking]
+
+Prints: BANKING77 accuracy, training seconds, parse p50/p99; per-language 5-fold accuracy and
+language identification on ../shared/reference-shop; the share of out-of-scope questions
+(written for this benchmark, below) answered ``nlu_fallback`` and in-scope accuracy at the same
+threshold; RSS of a process with all five languages loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bot.nlu.data import TrainingData, load_content, load_nlu_file  # noqa: E402
+from bot.nlu.model import FALLBACK, EmbeddedNLU  # noqa: E402
+
+SHARED = REPO.parent / "shared"
+SHOP = SHARED / "reference-shop" / "nlu_data"
+BANKING = SHARED / "bench-data" / "banking77"
+
+# Questions a shop's FAQ does not cover: off-topic, and shop-related but outside the FAQ.
+OOS = {
+    "en": [
+        "What's the weather in Paris tomorrow?",
+        "Can you recommend a good pizza place?",
+        "Who won the football match yesterday?",
+        "How do I reset my router?",
+        "Do you sell refrigerators?",
+        "Can you help me with my tax return?",
+        "Tell me a joke",
+        "What time is it in Tokyo?",
+        "Are you hiring baristas?",
+        "Is your company listed on the stock exchange?",
+    ],
+    "de": [
+        "Wie wird das Wetter morgen in Berlin?",
+        "Kannst du mir ein gutes Restaurant empfehlen?",
+        "Wer hat gestern das Fußballspiel gewonnen?",
+        "Wie setze ich meinen Router zurück?",
+        "Verkauft ihr auch Kühlschränke?",
+        "Hilfst du mir bei der Steuererklärung?",
+        "Erzähl mir einen Witz",
+        "Wie spät ist es in Tokio?",
+        "Sucht ihr gerade Mitarbeiter?",
+        "Ist eure Firma an der Börse?",
+    ],
+    "hu": [
+        "Milyen idő lesz holnap Budapesten?",
+        "Tudsz ajánlani egy jó éttermet?",
+        "Ki nyerte a tegnapi focimeccset?",
+        "Hogyan állítsam vissza a routeremet?",
+        "Árultok hűtőszekrényt is?",
+        "Segítesz az adóbevallásomban?",
+        "Mondj egy viccet",
+        "Mennyi az idő Tokióban?",
+        "Kerestek most munkatársakat?",
+        "Tőzsdén van a cégetek?",
+    ],
+    "sv": [
+        "Hur blir vädret i Stockholm i morgon?",
+        "Kan du rekommendera en bra restaurang?",
+        "Vem vann fotbollsmatchen igår?",
+        "Hur återställer jag min router?",
+        "Säljer ni kylskåp?",
+        "Kan du hjälpa mig med deklarationen?",
+        "Berätta ett skämt",
+        "Vad är klockan i Tokyo?",
+        "Söker ni personal just nu?",
+        "Är ert företag börsnoterat?",
+    ],
+    "pl": [
+        "Jaka będzie jutro pogoda w Warszawie?",
+        "Możesz polecić dobrą restaurację?",
+        "Kto wygrał wczorajszy mecz?",
+        "Jak zresetować router?",
+        "Czy sprzedajecie lodówki?",
+        "Pomożesz mi z zeznaniem podatkowym?",
+        "Opowiedz dowcip",
+        "Która jest godzina w Tokio?",
+        "Czy szukacie pracowników?",
+        "Czy wasza firma jest na giełdzie?",
+    ],
+}
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+def banking() -> None:
+    train = load_nlu_file(BANKING / "train.yml", "en")
+    test = load_nlu_file(BANKING / "test.yml", "en")
+    t = time.perf_counter()
+    model = EmbeddedNLU.train({"en": train})
+    secs = time.perf_counter() - t
+    lat, right = [], 0
+    for ex in test.examples:
+        t = time.perf_counter()
+        r = model.parse(ex.text, "en", threshold=0.0)
+        lat.append((time.perf_counter() - t) * 1000)
+        right += r.intent == ex.intent
+    print(
+        f"BANKING77: accuracy {right / len(test.examples):.3f} ({len(test.examples)} test), "
+        f"training {secs:.1f} s, parse p50 {statistics.median(lat):.2f} ms p99 {pct(lat, 99):.2f} ms"
+    )
+
+
+def shop(threshold: float) -> None:
+    data = load_content(SHOP)
+    conf_ok: list[tuple[float, bool]] = []
+    for lang, d in data.items():
+        ex = d.examples
+        y = np.array([e.intent for e in ex])
+        accs = []
+        for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(ex, y):
+            folds = dict(data)
+            folds[lang] = TrainingData(language=lang, examples=[ex[i] for i in tr])
+            m = EmbeddedNLU.train(folds)
+            hits = 0
+            for i in te:
+                r = m.parse(ex[i].text, lang, threshold=0.0)
+                hits += r.intent == ex[i].intent
+                conf_ok.append((r.confidence, r.intent == ex[i].intent))
+            accs.append(hits / len(te))
+        print(f"reference shop {lang}: 5-fold intent accuracy {np.mean(accs):.3f}")
+    full = EmbeddedNLU.train(data)
+    total = right = 0
+    for lang, d in data.items():
+        for e in d.examples:
+            total += 1
+            right += full.detect_language(e.text)[0] == lang
+    print(f"reference shop: language identification {right / total:.4f} ({total} examples)")
+    oos = [full.parse(t, threshold=threshold) for ts in OOS.values() for t in ts]
+    rejected = sum(r.intent == FALLBACK for r in oos) / len(oos)
+    answered_right = sum(ok and c >= threshold for c, ok in conf_ok) / len(conf_ok)
+    wrong = sum((not ok) and c >= threshold for c, ok in conf_ok) / len(conf_ok)
+    print(
+        f"out of scope (threshold {threshold}): {rejected:.2f} of {len(oos)} answered nlu_fallback; "
+        f"in scope (held out): {answered_right:.2f} answered right, {wrong:.2f} answered wrong, "
+        f"the rest clarified"
+    )
+
+
+def memory() -> None:
+    code = (  # noqa: UP031
+        "import resource, sys; sys.path.insert(0, %r)\n"
+        "from channels.app import create_app\nfrom bot.settings import Settings\n"
+        "import tempfile; d = tempfile.mkdtemp()\n"
+        "app = create_app(Settings(_env_file=None, database_url=f'sqlite+aiosqlite:///{d}/x.db', model_dir=d + '/m'))\n"
+        "rt = app.state.runtime; _ = rt.nlu\n"
+        "import asyncio; asyncio.run(rt.nlu.parse('hello'))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    ) % str(REPO)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    print(
+        f"memory: a server process with all five languages loaded: {out.stdout.strip()} MB max RSS"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-banking", action="store_true")
+    ap.add_argument("--threshold", type=float, default=0.25)
+    args = ap.parse_args()
+    print(f"cpus={os.cpu_count()}")
+    if not args.skip_banking:
+        banking()
+    shop(args.threshold)
+    memory()
+    print(
+        f"(this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB max RSS)"
+    )
+
+
+if __name__ == "__main__":
+    main()
