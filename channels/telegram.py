@@ -2,27 +2,38 @@
 
 Inbound: a text message or a button press becomes an :class:`~bot.types.Inbound`; ``/start``
 with a deep-link payload carries it in ``metadata["start_payload"]`` (the lifecycle feature links
-the chat to a known contact); ``/stop`` is an opt-out. Outbound: :class:`TelegramSender` sends
-``Outbound`` as ``sendMessage`` with an inline keyboard, split at Telegram's 4096 characters;
-platform errors map to the delivery worker's retry rules.
+the chat to a known contact); ``/stop`` is an opt-out. Updates of different chats are handled
+at the same time, those of one chat in order. Outbound: :class:`TelegramSender` sends
+``Outbound`` as ``sendMessage`` with an inline keyboard; platform errors map to the delivery
+worker's retry rules (429 -> wait ``retry_after``, 403 -> unreachable, 5xx/network -> retry,
+400 -> dead letter).
+
+A button payload longer than Telegram's 64 bytes of ``callback_data`` travels as a reference
+(``~<button index>``); a press resolves it from the outbox row that sent the message, so it
+still works after a restart and in another process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import logging
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
 from telegram.error import (
     BadRequest,
+    ChatMigrated,
     Forbidden,
     NetworkError,
     TelegramError,
@@ -35,6 +46,9 @@ from telegram.request import HTTPXRequest
 
 from bot.ratelimit import Rate, RateLimiter
 from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.storage.db import Database
+from bot.storage.models import OutboxMessage
 from bot.types import (
     Delivery,
     Inbound,
@@ -45,18 +59,44 @@ from bot.types import (
     Unreachable,
 )
 
+# python-telegram-bot 22 moves time spans (``RetryAfter.retry_after``) from int seconds to
+# timedelta and warns on every 429 until a program opts in; we read both forms.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 MAX_TEXT = 4096
 MAX_CALLBACK = 64  # bytes of callback_data
+REF = "~"  # callback_data "~3": the payload of button 3 of the message, kept in the outbox
+# Telegram's limits: about 1 message a second in a chat, 20 a minute in a group, 30/s overall
+PER_CHAT = Rate(1.0, burst=3)
+PER_GROUP = Rate(20 / 60, burst=3)
+OVERALL = Rate(30.0, burst=30)
 
 
-def callback_data(payload: str) -> str:
-    """Telegram allows 64 bytes of callback data; longer payloads travel as a digest."""
-    if len(payload.encode()) <= MAX_CALLBACK:
+def callback_data(payload: str, index: int) -> str:
+    """What a button carries: the payload itself, or a reference when it does not fit."""
+    if len(payload.encode()) <= MAX_CALLBACK and not payload.startswith(REF):
         return payload
-    return "#" + hashlib.sha256(payload.encode()).hexdigest()[:40]
+    return f"{REF}{index}"
+
+
+def make_bot(settings: Settings) -> Bot:
+    """A python-telegram-bot ``Bot`` for the configured token and Bot API base URL."""
+    if not settings.telegram_token:
+        raise ValueError("CONCIERGE_TELEGRAM_TOKEN is not set")
+    kwargs: dict[str, Any] = {}
+    if settings.telegram_api_url:
+        base = settings.telegram_api_url.rstrip("/")
+        kwargs["base_url"] = base + "/bot"
+        kwargs["base_file_url"] = base + "/file/bot"
+    return Bot(
+        settings.telegram_token,
+        request=HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15),
+        get_updates_request=HTTPXRequest(read_timeout=40),
+        **kwargs,
+    )
 
 
 class TelegramSender:
@@ -64,34 +104,34 @@ class TelegramSender:
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
-        self.long_payloads: dict[str, str] = {}  # digest -> payload (buttons over 64 bytes)
 
     async def send(self, delivery: Delivery) -> SendResult:
         m = delivery.message
         markup = None
         if m.buttons:
             rows = []
-            for b in m.buttons:
+            for i, b in enumerate(m.buttons):
                 if b.url:
                     rows.append([InlineKeyboardButton(b.title, url=b.url)])
                 else:
-                    data = callback_data(b.payload)
-                    if data != b.payload:
-                        self.long_payloads[data] = b.payload
+                    data = callback_data(b.payload, i)
                     rows.append([InlineKeyboardButton(b.title, callback_data=data)])
             markup = InlineKeyboardMarkup(rows)
         # the engine splits long texts into several outbox rows (Engine.text_limits)
+        chat_id: int | str = delivery.address
         try:
-            msg = await self.bot.send_message(
-                chat_id=delivery.address, text=m.text[:MAX_TEXT], reply_markup=markup
-            )
+            try:
+                msg = await self.bot.send_message(
+                    chat_id=chat_id, text=m.text[:MAX_TEXT], reply_markup=markup
+                )
+            except ChatMigrated as e:  # a group became a supergroup: it has a new id
+                msg = await self.bot.send_message(
+                    chat_id=e.new_chat_id, text=m.text[:MAX_TEXT], reply_markup=markup
+                )
         except TgRetryAfter as e:
-            secs = (
-                e.retry_after.total_seconds()
-                if hasattr(e.retry_after, "total_seconds")
-                else e.retry_after
-            )
-            raise RetryAfter(float(secs)) from e
+            wait = e.retry_after
+            secs = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            raise RetryAfter(secs) from e
         except Forbidden as e:
             raise Unreachable(e.message) from e
         except BadRequest as e:
@@ -105,21 +145,64 @@ class TelegramSender:
         return SendResult(platform_message_id=str(msg.message_id))
 
 
+def limiter(
+    per_chat: Rate | None = PER_CHAT,
+    per_group: Rate | None = PER_GROUP,
+    overall: Rate | None = OVERALL,
+) -> RateLimiter:
+    """About 1 message a second per chat, 20 a minute per group (negative chat ids), 30 a
+    second overall (Telegram's limits)."""
+
+    def rate_of(address: str) -> Rate | None:
+        return per_group if address.startswith("-") else per_chat
+
+    return RateLimiter(per_address=per_chat, overall=overall, rate_of=rate_of)
+
+
+async def button_payload(db: Database, chat_id: str, message_id: int, index: int) -> str | None:
+    """The payload of button ``index`` of the message we sent as ``message_id`` to a chat."""
+    async with db.session() as s:
+        payload = (
+            await s.execute(
+                select(OutboxMessage.payload)
+                .where(
+                    OutboxMessage.channel == CHANNEL,
+                    OutboxMessage.address == chat_id,
+                    OutboxMessage.platform_message_id == str(message_id),
+                )
+                .order_by(OutboxMessage.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    buttons = (payload or {}).get("buttons") or []
+    if 0 <= index < len(buttons):
+        return str(buttons[index].get("payload", buttons[index].get("title")))
+    return None
+
+
+def _button_title(q: CallbackQuery) -> str | None:
+    """The pressed button's label, from the keyboard Telegram sends along with the press."""
+    msg = q.message
+    markup = getattr(msg, "reply_markup", None)
+    if markup is None:
+        return None
+    for row in markup.inline_keyboard:
+        for b in row:
+            if b.callback_data == q.data:
+                return str(b.text)
+    return None
+
+
+def _chat_key(update: Update) -> str:
+    chat = update.effective_chat
+    return str(chat.id) if chat is not None else f"u{update.update_id}"
+
+
 class TelegramChannel:
     def __init__(self, runtime: Runtime) -> None:
         s = runtime.settings
-        assert s.telegram_token
         self.runtime = runtime
-        kwargs: dict[str, Any] = {}
-        if s.telegram_api_url:
-            kwargs["base_url"] = s.telegram_api_url.rstrip("/") + "/bot"
-            kwargs["base_file_url"] = s.telegram_api_url.rstrip("/") + "/file/bot"
-        self.bot = Bot(
-            s.telegram_token,
-            request=HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15),
-            get_updates_request=HTTPXRequest(read_timeout=40),
-            **kwargs,
-        )
+        self.bot = make_bot(s)
         self.sender = TelegramSender(self.bot)
         self.mode = s.telegram_mode
         self.secret = s.telegram_webhook_secret
@@ -133,8 +216,14 @@ class TelegramChannel:
         if self.mode == "webhook":
             if not s.public_url:
                 raise ValueError("CONCIERGE_TELEGRAM_MODE=webhook needs CONCIERGE_PUBLIC_URL")
+            if not self.secret:
+                raise ValueError(
+                    "CONCIERGE_TELEGRAM_MODE=webhook needs CONCIERGE_TELEGRAM_WEBHOOK_SECRET"
+                )
             await self.bot.set_webhook(
-                url=s.public_url.rstrip("/") + "/telegram/webhook", secret_token=self.secret
+                url=s.public_url.rstrip("/") + "/telegram/webhook",
+                secret_token=self.secret,
+                allowed_updates=["message", "callback_query"],
             )
         else:
             await self.bot.delete_webhook()
@@ -145,7 +234,8 @@ class TelegramChannel:
             await self.bot.shutdown()
 
     async def poll(self) -> None:
-        """Long polling: each update is handled once; the offset moves only after handling."""
+        """Long polling: the offset moves past a batch only after it was handled, so a crash
+        gets the updates again (the engine drops the ones it already stored)."""
         backoff = 1.0
         while not self._stop.is_set():
             try:
@@ -158,19 +248,31 @@ class TelegramChannel:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60)
                 continue
-            for update in updates:
+            if updates:
+                await self.handle_batch(updates)
+                self._offset = updates[-1].update_id + 1
+
+    async def handle_batch(self, updates: Sequence[Update]) -> None:
+        """Chats at the same time, each chat's updates in order."""
+        chats: dict[str, list[Update]] = defaultdict(list)
+        for u in updates:
+            chats[_chat_key(u)].append(u)
+
+        async def run(chain: list[Update]) -> None:
+            for u in chain:
                 try:
-                    await self.handle_update(update)
+                    await self.handle_update(u)
                 except Exception:
-                    log.exception("Telegram update %s failed", update.update_id)
-                self._offset = update.update_id + 1
+                    log.exception("Telegram update %s failed", u.update_id)
+
+        await asyncio.gather(*(run(c) for c in chats.values()))
 
     # --- translation ---------------------------------------------------------------------
     async def handle_update(self, update: Update) -> None:
-        inbound = self.translate(update)
         if update.callback_query is not None:
             with contextlib.suppress(TelegramError):
                 await update.callback_query.answer()
+        inbound = await self.translate(update)
         if inbound is None:
             return
         typing = asyncio.create_task(self._typing(inbound.reply_address))
@@ -179,22 +281,9 @@ class TelegramChannel:
         finally:
             typing.cancel()
 
-    def translate(self, update: Update) -> Inbound | None:
+    async def translate(self, update: Update) -> Inbound | None:
         if update.callback_query is not None:
-            q = update.callback_query
-            if q.message is None or q.data is None:
-                return None
-            payload = self.sender.long_payloads.get(q.data, q.data)
-            return Inbound(
-                channel=CHANNEL,
-                external_id=str(q.from_user.id),
-                address=str(q.message.chat.id),
-                text=payload,
-                payload=payload,
-                platform_message_id=f"cb:{q.id}",
-                display_name=q.from_user.full_name,
-                language=q.from_user.language_code,
-            )
+            return await self._translate_press(update.callback_query)
         msg = update.message
         if msg is None or msg.text is None or msg.from_user is None:
             return None
@@ -217,6 +306,30 @@ class TelegramChannel:
             metadata=metadata,
         )
 
+    async def _translate_press(self, q: CallbackQuery) -> Inbound | None:
+        if q.message is None or q.data is None:
+            return None
+        chat_id = str(q.message.chat.id)
+        payload: str | None = q.data
+        if q.data.startswith(REF) and q.data[1:].isdigit():
+            payload = await button_payload(
+                self.runtime.db, chat_id, q.message.message_id, int(q.data[1:])
+            )
+            if payload is None:
+                log.warning("button %s of message %s: not ours", q.data, q.message.message_id)
+                return None
+        assert payload is not None
+        return Inbound(
+            channel=CHANNEL,
+            external_id=str(q.from_user.id),
+            address=chat_id,
+            text=_button_title(q) or payload,
+            payload=payload,
+            platform_message_id=f"cb:{q.id}",
+            display_name=q.from_user.full_name,
+            language=q.from_user.language_code,
+        )
+
     async def _typing(self, chat_id: str) -> None:
         with contextlib.suppress(Exception):
             while True:
@@ -226,7 +339,7 @@ class TelegramChannel:
     # --- webhook ---------------------------------------------------------------------------
     async def webhook(self, request: Request) -> Response:
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-        if not self.secret or not hmac.compare_digest(given, self.secret):
+        if not self.secret or not hmac.compare_digest(given.encode(), self.secret.encode()):
             return JSONResponse({"error": "bad or missing secret token"}, status_code=403)
         try:
             data = await request.json()
@@ -237,11 +350,6 @@ class TelegramChannel:
             return JSONResponse({"error": "body is not a Telegram update"}, status_code=400)
         await self.handle_update(update)
         return JSONResponse({"ok": True})
-
-
-def limiter() -> RateLimiter:
-    """About 1 message a second per chat, 30 a second overall (Telegram's limits)."""
-    return RateLimiter(per_address=Rate(1.0, burst=3), overall=Rate(30.0, burst=30))
 
 
 def routes(runtime: Runtime) -> list[BaseRoute]:
