@@ -347,11 +347,24 @@ class DeliveryWorker:
         return DeliveryOutcome(row.id, DEAD, reason)
 
     async def _mark_unreachable(self, row: OutboxMessage, reason: str) -> None:
+        """The person blocked us (or left): mark the identity, and do not try their other
+        waiting messages (each would be refused again); they are dead-lettered with the reason."""
         async with self.db.session() as s:
             await s.execute(
                 update(Identity)
                 .where(Identity.channel == row.channel, Identity.address == row.address)
                 .values(reachable=False, unreachable_reason=reason)
+            )
+            await s.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.channel == row.channel,
+                    OutboxMessage.address == row.address,
+                    OutboxMessage.id != row.id,
+                    OutboxMessage.status.in_([PENDING, SENDING]),
+                )
+                .values(status=DEAD, locked_until=None, last_error=f"unreachable: {reason}")
+                .execution_options(synchronize_session=False)
             )
 
 

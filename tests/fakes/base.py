@@ -23,6 +23,12 @@ class Call:
     params: dict[str, Any]
     ok: bool = True  # False when a scenario made it fail
     at: float = field(default_factory=time.monotonic)
+    # True once the answer went back to a client that was still connected: the caller knows
+    # the call succeeded (a call whose client went away meanwhile was done, but not confirmed)
+    answered: bool = False
+
+
+CALL = web.RequestKey("call", Call)
 
 
 @dataclass
@@ -34,16 +40,26 @@ class Scenario:
     times: int = 1
     retry_after: float = 1.0
     delay: float = 0.0
-    body: Any = None
+    body: Any = None  # "custom": the JSON answer
+    status: int = 200  # "custom": the HTTP status
+    when: dict[str, Any] | None = None  # only calls whose params match (e.g. {"chat_id": 5})
+
+    def matches(self, method: str, params: dict[str, Any]) -> bool:
+        if self.times <= 0 or self.method not in (None, method):
+            return False
+        return all(str(params.get(k)) == str(v) for k, v in (self.when or {}).items())
 
 
 class FakeServer:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.scenarios: list[Scenario] = []
+        self.delay = 0.0  # every API call (but long polling) answers this many seconds late
         self._lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
-        self.app = web.Application(client_max_size=20 * 1024 * 1024)
+        self.app = web.Application(
+            client_max_size=20 * 1024 * 1024, middlewares=[self._mark_answered]
+        )
         self.runner: web.AppRunner | None = None
         self.port = 0
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -74,27 +90,57 @@ class FakeServer:
 
     # --- scenarios and records -------------------------------------------------------
     def play(self, kind: str, method: str | None = None, times: int = 1, **kw: Any) -> None:
+        """The next ``times`` calls of ``method`` (matching ``when=``) get ``kind`` instead."""
         with self._lock:
             self.scenarios.append(Scenario(kind, method, times, **kw))
 
-    def _take_scenario(self, method: str) -> Scenario | None:
+    def clear_scenarios(self) -> None:
+        with self._lock:
+            self.scenarios.clear()
+
+    def _take_scenario(self, method: str, params: dict[str, Any]) -> Scenario | None:
         with self._lock:
             for sc in self.scenarios:
-                if sc.method in (None, method) and sc.times > 0:
+                if sc.matches(method, params):
                     sc.times -= 1
                     if sc.times == 0:
                         self.scenarios.remove(sc)
                     return sc
         return None
 
-    def record(self, method: str, params: dict[str, Any], ok: bool = True) -> None:
+    def record(
+        self,
+        method: str,
+        params: dict[str, Any],
+        ok: bool = True,
+        request: web.Request | None = None,
+    ) -> Call:
+        call = Call(method, params, ok)
         with self._lock:
-            self.calls.append(Call(method, params, ok))
+            self.calls.append(call)
+        if request is not None:
+            request[CALL] = call
+        return call
+
+    @web.middleware
+    async def _mark_answered(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        resp: web.StreamResponse = await handler(request)
+        call = request.get(CALL)
+        transport = request.transport
+        if call is not None and transport is not None and not transport.is_closing():
+            call.answered = True
+        return resp
 
     def calls_to(self, method: str, *, failed: bool = False) -> list[Call]:
         """Calls that succeeded (``failed=True``: those a scenario failed)."""
         with self._lock:
             return [c for c in self.calls if c.method == method and c.ok != failed]
+
+    def count(self, method: str, key: str, value: Any) -> int:
+        """How many successful calls of ``method`` had ``params[key] == value``."""
+        return sum(1 for c in self.calls_to(method) if str(c.params.get(key)) == str(value))
 
     def wait_for(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -38,11 +39,9 @@ class FakeSlack(FakeServer):
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
         params = await read_params(request)
-        sc = self._take_scenario(method)
-        self.record(method, params, ok=sc is None or sc.kind == "slow")
+        sc = self._take_scenario(method, params)
+        self.record(method, params, ok=sc is None or sc.kind == "slow", request=request)
         if sc is not None:
-            import asyncio
-
             if sc.kind == "slow":
                 await asyncio.sleep(sc.delay)
             elif sc.kind == "429":
@@ -60,7 +59,9 @@ class FakeSlack(FakeServer):
                 request.transport.close()
                 return web.Response()
             elif sc.kind == "custom":
-                return web.json_response(sc.body)
+                return web.json_response(sc.body, status=sc.status)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         fn = getattr(self, "m_" + method.replace(".", "_"), None)
         if fn is None:
             return web.json_response({"ok": False, "error": "unknown_method"})

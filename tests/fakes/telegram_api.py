@@ -58,9 +58,9 @@ class FakeTelegram(FakeServer):
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
-        sc = self._take_scenario(method)
+        sc = self._take_scenario(method, params)
         if method != "getUpdates":
-            self.record(method, params, ok=sc is None or sc.kind == "slow")
+            self.record(method, params, ok=sc is None or sc.kind == "slow", request=request)
         if sc is not None:
             if sc.kind == "slow":
                 await asyncio.sleep(sc.delay)
@@ -92,6 +92,10 @@ class FakeTelegram(FakeServer):
                 assert request.transport is not None
                 request.transport.close()
                 return web.Response()
+            elif sc.kind == "custom":
+                return web.json_response(sc.body, status=sc.status)
+        if self.delay and method != "getUpdates":
+            await asyncio.sleep(self.delay)
         handler = getattr(self, f"m_{method}", None)
         if handler is None:
             return web.json_response(
