@@ -40,9 +40,11 @@ class ManualClock:
         return self._now
 
     async def sleep(self, seconds: float) -> None:
-        # Real time passes a little so other tasks run; simulated time jumps.
-        self.advance(seconds)
-        await asyncio.sleep(0)
+        """Return once the test has moved the clock ``seconds`` on (never moves it itself, so
+        background loops cannot run away with simulated time)."""
+        target = self._now + timedelta(seconds=seconds)
+        while self._now < target:
+            await asyncio.sleep(0.01)
 
 
 def utcnow() -> datetime:

@@ -195,3 +195,19 @@ async def test_web_visitor_gets_the_staff_reply_live(
         f = await until(lambda f: f["type"] == "message" and f["sender"] == "staff")
         assert f["text"] == "Hello from Anna!"
         assert f["metadata"]["staff_name"] == "Anna"
+
+
+def test_long_staff_reply_is_split_not_cut(
+    fakes: tuple[FakeTelegram, FakeSlack], server: LiveServer
+) -> None:
+    tg, sl = fakes
+    tg.push_update(tg_message("human please", user_id=91))
+    posts = sl.wait_for("chat.postMessage", 2, where=lambda c: c.params.get("channel") == STAFF)
+    long_reply = " ".join(f"word{i}" for i in range(1200))  # about 9,000 characters
+    staff_thread_reply(server, posts[1].params["thread_ts"], long_reply)
+    parts = tg.wait_for(
+        "sendMessage", 4, timeout=20, where=lambda c: str(c.params["chat_id"]) == "91"
+    )
+    texts = [str(c.params["text"]) for c in parts[1:]]
+    assert all(len(t) <= 4096 for t in texts)
+    assert " ".join(texts) == long_reply

@@ -99,3 +99,33 @@ async def test_metrics(rt: Runtime) -> None:
     await rt.engine.handle(msg("human please"))
     m = await rt.handoff.metrics()  # type: ignore[attr-defined]
     assert m["by_reason"] == {"asked": 1} and m["by_status"] == {"open": 1}
+
+
+async def test_sla_reposts_unanswered_handoffs_once_per_period(
+    db_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    from bot.storage.models import OutboxMessage
+
+    clock = ManualClock(datetime(2026, 1, 7, 10, 0, tzinfo=UTC))  # Wednesday, open
+    rt = Runtime(
+        make_settings(
+            db_url, content_dir=REFERENCE_SHOP, slack_staff_channel="CSTAFF", handoff_sla_minutes=15
+        ),
+        clock=clock,
+        start_worker=False,
+    )
+    await rt.start(migrate=False)
+    try:
+        await rt.engine.handle(msg("human please"))
+        svc = rt.handoff  # type: ignore[attr-defined]
+        assert await svc.sla_sweep() == 0
+        clock.advance(16 * 60)
+        assert await svc.sla_sweep() == 1
+        assert await svc.sla_sweep() == 0  # not again within the period
+        clock.advance(16 * 60)
+        assert await svc.sla_sweep() == 1
+        async with rt.db.session() as s:
+            texts = [r.payload["text"] for r in (await s.execute(select(OutboxMessage))).scalars()]
+        assert sum("has waited" in t for t in texts) == 2
+    finally:
+        await rt.stop()
