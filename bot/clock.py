@@ -43,7 +43,7 @@ class ManualClock:
         """Return once the test has moved the clock ``seconds`` on (never moves it itself, so
         background loops cannot run away with simulated time)."""
         target = self._now + timedelta(seconds=seconds)
-        while self._now < target:
+        while self._now < target:  # noqa: ASYNC110 - set() may come from any loop or thread
             await asyncio.sleep(0.01)
 
 
