@@ -1,0 +1,157 @@
+"""Settings of the prompts feature: ``CONCIERGE_PROMPTS_*`` environment variables."""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$")
+_UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"7d"``, ``"36h"``, ``"90m"``, ``"2w"``, or a number of days -> :class:`timedelta`."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        return timedelta(days=value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 7d, 36h, 90m, 2w)")
+    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def parse_cap(value: str) -> tuple[int, timedelta]:
+    """``"2/7d"`` -> at most 2 per 7 days."""
+    try:
+        n, per = value.split("/", 1)
+        count = int(n)
+        window = parse_duration(per)
+    except ValueError:
+        raise ValueError(f"cap {value!r}: use COUNT/DURATION, e.g. 2/7d") from None
+    if count < 0 or window <= timedelta(0):
+        raise ValueError(f"cap {value!r}: a count >= 0 per a positive duration")
+    return count, window
+
+
+def parse_quiet(value: str) -> tuple[time, time] | None:
+    """``"21:00-08:00"`` (may wrap midnight); ``""`` or ``"off"``: no quiet hours."""
+    if value.strip().lower() in ("", "off", "none"):
+        return None
+    try:
+        a, b = (p.strip() for p in value.split("-", 1))
+        start, end = time.fromisoformat(a), time.fromisoformat(b)
+    except ValueError:
+        raise ValueError(f"quiet hours {value!r}: use HH:MM-HH:MM, e.g. 21:00-08:00") from None
+    if start == end:
+        raise ValueError(f"quiet hours {value!r}: start and end are the same")
+    return start, end
+
+
+class PromptSettings(BaseSettings):
+    """Everything about proactive prompts an operator may want to change."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CONCIERGE_PROMPTS_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    enabled: bool = True
+    file: Path | None = Field(
+        default=None, description="Prompt definitions (default: <content>/flows/prompts.yml)"
+    )
+    marketing_cap: str = Field(
+        default="2/7d", description="Marketing prompts per contact across all prompts and channels"
+    )
+    channel_caps: dict[str, str] = Field(
+        default_factory=dict,
+        description='Marketing caps per channel, e.g. {"telegram": "1/1d"} (JSON)',
+    )
+    quiet_hours: str = Field(
+        default="21:00-08:00", description="Local quiet hours: prompts wait until they end"
+    )
+    soft_opt_in: bool = Field(
+        default=True,
+        description="EU soft opt-in: existing customers get marketing without explicit consent "
+        "(every marketing message carries an opt-out line either way)",
+    )
+    channel_order: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["telegram", "slack", "web"],
+        description="Channels tried after the contact's preferred one",
+    )
+    csat_suppress_below: int = Field(default=3, ge=1, le=6)
+    csat_suppress_days: int = Field(default=30, ge=0)
+    scheduler: bool = Field(default=True, description="Run the scheduler loop in this process")
+    interval: float = Field(default=15.0, gt=0, description="Seconds between scheduler rounds")
+    sweep_interval: float = Field(
+        default=300.0, gt=0, description="Seconds between sweeps (schedules, attributes, segments)"
+    )
+    horizon_hours: float = Field(
+        default=36.0, gt=0, description="How far ahead sweeps schedule prompts"
+    )
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    lease_seconds: float = Field(default=120.0, gt=0)
+    review_url: str = Field(
+        default="https://brewhaus.example/reviews", description="Where review buttons link"
+    )
+    referral_url: str = Field(default="https://brewhaus.example/invite")
+    shop_name: str = "Brewhaus"
+    salt: str = Field(default="", description="Experiment salt (change to reshuffle groups)")
+
+    @field_validator("channel_order", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("marketing_cap")
+    @classmethod
+    def _cap(cls, v: str) -> str:
+        parse_cap(v)
+        return v
+
+    @field_validator("channel_caps")
+    @classmethod
+    def _caps(cls, v: dict[str, str]) -> dict[str, str]:
+        for cap in v.values():
+            parse_cap(cap)
+        return v
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str) -> str:
+        parse_quiet(v)
+        return v
+
+    @property
+    def cap(self) -> tuple[int, timedelta]:
+        return parse_cap(self.marketing_cap)
+
+    @property
+    def caps_by_channel(self) -> dict[str, tuple[int, timedelta]]:
+        return {ch: parse_cap(c) for ch, c in self.channel_caps.items()}
+
+    @property
+    def quiet(self) -> tuple[time, time] | None:
+        return parse_quiet(self.quiet_hours)
+
+
+def load_prompt_settings(**overrides: Any) -> PromptSettings:
+    """The settings from the environment; errors name the variable."""
+    from bot.settings import SettingsError
+
+    try:
+        return PromptSettings(**overrides)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            name = "CONCIERGE_PROMPTS_" + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,538 @@
+"""Prompt definitions from ``flows/prompts.yml``, checked with ``file:line`` errors.
+
+```yaml
+segments:                       # named conditions over a contact (see conditions.py)
+  repeat_buyers: {purchase_count: {gte: 2}}
+suppression:                    # shop events that open / close a complaint
+  complaint: {open: [complaint_opened], close: [complaint_resolved]}
+prompts:
+  - id: review_request
+    kind: review                # message (default) | review | nps
+    purpose: service            # service | marketing
+    priority: 60                # higher goes first when prompts compete for the cap
+    trigger: {event: delivered, delay: 7d, at: "10:00"}
+    exit: {events: [review_submitted, refunded]}
+    reentry: {after: 90d}       # never | always | {after: DURATION}
+    response: utter_prompt_review
+    variants: [{id: a, response: utter_prompt_review, weight: 1}]   # instead of response
+    holdout: 0.1
+    goal: {event: review_submitted, within: 14d}
+```
+
+Triggers (one per prompt): ``stage`` entered, ``event`` (+ ``where`` on its properties),
+``attribute`` date (+ ``offset``), ``schedule`` (cron, in the contact's time zone, with an
+``audience``), ``segment`` membership, ``nps`` answer category; each may add ``delay`` and a
+local ``at`` time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+from croniter import croniter
+
+from bot.prompts.conditions import Condition
+from bot.prompts.config import parse_duration
+
+KINDS = ("message", "review", "nps")
+PURPOSES = ("service", "marketing")
+TRIGGERS = ("stage", "event", "attribute", "schedule", "segment", "nps")
+SUPPRESS = ("handoff", "complaint", "low_csat")
+NPS_CATEGORIES = ("promoter", "passive", "detractor")
+_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_RESPONSE = re.compile(r"^utter_[\w/.-]+$")
+
+
+class PromptFileError(Exception):
+    """A problem in the prompts file: ``file:line: problem``."""
+
+    def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
+        self.path, self.line, self.problem = str(path), line, problem
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    kind: str
+    value: str  # the stage, event type, attribute, cron expression, segment name, nps category
+    delay: timedelta = timedelta(0)
+    at: time | None = None
+    where: Mapping[str, Any] = field(default_factory=dict)  # event properties
+    offset: timedelta = timedelta(0)  # attribute date trigger
+    audience: Condition = field(default_factory=Condition)  # schedule / segment
+
+    def due(self, start: datetime, tz: ZoneInfo) -> datetime:
+        """When the prompt is due for a trigger that happened at ``start``."""
+        when = start + self.delay + self.offset
+        if self.at is None:
+            return when
+        local = when.astimezone(tz)
+        due = datetime.combine(local.date(), self.at, tzinfo=tz)
+        if due < start + self.offset:  # "at 10:00" after something at 15:00: the next day
+            due += timedelta(days=1)
+        elif due < local and (self.delay + self.offset) % timedelta(days=1):
+            due += timedelta(days=1)  # a delay in hours: the first ``at`` after it
+        return due.astimezone(start.tzinfo)
+
+
+@dataclass(frozen=True)
+class Variant:
+    id: str
+    response: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    trigger: Trigger
+    variants: tuple[Variant, ...]
+    purpose: str = "service"
+    kind: str = "message"
+    priority: int = 50
+    description: str = ""
+    exit_events: frozenset[str] = frozenset()
+    exit_on_stage_change: bool = True
+    reentry: str = "after"  # never | always | after
+    reentry_after: timedelta = timedelta(days=30)
+    holdout: float = 0.0
+    goal_event: str | None = None
+    goal_within: timedelta = timedelta(days=7)
+    audience: Condition = field(default_factory=Condition)
+    suppress: frozenset[str] = frozenset(SUPPRESS)
+    quiet_hours: bool = True
+    expire_after: timedelta = timedelta(days=3)
+    channels: tuple[str, ...] = ()
+    line: int = 0
+
+    @property
+    def marketing(self) -> bool:
+        return self.purpose == "marketing"
+
+    @property
+    def responses(self) -> list[str]:
+        return [v.response for v in self.variants]
+
+
+@dataclass
+class PromptBook:
+    """Every prompt of the shop, and the indexes the signal receivers need."""
+
+    prompts: dict[str, Prompt] = field(default_factory=dict)
+    segments: dict[str, Condition] = field(default_factory=dict)
+    complaint_open: frozenset[str] = frozenset()
+    complaint_close: frozenset[str] = frozenset()
+    path: Path | None = None
+
+    def by_trigger(self, kind: str, value: str | None = None) -> list[Prompt]:
+        return [
+            p
+            for p in self.prompts.values()
+            if p.trigger.kind == kind and (value is None or p.trigger.value == value)
+        ]
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        """Every event type a receiver acts on (triggers, exits, goals, complaints)."""
+        out: set[str] = set(self.complaint_open | self.complaint_close)
+        for p in self.prompts.values():
+            if p.trigger.kind == "event":
+                out.add(p.trigger.value)
+            out |= p.exit_events
+            if p.goal_event:
+                out.add(p.goal_event)
+        return frozenset(out)
+
+    def response_names(self) -> set[str]:
+        return {r for p in self.prompts.values() for r in p.responses}
+
+
+# --- YAML with line numbers -----------------------------------------------------------------
+
+
+class _Doc:
+    """Plain Python values of a YAML file, and the line of every key/item by path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: dict[tuple[Any, ...], int] = {}
+        self._loader = yaml.SafeLoader("")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise PromptFileError(path, None, f"cannot read: {e.strerror}") from None
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            raise PromptFileError(
+                path, mark.line + 1 if mark else None, f"invalid YAML: {e.problem or e.context}"
+            ) from None
+        self.data = self._value(node, ()) if node is not None else None
+
+    def _value(self, node: yaml.Node, p: tuple[Any, ...]) -> Any:
+        self.lines.setdefault(p, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for k, v in node.value:
+                key = str(self._loader.construct_object(k))
+                if key in out:
+                    raise PromptFileError(
+                        self.path, k.start_mark.line + 1, f"duplicate key {key!r}"
+                    )
+                self.lines[(*p, key)] = k.start_mark.line + 1
+                out[key] = self._value(v, (*p, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._value(v, (*p, i)) for i, v in enumerate(node.value)]
+        value = self._loader.construct_object(node)
+        if isinstance(value, int | float) and ":" in str(node.value):
+            return str(node.value)  # 10:00 is a time, not YAML 1.1's sexagesimal 600
+        return value
+
+    def line(self, p: tuple[Any, ...]) -> int | None:
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.lines.get(())
+
+    def error(self, p: tuple[Any, ...], problem: str) -> PromptFileError:
+        return PromptFileError(self.path, self.line(p), problem)
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def load_prompts(path: Path) -> PromptBook:
+    """Read and check ``path``; raises :class:`PromptFileError` at the first problem."""
+    if not path.exists():
+        return PromptBook(path=path)
+    doc = _Doc(path)
+    data = doc.data
+    if data is None:
+        return PromptBook(path=path)
+    if not isinstance(data, dict):
+        raise doc.error((), "expected a mapping with 'prompts:'")
+    for key in data:
+        if key not in ("prompts", "segments", "suppression", "version"):
+            raise doc.error(
+                (key,), f"unknown top-level key {key!r} (prompts, segments, suppression)"
+            )
+    book = PromptBook(path=path)
+    segs = data.get("segments") or {}
+    if not isinstance(segs, dict):
+        raise doc.error(("segments",), "'segments:' maps a name to a condition")
+    for name, cond in segs.items():
+        book.segments[name] = _condition(doc, ("segments", name), cond)
+    sup = data.get("suppression") or {}
+    if not isinstance(sup, dict):
+        raise doc.error(("suppression",), "'suppression:' is a mapping")
+    for key, spec in sup.items():
+        if key != "complaint":
+            raise doc.error(("suppression", key), f"unknown suppression {key!r} (complaint)")
+        _keys(doc, ("suppression", key), spec, {"open", "close"})
+        book.complaint_open = frozenset(_names(doc, ("suppression", key, "open"), spec.get("open")))
+        book.complaint_close = frozenset(
+            _names(doc, ("suppression", key, "close"), spec.get("close"))
+        )
+    items = data.get("prompts")
+    if items is None:
+        return book
+    if not isinstance(items, list):
+        raise doc.error(("prompts",), "'prompts:' must be a list")
+    for i, raw in enumerate(items):
+        prompt = _prompt(doc, ("prompts", i), raw, book)
+        if prompt.id in book.prompts:
+            raise doc.error(
+                ("prompts", i, "id"),
+                f"duplicate prompt id {prompt.id!r} (first on line {book.prompts[prompt.id].line})",
+            )
+        book.prompts[prompt.id] = prompt
+    return book
+
+
+PROMPT_KEYS = {
+    "id",
+    "description",
+    "kind",
+    "purpose",
+    "priority",
+    "trigger",
+    "exit",
+    "reentry",
+    "response",
+    "variants",
+    "holdout",
+    "goal",
+    "audience",
+    "suppress",
+    "quiet_hours",
+    "expire_after",
+    "channels",
+}
+
+
+def _prompt(doc: _Doc, p: tuple[Any, ...], raw: Any, book: PromptBook) -> Prompt:
+    if not isinstance(raw, dict):
+        raise doc.error(p, "each prompt is a mapping with id, trigger and response")
+    _keys(doc, p, raw, PROMPT_KEYS)
+    pid = raw.get("id")
+    if not isinstance(pid, str) or not _ID.match(pid):
+        raise doc.error((*p, "id"), f"prompt id {pid!r}: lower-case letters, digits and _")
+    kind = _choice(doc, (*p, "kind"), raw.get("kind", "message"), KINDS)
+    purpose = _choice(doc, (*p, "purpose"), raw.get("purpose", "service"), PURPOSES)
+    priority = raw.get("priority", 50)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise doc.error((*p, "priority"), "priority is a whole number (higher goes first)")
+    if "trigger" not in raw:
+        raise doc.error(p, f"prompt {pid!r} has no trigger")
+    trigger = _trigger(doc, (*p, "trigger"), raw["trigger"], book)
+    variants = _variants(doc, p, raw)
+    audience = _condition(doc, (*p, "audience"), raw.get("audience"))
+    if kind == "review":
+        _no_gating(doc, p, trigger, audience)
+    exit_events: frozenset[str] = frozenset()
+    exit_stage = True
+    if "exit" in raw:
+        ex = raw["exit"]
+        _keys(doc, (*p, "exit"), ex, {"events", "stage_change"})
+        exit_events = frozenset(_names(doc, (*p, "exit", "events"), ex.get("events")))
+        exit_stage = _bool(doc, (*p, "exit", "stage_change"), ex.get("stage_change", True))
+    reentry, after = _reentry(doc, (*p, "reentry"), raw.get("reentry", {"after": "30d"}))
+    holdout = raw.get("holdout", 0)
+    if not isinstance(holdout, int | float) or isinstance(holdout, bool) or not 0 <= holdout < 1:
+        raise doc.error((*p, "holdout"), "holdout is a share between 0 and 1, e.g. 0.1")
+    goal_event, within = None, timedelta(days=7)
+    if "goal" in raw:
+        g = raw["goal"]
+        _keys(doc, (*p, "goal"), g, {"event", "within"})
+        if not isinstance(g.get("event"), str):
+            raise doc.error(
+                (*p, "goal"), "goal needs an event, e.g. {event: purchased, within: 7d}"
+            )
+        goal_event = g["event"]
+        within = _duration(doc, (*p, "goal", "within"), g.get("within", "7d"))
+    if holdout and not goal_event:
+        raise doc.error((*p, "holdout"), "a holdout needs a goal to measure lift against")
+    suppress = frozenset(SUPPRESS)
+    if "suppress" in raw:
+        names = _names(doc, (*p, "suppress"), raw["suppress"])
+        for j, n in enumerate(names):
+            if n not in SUPPRESS:
+                raise doc.error(
+                    (*p, "suppress", j), f"unknown suppression {n!r} ({', '.join(SUPPRESS)})"
+                )
+        suppress = frozenset(names)
+    channels = tuple(_names(doc, (*p, "channels"), raw.get("channels")))
+    return Prompt(
+        id=pid,
+        description=str(raw.get("description") or ""),
+        kind=kind,
+        purpose=purpose,
+        priority=priority,
+        trigger=trigger,
+        variants=variants,
+        exit_events=exit_events,
+        exit_on_stage_change=exit_stage,
+        reentry=reentry,
+        reentry_after=after,
+        holdout=float(holdout),
+        goal_event=goal_event,
+        goal_within=within,
+        audience=audience,
+        suppress=suppress,
+        quiet_hours=_bool(doc, (*p, "quiet_hours"), raw.get("quiet_hours", True)),
+        expire_after=_duration(doc, (*p, "expire_after"), raw.get("expire_after", "3d")),
+        channels=channels,
+        line=doc.line(p) or 0,
+    )
+
+
+TRIGGER_KEYS = {"delay", "at", "where", "offset", "audience", *TRIGGERS}
+
+
+def _trigger(doc: _Doc, p: tuple[Any, ...], raw: Any, book: PromptBook) -> Trigger:
+    if not isinstance(raw, dict):
+        raise doc.error(p, f"a trigger is a mapping with one of {', '.join(TRIGGERS)}")
+    _keys(doc, p, raw, TRIGGER_KEYS)
+    kinds = [k for k in TRIGGERS if k in raw]
+    if len(kinds) != 1:
+        raise doc.error(p, f"a trigger has exactly one of {', '.join(TRIGGERS)}")
+    kind = kinds[0]
+    value = raw[kind]
+    audience = _condition(doc, (*p, "audience"), raw.get("audience"))
+    if kind == "segment":
+        if isinstance(value, dict):
+            audience = _condition(doc, (*p, "segment"), value)
+            value = f"inline:{doc.line((*p, 'segment'))}"
+        elif isinstance(value, str):
+            if value not in book.segments:
+                known = ", ".join(sorted(book.segments)) or "none defined"
+                raise doc.error((*p, "segment"), f"unknown segment {value!r} ({known})")
+            audience = book.segments[value]
+        else:
+            raise doc.error((*p, "segment"), "segment: a segment name or a condition")
+    elif not isinstance(value, str) or not value:
+        raise doc.error((*p, kind), f"{kind}: a name is needed")
+    if kind == "schedule" and not croniter.is_valid(value):
+        raise doc.error(
+            (*p, kind), f"schedule {value!r} is not a cron expression (m h dom mon dow)"
+        )
+    if kind == "nps" and value not in NPS_CATEGORIES:
+        raise doc.error((*p, kind), f"nps: one of {', '.join(NPS_CATEGORIES)}")
+    if "where" in raw and kind != "event":
+        raise doc.error((*p, "where"), "'where' filters event properties: event triggers only")
+    if "offset" in raw and kind != "attribute":
+        raise doc.error((*p, "offset"), "'offset' is for attribute date triggers")
+    if "audience" in raw and kind not in ("schedule",):
+        raise doc.error((*p, "audience"), "'audience' of a trigger is for schedules")
+    if kind == "schedule" and ("delay" in raw or "at" in raw):
+        raise doc.error(p, "a schedule sets its own time: no delay or at")
+    where = raw.get("where") or {}
+    if not isinstance(where, dict):
+        raise doc.error((*p, "where"), "'where' maps event properties to values")
+    at = None
+    if "at" in raw:
+        try:
+            at = time.fromisoformat(str(raw["at"]))
+        except ValueError:
+            raise doc.error((*p, "at"), f"at {raw['at']!r}: a local time HH:MM") from None
+    offset = timedelta(0)
+    if "offset" in raw:
+        text = str(raw["offset"]).strip()
+        sign = -1 if text.startswith("-") else 1
+        offset = sign * _duration(doc, (*p, "offset"), text.lstrip("+-"))
+    return Trigger(
+        kind=kind,
+        value=str(value),
+        delay=_duration(doc, (*p, "delay"), raw.get("delay", 0)),
+        at=at,
+        where=where,
+        offset=offset,
+        audience=audience,
+    )
+
+
+def _variants(doc: _Doc, p: tuple[Any, ...], raw: dict[str, Any]) -> tuple[Variant, ...]:
+    if ("response" in raw) == ("variants" in raw):
+        raise doc.error(p, "a prompt has either 'response' or 'variants'")
+    if "response" in raw:
+        return (Variant("a", _response(doc, (*p, "response"), raw["response"])),)
+    items = raw["variants"]
+    if not isinstance(items, list) or not items:
+        raise doc.error((*p, "variants"), "variants: a list of {id, response, weight}")
+    out: list[Variant] = []
+    for j, v in enumerate(items):
+        vp = (*p, "variants", j)
+        if not isinstance(v, dict):
+            raise doc.error(vp, "a variant is {id, response, weight}")
+        _keys(doc, vp, v, {"id", "response", "weight"})
+        vid = v.get("id")
+        if not isinstance(vid, str) or not re.match(r"^[a-z0-9_]{1,32}$", vid) or vid == "holdout":
+            raise doc.error((*vp, "id"), f"variant id {vid!r}: short, lower-case, not 'holdout'")
+        if any(o.id == vid for o in out):
+            raise doc.error((*vp, "id"), f"duplicate variant id {vid!r}")
+        weight = v.get("weight", 1)
+        if not isinstance(weight, int | float) or isinstance(weight, bool) or weight <= 0:
+            raise doc.error((*vp, "weight"), "weight is a positive number")
+        out.append(Variant(vid, _response(doc, (*vp, "response"), v.get("response")), weight))
+    return tuple(out)
+
+
+def _no_gating(doc: _Doc, p: tuple[Any, ...], trigger: Trigger, audience: Condition) -> None:
+    """Review requests go to every eligible buyer: nothing may depend on satisfaction."""
+    if trigger.kind == "nps":
+        raise doc.error(
+            (*p, "trigger"),
+            "a review prompt cannot be triggered by an NPS answer (review gating: ask everyone)",
+        )
+    for t in audience.tests:
+        if any(word in t.field for word in ("nps", "csat", "satisf", "rating", "score")):
+            raise doc.error(
+                (*p, "audience", t.field),
+                f"a review prompt cannot depend on {t.field!r} (review gating: ask everyone)",
+            )
+
+
+def _reentry(doc: _Doc, p: tuple[Any, ...], raw: Any) -> tuple[str, timedelta]:
+    if raw in ("never", "always"):
+        return str(raw), timedelta(0)
+    if isinstance(raw, dict) and set(raw) == {"after"}:
+        return "after", _duration(doc, (*p, "after"), raw["after"])
+    raise doc.error(p, "reentry: never | always | {after: DURATION}")
+
+
+def _response(doc: _Doc, p: tuple[Any, ...], value: Any) -> str:
+    if not isinstance(value, str) or not _RESPONSE.match(value):
+        raise doc.error(p, f"response {value!r}: a response name such as utter_prompt_review")
+    return value
+
+
+def _condition(doc: _Doc, p: tuple[Any, ...], raw: Any) -> Condition:
+    try:
+        return Condition.parse(raw)
+    except ValueError as e:
+        bad = str(e).split(":", 1)[0]
+        sub = (*p, bad) if isinstance(raw, dict) and bad in raw else p
+        raise doc.error(sub, str(e)) from None
+
+
+def _keys(doc: _Doc, p: tuple[Any, ...], raw: Any, allowed: Iterable[str]) -> None:
+    if not isinstance(raw, dict):
+        raise doc.error(p, f"expected a mapping ({', '.join(sorted(allowed))})")
+    allowed = set(allowed)
+    for k in raw:
+        if k not in allowed:
+            raise doc.error((*p, k), f"unknown key {k!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _names(doc: _Doc, p: tuple[Any, ...], raw: Any) -> list[str]:
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [raw]
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise doc.error(p, "a list of names")
+    return list(raw)
+
+
+def _choice(doc: _Doc, p: tuple[Any, ...], value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise doc.error(p, f"{value!r}: use one of {', '.join(choices)}")
+    return str(value)
+
+
+def _bool(doc: _Doc, p: tuple[Any, ...], value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise doc.error(p, "true or false")
+    return value
+
+
+def _duration(doc: _Doc, p: tuple[Any, ...], value: Any) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise doc.error(p, str(e)) from None
+
+
+def check_responses(book: PromptBook, responses: Any, languages: list[str]) -> list[str]:
+    """Problems with the texts: a response missing in a language (``file:line: ...``)."""
+    problems: list[str] = []
+    for prompt in book.prompts.values():
+        for name in prompt.responses:
+            missing = [lang for lang in languages if name not in responses.names(lang)]
+            if missing:
+                problems.append(
+                    f"{book.path}:{prompt.line}: prompt {prompt.id!r}: response {name!r} "
+                    f"missing in {', '.join(missing)}"
+                )
+    return problems
