@@ -3,7 +3,9 @@
 Inbound: direct messages and mentions become an :class:`~bot.types.Inbound`; a press on one of
 our Block Kit buttons carries the button's payload. Bolt verifies ``X-Slack-Signature`` (and its
 5-minute window) and acknowledges at once; the turn runs after the acknowledgement. A retried
-event (``X-Slack-Retry-Num``) carries the same message id and the engine drops it.
+event (``X-Slack-Retry-Num``, or a Socket Mode envelope sent again) has the same ``event_id``:
+it is recorded in the database before any listener runs, so a retry is dropped even when it
+reaches another process or arrives after a restart.
 Outbound: :class:`SlackSender` posts ``chat.postMessage`` with Block Kit buttons.
 """
 
@@ -11,10 +13,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
@@ -23,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.ratelimit import Rate, RateLimiter
 from bot.runtime import Runtime
+from bot.storage.seen import first_time
 from bot.types import (
     Delivery,
     Inbound,
@@ -103,7 +109,7 @@ class SlackSender:
             if status >= 500 or error in ("internal_error", "fatal_error", "service_unavailable"):
                 raise TransientError(error or f"HTTP {status}") from e
             raise PermanentError(error or f"HTTP {status}") from e
-        except (OSError, TimeoutError) as e:
+        except (OSError, TimeoutError, aiohttp.ClientError) as e:  # reset, refused, timed out
             raise TransientError(f"{type(e).__name__}: {e}") from e
         return SendResult(platform_message_id=str(resp.get("ts")))
 
@@ -128,6 +134,7 @@ class SlackChannel:
         self.sender = SlackSender(self.client)
         self.bot_user_id: str | None = None
         self._socket: Any = None
+        self.app.use(self._once)
         self.app.event("message")(self._on_message)
         self.app.event("app_mention")(self._on_mention)
         self.app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
@@ -156,6 +163,19 @@ class SlackChannel:
             await self._socket.close_async()
 
     # --- listeners -------------------------------------------------------------------------
+    async def _once(
+        self, body: dict[str, Any], next_: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        """Drop an event delivered before (Slack's retries), whatever listener it is for."""
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and not await first_time(
+            self.runtime.db, CHANNEL, str(event_id), self.runtime.clock.now()
+        ):
+            log.info("Slack event %s was delivered before: dropped", event_id)
+            return BoltResponse(status=200, body="")
+        await next_()
+        return None
+
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("subtype") or event.get("bot_id"):
             return

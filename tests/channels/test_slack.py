@@ -5,15 +5,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from bot.settings import Settings
 from tests.auxil.build_messages import slack_block_action, slack_dm
+from tests.auxil.warm import warm_nlu
 from tests.conftest import REFERENCE_SHOP, LiveServer
 from tests.fakes.slack_api import FakeSlack, send_action, send_event
 
 SECRET = "signing-secret"
+
+
+@pytest.fixture
+def start_server(start_server: Callable[..., LiveServer]) -> Callable[..., LiveServer]:
+    """The live server, its NLU model trained before the server's start deadline runs."""
+
+    def start(settings: Settings, **kwargs: Any) -> LiveServer:
+        return start_server(warm_nlu(settings), **kwargs)
+
+    return start
 
 
 @pytest.fixture
@@ -78,6 +90,37 @@ def test_retried_event_is_answered_once(slack: FakeSlack, server: LiveServer) ->
     slack.wait_for("chat.postMessage", 1, where=lambda c: c.params.get("channel") == "D9")
     time.sleep(1)
     assert len(slack.posted("D9")) == 1
+
+
+def test_retry_after_a_restart_is_dropped_by_event_id(
+    slack: FakeSlack,
+    db_url: str,
+    make_settings: Callable[..., Settings],
+    start_server: Callable[..., LiveServer],
+) -> None:
+    """Slack retries with the same ``event_id``; the retry may reach a restarted (or another)
+    process, and not every event carries a message id the engine could recognise."""
+    settings = make_settings(
+        db_url,
+        content_dir=REFERENCE_SHOP,
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=slack.api_url,
+    )
+    first = start_server(settings)
+    event = slack_dm("hello", channel="D12")
+    del event["client_msg_id"]
+    assert send_event(first.url, SECRET, event, event_id="Ev12").status_code == 200
+    slack.wait_for("chat.postMessage", 1, where=lambda c: c.params.get("channel") == "D12")
+    first.stop()
+
+    second = start_server(settings)
+    retry = {**event, "ts": f"{time.time():.6f}"}  # as if our first answer never got back
+    assert send_event(second.url, SECRET, retry, event_id="Ev12", retry=1).status_code == 200
+    assert send_event(second.url, SECRET, slack_dm("hi", channel="D13")).status_code == 200
+    slack.wait_for("chat.postMessage", 1, where=lambda c: c.params.get("channel") == "D13")
+    time.sleep(0.5)
+    assert len(slack.posted("D12")) == 1
 
 
 @pytest.mark.parametrize("scenario", ["429", "500"])

@@ -8,6 +8,7 @@ import hmac
 import itertools
 import json
 import time
+import uuid
 from typing import Any
 from urllib.parse import urlencode
 
@@ -106,11 +107,14 @@ def send_event(
     secret: str,
     event: dict[str, Any],
     *,
-    event_id: str = "Ev1",
+    event_id: str | None = None,
     retry: int | None = None,
     ts: int | None = None,
     bad_signature: bool = False,
 ) -> httpx.Response:
+    """An Events API delivery, signed as Slack signs it (a fresh ``event_id`` unless given:
+    a retry of the same event carries the same one)."""
+    event_id = event_id or f"Ev{uuid.uuid4().hex[:12].upper()}"
     body = json.dumps(
         {"type": "event_callback", "team_id": "T1", "event_id": event_id, "event": event}
     ).encode()
