@@ -39,21 +39,29 @@ def tg_message(
 
 
 def tg_callback(
-    data: str, user_id: int = 4242, chat_id: int | None = None, message_id: int = 1000
+    data: str,
+    user_id: int = 4242,
+    chat_id: int | None = None,
+    message_id: int = 1000,
+    keyboard: list[list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """An update with a button press on an inline keyboard."""
+    """An update with a button press on an inline keyboard (``keyboard``: the message's
+    ``inline_keyboard``, which Telegram sends along with the press)."""
+    message: dict[str, Any] = {
+        "message_id": message_id,
+        "date": int(time.time()),
+        "chat": {"id": chat_id or user_id, "type": "private"},
+        "text": "…",
+    }
+    if keyboard is not None:
+        message["reply_markup"] = {"inline_keyboard": keyboard}
     return {
         "callback_query": {
             "id": str(next(_ids)),
             "from": tg_user(user_id),
             "chat_instance": "ci",
             "data": data,
-            "message": {
-                "message_id": message_id,
-                "date": int(time.time()),
-                "chat": {"id": chat_id or user_id, "type": "private"},
-                "text": "…",
-            },
+            "message": message,
         }
     }
 

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from bot.settings import Settings
 from tests.auxil.build_messages import tg_callback, tg_message
+from tests.auxil.warm import warm_nlu
 from tests.conftest import REFERENCE_SHOP, LiveServer
 from tests.fakes.telegram_api import FakeTelegram
+
+
+@pytest.fixture
+def start_server(start_server: Callable[..., LiveServer]) -> Callable[..., LiveServer]:
+    """The live server, its NLU model trained before the server's start deadline runs."""
+
+    def start(settings: Settings, **kwargs: Any) -> LiveServer:
+        return start_server(warm_nlu(settings), **kwargs)
+
+    return start
 
 
 @pytest.fixture
@@ -88,6 +101,57 @@ def test_outage_delays_but_every_message_arrives_once(
         assert len(texts) == len(set(texts)), f"chat {100 + i} got a message twice: {texts}"
     # the failed calls were really made, then retried
     assert len(telegram.calls_to("sendMessage", failed=True)) == 2
+
+
+def test_long_button_payload_works_after_a_restart(
+    telegram: FakeTelegram,
+    db_url: str,
+    make_settings: Callable[..., Settings],
+    start_server: Callable[..., LiveServer],
+) -> None:
+    """A payload over Telegram's 64 bytes of callback data travels as a reference to the sent
+    message; pressing the button after a restart still gives the engine the whole payload."""
+    settings = make_settings(
+        db_url,
+        content_dir=REFERENCE_SHOP,
+        telegram_token=telegram.token,
+        telegram_api_url=telegram.url,
+    )
+    first = start_server(settings)
+    payload = '/feedback_helpful{"topic": "faq/warranty", "asked_from": "a long campaign name"}'
+    assert len(payload.encode()) > 64
+
+    async def enqueue() -> None:
+        from bot import outbox
+        from bot.clock import utcnow
+        from bot.storage.db import Database
+        from bot.types import Button, Outbound
+
+        db = Database(db_url)
+        async with db.session() as s:
+            await outbox.enqueue(
+                s,
+                channel="telegram",
+                address="31",
+                message=Outbound("Was this helpful?", buttons=(Button("Yes", payload),)),
+                idempotency_key="long-button",
+                now=utcnow(),
+            )
+        await db.dispose()
+
+    asyncio.run(enqueue())
+    [sent] = telegram.wait_for("sendMessage", 1, where=lambda c: str(c.params["chat_id"]) == "31")
+    keyboard = sent.params["reply_markup"]["inline_keyboard"]
+    data = keyboard[0][0]["callback_data"]
+    assert len(data.encode()) <= 64
+    first.stop()
+
+    start_server(settings)  # a new process: nothing of the first one's memory is left
+    [message_id] = telegram.message_ids(31)
+    telegram.push_update(tg_callback(data, user_id=31, message_id=message_id, keyboard=keyboard))
+    assert telegram.wait_for("answerCallbackQuery", 1)
+    answers = telegram.wait_for("sendMessage", 2, where=lambda c: str(c.params["chat_id"]) == "31")
+    assert answers[-1].params["text"] == "Thanks for letting me know!"
 
 
 def test_blocked_user_is_marked_unreachable(telegram: FakeTelegram, polling: LiveServer) -> None:

@@ -24,6 +24,7 @@ class FakeTelegram(FakeServer):
         super().__init__()
         self.token = token
         self.updates: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []  # the messages sendMessage made, as returned
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._new_update: asyncio.Event | None = None
@@ -42,6 +43,10 @@ class FakeTelegram(FakeServer):
         if self._new_update is not None:
             self.loop.call_soon_threadsafe(self._new_update.set)
         return int(update["update_id"])
+
+    def message_ids(self, chat_id: int | str) -> list[int]:
+        """The ids of the messages the bot sent to a chat, oldest first."""
+        return [m["message_id"] for m in list(self.sent) if str(m["chat"]["id"]) == str(chat_id)]
 
     def sent_texts(self, chat_id: int | str | None = None) -> list[str]:
         return [
@@ -144,6 +149,7 @@ class FakeTelegram(FakeServer):
         }
         if p.get("reply_markup"):
             msg["reply_markup"] = p["reply_markup"]
+        self.sent.append(msg)
         return msg
 
     async def m_sendChatAction(self, p: dict[str, Any]) -> Any:
