@@ -30,6 +30,10 @@ app.add_typer(nlu_app, name="nlu")
 app.add_typer(data_app, name="data")
 app.add_typer(faq_app, name="faq")
 app.add_typer(internal_app, name="internal")
+from bot.prompts.cli import prompts_app, report_app  # noqa: E402
+
+app.add_typer(report_app, name="report")
+app.add_typer(prompts_app, name="prompts")
 
 ContentOpt = Annotated[
     Path | None,

@@ -1,0 +1,139 @@
+"""``concierge report prompts`` and ``concierge prompts validate|run``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.prompts.config import parse_duration
+from bot.settings import Settings
+
+report_app = typer.Typer(help="Reports.", no_args_is_help=True)
+prompts_app = typer.Typer(help="Proactive prompts (flows/prompts.yml).", no_args_is_help=True)
+
+ContentOpt = Annotated[
+    Path | None,
+    typer.Option("--content", help="Content folder with nlu_data/ and flows/", show_default=False),
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", help="SQLAlchemy URL (default: sqlite file concierge.db)"),
+]
+
+
+def _settings(content: Path | None, database_url: str | None) -> Settings:
+    from bot.cli import settings_from
+
+    return settings_from(content, database_url)
+
+
+@report_app.command("prompts")
+def report_prompts(
+    database_url: DbOpt = None,
+    prompt: Annotated[str | None, typer.Option(help="Only this prompt id")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only the last DURATION, e.g. 30d (default: all)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text")] = False,
+) -> None:
+    """Sends, skips by reason, conversions and lift against the holdout (95% CI)."""
+    from bot.cli import fail
+    from bot.clock import utcnow
+    from bot.prompts.report import format_report, prompt_report
+    from bot.storage.db import Database, DatabaseError
+
+    window: timedelta | None = None
+    if since is not None:
+        try:
+            window = parse_duration(since)
+        except ValueError as e:
+            raise fail(str(e)) from None
+    settings = _settings(None, database_url)
+
+    async def go() -> list[dict[str, object]] | str:
+        db = Database(settings.database_url)
+        try:
+            await db.check()
+            async with db.session() as s:
+                figures = await prompt_report(
+                    s, since=utcnow() - window if window else None, prompt=prompt
+                )
+        finally:
+            await db.dispose()
+        return [f.as_dict() for f in figures] if as_json else format_report(figures)
+
+    try:
+        result = asyncio.run(go())
+    except DatabaseError as e:
+        raise fail(str(e)) from None
+    typer.echo(
+        json.dumps(result, indent=2) if as_json else str(result), nl=not isinstance(result, str)
+    )
+
+
+@prompts_app.command("validate")
+def validate(content: ContentOpt = None) -> None:
+    """Check flows/prompts.yml: structure, triggers, texts in every language (file:line)."""
+    from bot.cli import fail
+    from bot.prompts.config import load_prompt_settings
+    from bot.prompts.definitions import PromptFileError, check_responses, load_prompts
+    from bot.responses import Responses
+    from bot.settings import SettingsError
+
+    settings = _settings(content, None)
+    try:
+        config = load_prompt_settings()
+    except SettingsError as e:
+        raise fail(str(e)) from None
+    path = config.file or settings.flows_dir / "prompts.yml"
+    try:
+        book = load_prompts(path)
+    except PromptFileError as e:
+        raise fail(str(e), 1) from None
+    responses = Responses.from_folder(settings.nlu_data_dir, settings.default_language)
+    problems = check_responses(book, responses, settings.languages)
+    for p in problems:
+        typer.secho(p, fg=typer.colors.RED, err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"{path}: {len(book.prompts)} prompts OK")
+
+
+@prompts_app.command("run")
+def run_once(
+    content: ContentOpt = None,
+    database_url: DbOpt = None,
+    sweep: Annotated[bool, typer.Option(help="Run the sweeps first")] = True,
+) -> None:
+    """One scheduler round now: sweeps, then every due prompt (cron jobs, catching up)."""
+    from bot.cli import fail
+    from bot.prompts import service_of
+    from bot.runtime import Runtime
+    from bot.storage.db import DatabaseError
+
+    settings = _settings(content, database_url)
+
+    async def go() -> str:
+        rt = Runtime(settings, start_worker=False)
+        svc = service_of(rt)
+        svc.config.scheduler = False
+        await rt.db.upgrade()
+        try:
+            stats = await svc.run_once(sweep=sweep)
+        finally:
+            await rt.db.dispose()
+        skipped = ", ".join(f"{k} {v}" for k, v in stats.skipped.most_common()) or "none"
+        return (
+            f"scheduled {stats.scheduled}, sent {stats.sent}, deferred {stats.deferred}, "
+            f"held out {stats.held}, cancelled {stats.cancelled}, skipped: {skipped}"
+        )
+
+    try:
+        typer.echo(asyncio.run(go()))
+    except (DatabaseError, LookupError) as e:
+        raise fail(str(e)) from None
