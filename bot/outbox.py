@@ -220,6 +220,9 @@ class DeliveryWorker:
     # --- sending ------------------------------------------------------------------------
     async def _deliver_group(self, rows: list[OutboxMessage]) -> None:
         for i, row in enumerate(rows):
+            if self._stopping:  # shutting down: finish what is on the wire, hand back the rest
+                await self._release(rows[i:])
+                return
             outcome = await self._deliver(row)
             if outcome.status != SENT:
                 # keep order: the rest of this address waits for the failed one

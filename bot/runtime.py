@@ -32,6 +32,7 @@ from bot.types import Sender
 log = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
+STOP_GRACE_SECONDS = 20.0  # how long a stop waits for the sends in flight
 
 
 def build_nlu(settings: Settings) -> NLU:
@@ -96,6 +97,7 @@ class Runtime:
         self._on_stop: list[Hook] = []
         self._background: list[Callable[[], Awaitable[Any]]] = []
         self._tasks: list[asyncio.Task[Any]] = []
+        self._worker_task: asyncio.Task[Any] | None = None
         self.started = False
         from bot.features import setup_features
 
@@ -145,12 +147,18 @@ class Runtime:
             await hook()
         if self.start_worker:
             self._spawn(self.worker.run)
+            self._worker_task = self._tasks[-1]
         for factory in self._background:
             self._spawn(factory)
         self.started = True
 
     async def stop(self) -> None:
         self.worker.stop()
+        if self._worker_task is not None:
+            # sends on the wire finish and are written down before the channels close: cut off
+            # after the platform took them in, they would go out again after the restart
+            await asyncio.wait([self._worker_task], timeout=STOP_GRACE_SECONDS)
+            self._worker_task = None
         for hook in reversed(self._on_stop):
             try:
                 await hook()

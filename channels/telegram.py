@@ -244,6 +244,8 @@ class TelegramChannel:
                 )
                 backoff = 1.0
             except (TimedOut, NetworkError) as e:
+                if self._stop.is_set():  # the client was closed under the long poll
+                    return
                 log.warning("Telegram polling failed (%s); retrying in %.0fs", e, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60)

@@ -388,3 +388,49 @@ async def test_two_workers_share_the_queue_without_sending_twice(
     assert sorted(st) == ["sent"]
     for address, texts in chats.items():
         assert p.received(address) == texts
+
+
+async def test_stopping_the_product_lets_sends_in_flight_finish(
+    db: Database,
+    telegram: FakeTelegram,
+    db_url: str,
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A deploy stops the product while messages are on the wire: they complete and are written
+    down as sent, so the next start repeats none of them."""
+    from bot.matcher import SimpleMatcher
+    from bot.runtime import Runtime
+    from channels import telegram as tg_channel
+
+    settings = make_settings(db_url, telegram_token=telegram.token, telegram_api_url=telegram.url)
+
+    def product() -> Runtime:
+        rt = Runtime(settings, nlu=SimpleMatcher.from_folder(settings.nlu_data_dir))
+        tg_channel.routes(rt)
+        return rt
+
+    chats = conversation(chats=4, per_chat=3)
+    for address, texts in chats.items():
+        await queue(db, "telegram", address, texts)
+    telegram.delay = 0.5
+    first = product()
+    await first.start(migrate=False)
+    deadline = time.monotonic() + 10
+    while not telegram.calls_to("sendMessage"):
+        assert time.monotonic() < deadline, "nothing was sent"
+        await asyncio.sleep(0.01)
+    await first.stop()  # with four sends on the wire
+    calls = telegram.calls_to("sendMessage")
+    assert calls and all(c.answered for c in calls)
+    assert sorted((await statuses(db))["sent"]) == sorted(str(c.params["text"]) for c in calls)
+
+    telegram.delay = 0.0
+    second = product()
+    await second.start(migrate=False)
+    try:
+        st = await settle(db)
+    finally:
+        await second.stop()
+    assert sorted(st) == ["sent"]
+    for address, texts in chats.items():
+        assert telegram.sent_texts(address) == texts
