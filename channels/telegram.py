@@ -72,7 +72,7 @@ REF = "~"  # callback_data "~3": the payload of button 3 of the message, kept in
 # Telegram's limits: about 1 message a second in a chat, 20 a minute in a group, 30/s overall
 PER_CHAT = Rate(1.0, burst=3)
 PER_GROUP = Rate(20 / 60, burst=3)
-OVERALL = Rate(30.0, burst=30)
+OVERALL = Rate(29.0, burst=1)  # so never more than 30 in any one second
 
 
 def callback_data(payload: str, index: int) -> str:
