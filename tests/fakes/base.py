@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -63,6 +64,9 @@ class FakeServer:
         self.runner: web.AppRunner | None = None
         self.port = 0
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        # for a fake in another process (benchmarks): the calls, and forgetting them
+        self.app.router.add_get("/_fake/calls", self._fake_calls)
+        self.app.router.add_post("/_fake/reset", self._fake_reset)
 
     @property
     def url(self) -> str:
@@ -121,6 +125,30 @@ class FakeServer:
         if request is not None:
             request[CALL] = call
         return call
+
+    async def _fake_calls(self, request: web.Request) -> web.Response:
+        since = int(request.query.get("since", 0))
+        with self._lock:
+            calls = self.calls[since:]
+        return web.json_response(
+            [{"method": c.method, "params": c.params, "ok": c.ok, "at": c.at} for c in calls]
+        )
+
+    async def _fake_reset(self, request: web.Request) -> web.Response:
+        with self._lock:
+            self.calls.clear()
+            self.scenarios.clear()
+        return web.json_response({"ok": True})
+
+    def serve_forever(self) -> None:
+        """Run in this process until stdin closes, the URL on stdout's first line
+        (``python -m tests.fakes.telegram_api``)."""
+        self.start()
+        print(self.url, flush=True)
+        try:
+            sys.stdin.read()
+        finally:
+            self.stop()
 
     @web.middleware
     async def _mark_answered(

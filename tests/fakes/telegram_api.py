@@ -171,3 +171,7 @@ class FakeTelegram(FakeServer):
 
     async def m_editMessageReplyMarkup(self, p: dict[str, Any]) -> Any:
         return True
+
+
+if __name__ == "__main__":
+    FakeTelegram().serve_forever()
