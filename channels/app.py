@@ -114,6 +114,9 @@ def create_app(
             ).all()
         reg = CollectorRegistry()
         reg.register(_Snapshot(msgs, ob, stages))
+        handoff = getattr(runtime, "handoff", None)
+        if handoff is not None:
+            reg.register(_HandoffSnapshot(await handoff.metrics()))
         return Response(generate_latest(reg), media_type="text/plain; version=0.0.4")
 
     async def parse(request: Request) -> Response:
@@ -201,6 +204,32 @@ class _Snapshot(Collector):
         for stage, n in self.stages:
             c.add_metric([stage], n)
         return [m, o, c]
+
+
+class _HandoffSnapshot(Collector):
+    def __init__(self, m: dict[str, Any]) -> None:
+        self.m = m
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        by_reason = GaugeMetricFamily(
+            "concierge_handoffs", "Handoffs by reason and status", labels=["reason"]
+        )
+        for reason, n in self.m["by_reason"].items():
+            by_reason.add_metric([reason], n)
+        status = GaugeMetricFamily(
+            "concierge_handoffs_status", "Handoffs by status", labels=["status"]
+        )
+        for st, n in self.m["by_status"].items():
+            status.add_metric([st], n)
+        out = [by_reason, status]
+        for key, help_ in (
+            ("first_response_median_s", "Median seconds to the first staff answer"),
+            ("resolution_median_s", "Median seconds to resolution"),
+            ("csat_average", "Average CSAT score (1-5)"),
+        ):
+            if self.m[key] is not None:
+                out.append(GaugeMetricFamily(f"concierge_handoff_{key}", help_, value=self.m[key]))
+        return out
 
 
 def app_factory() -> Starlette:

@@ -172,9 +172,11 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One NLU model folder for the session: trained once per content, reused."""
-    return tmp_path_factory.mktemp("models")
+def model_cache() -> Path:
+    """NLU model folders kept between runs (a model retrains when its content changes)."""
+    path = REPO / ".cache" / "test-models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture

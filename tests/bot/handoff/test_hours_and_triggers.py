@@ -99,6 +99,13 @@ async def test_metrics(rt: Runtime) -> None:
     await rt.engine.handle(msg("human please"))
     m = await rt.handoff.metrics()  # type: ignore[attr-defined]
     assert m["by_reason"] == {"asked": 1} and m["by_status"] == {"open": 1}
+    from starlette.testclient import TestClient
+
+    from channels.app import create_app
+
+    with TestClient(create_app(runtime=rt)) as client:
+        text = client.get("/metrics").text
+    assert 'concierge_handoffs{reason="asked"} 1.0' in text
 
 
 async def test_sla_reposts_unanswered_handoffs_once_per_period(
