@@ -42,6 +42,14 @@ OPS = {"eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "older_th
 # NPS and CSAT answers are not contact fields: a review prompt cannot be gated on them
 
 
+class ConditionError(ValueError):
+    """A bad condition; ``field`` names the entry at fault (for file:line messages)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class Test:
     field: str
@@ -62,16 +70,19 @@ class Condition:
         if raw is None:
             return cls()
         if not isinstance(raw, Mapping):
-            raise ValueError("a condition is a mapping of field: value or field: {op: value}")
+            raise ConditionError("a condition is a mapping of field: value or field: {op: value}")
         tests: list[Test] = []
         for name, spec in raw.items():
             name = str(name)
-            kind = _kind(name)
-            if isinstance(spec, Mapping):
-                for op, value in spec.items():
-                    tests.append(_test(name, kind, str(op), value))
-            else:
-                tests.append(_test(name, kind, "eq", spec))
+            try:
+                kind = _kind(name)
+                if isinstance(spec, Mapping):
+                    for op, value in spec.items():
+                        tests.append(_test(name, kind, str(op), value))
+                else:
+                    tests.append(_test(name, kind, "eq", spec))
+            except ValueError as e:
+                raise ConditionError(str(e), name) from None
         return cls(tuple(tests))
 
     # --- SQL ------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from croniter import croniter
 
-from bot.prompts.conditions import Condition
+from bot.prompts.conditions import Condition, ConditionError
 from bot.prompts.config import parse_duration
 
 KINDS = ("message", "review", "nps")
@@ -480,10 +480,8 @@ def _response(doc: _Doc, p: tuple[Any, ...], value: Any) -> str:
 def _condition(doc: _Doc, p: tuple[Any, ...], raw: Any) -> Condition:
     try:
         return Condition.parse(raw)
-    except ValueError as e:
-        bad = str(e).split(":", 1)[0]
-        sub = (*p, bad) if isinstance(raw, dict) and bad in raw else p
-        raise doc.error(sub, str(e)) from None
+    except ConditionError as e:
+        raise doc.error((*p, e.field) if e.field else p, str(e)) from None
 
 
 def _keys(doc: _Doc, p: tuple[Any, ...], raw: Any, allowed: Iterable[str]) -> None:
