@@ -155,7 +155,11 @@ class SlackChannel:
         if self.runtime.settings.slack_app_token:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-            self._socket = AsyncSocketModeHandler(self.app, self.runtime.settings.slack_app_token)
+            # apps.connections.open goes to the configured Web API too (the app token is its own)
+            opener = AsyncWebClient(base_url=self.client.base_url)
+            self._socket = AsyncSocketModeHandler(
+                self.app, self.runtime.settings.slack_app_token, web_client=opener
+            )
             await self._socket.connect_async()
 
     async def stop(self) -> None:

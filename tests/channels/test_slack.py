@@ -13,7 +13,7 @@ from bot.settings import Settings
 from tests.auxil.build_messages import slack_block_action, slack_dm
 from tests.auxil.warm import warm_nlu
 from tests.conftest import REFERENCE_SHOP, LiveServer
-from tests.fakes.slack_api import FakeSlack, send_action, send_event
+from tests.fakes.slack_api import FakeSlack, event_callback, send_action, send_event
 
 SECRET = "signing-secret"
 
@@ -144,3 +144,34 @@ def test_own_messages_and_edits_are_ignored(slack: FakeSlack, server: LiveServer
     send_event(server.url, SECRET, edit, event_id="E2")
     time.sleep(1)
     assert slack.posted("D11") == []
+
+
+def test_socket_mode_needs_no_public_url(
+    slack: FakeSlack,
+    db_url: str,
+    make_settings: Callable[..., Settings],
+    start_server: Callable[..., LiveServer],
+) -> None:
+    """With an app-level token the app connects out to Slack over a WebSocket: events arrive as
+    envelopes, each acknowledged; a redelivered envelope (same event) is answered once."""
+    start_server(
+        make_settings(
+            db_url,
+            content_dir=REFERENCE_SHOP,
+            slack_bot_token="xoxb-test",
+            slack_app_token="xapp-test",
+            slack_api_url=slack.api_url,
+        )
+    )
+    assert slack.wait_for("socket.connect", 1)
+    body = event_callback(slack_dm("How long is the warranty?", channel="D20"))
+    first = slack.push_envelope(body)
+    posted = slack.wait_for("chat.postMessage", 2, where=lambda c: c.params.get("channel") == "D20")
+    assert "3-year warranty" in posted[0].params["text"]
+    again = slack.push_envelope(body, retry_attempt=1)
+    acks = slack.wait_for(
+        "socket.ack", 2, where=lambda c: c.params.get("envelope_id") in (first, again)
+    )
+    assert len(acks) == 2
+    time.sleep(0.5)
+    assert len(slack.posted("D20")) == 2  # the answer and its "Was this helpful?", once

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from tests.fakes.base import FakeServer, read_params
 
@@ -24,7 +24,9 @@ class FakeSlack(FakeServer):
         self.bot_user = bot_user
         self._ts = itertools.count(1)
         self.users: dict[str, dict[str, Any]] = {}
+        self.sockets: list[web.WebSocketResponse] = []  # Socket Mode connections
         self.app.router.add_route("*", "/api/{method}", self._handle)
+        self.app.router.add_get("/socket", self._socket)
 
     @property
     def api_url(self) -> str:
@@ -36,6 +38,48 @@ class FakeSlack(FakeServer):
             for c in self.calls_to("chat.postMessage")
             if channel is None or c.params.get("channel") == channel
         ]
+
+    # --- Socket Mode ---------------------------------------------------------------------------
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.record("socket.connect", {"authorization": request.headers.get("Authorization")})
+        await ws.send_json(
+            {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A1"}}
+        )
+        self.sockets.append(ws)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self.record("socket.ack", json.loads(msg.data))
+        finally:
+            self.sockets.remove(ws)
+        return ws
+
+    def push_envelope(
+        self, body: dict[str, Any], *, kind: str = "events_api", retry_attempt: int = 0
+    ) -> str:
+        """Send a Socket Mode envelope to every connected client; returns its envelope id
+        (the client acknowledges it with that id: ``calls_to("socket.ack")``)."""
+        envelope_id = str(uuid.uuid4())
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "accepts_response_payload": kind != "events_api",
+            "retry_attempt": retry_attempt,
+            "retry_reason": "timeout" if retry_attempt else "",
+            "payload": body,
+        }
+
+        async def send() -> None:
+            for ws in list(self.sockets):
+                await ws.send_json(envelope)
+
+        asyncio.run_coroutine_threadsafe(send(), self.loop).result(5)
+        return envelope_id
+
+    async def m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"url": f"ws://127.0.0.1:{self.port}/socket"}
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
@@ -102,6 +146,19 @@ def sign(secret: str, body: bytes, ts: int | None = None) -> dict[str, str]:
     return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sig}
 
 
+def event_callback(event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    """The Events API body around an event (a fresh ``event_id`` unless given: a retry of the
+    same event carries the same one)."""
+    return {
+        "type": "event_callback",
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "event_id": event_id or f"Ev{uuid.uuid4().hex[:12].upper()}",
+        "event_time": int(time.time()),
+        "event": event,
+    }
+
+
 def send_event(
     url: str,
     secret: str,
@@ -112,12 +169,8 @@ def send_event(
     ts: int | None = None,
     bad_signature: bool = False,
 ) -> httpx.Response:
-    """An Events API delivery, signed as Slack signs it (a fresh ``event_id`` unless given:
-    a retry of the same event carries the same one)."""
-    event_id = event_id or f"Ev{uuid.uuid4().hex[:12].upper()}"
-    body = json.dumps(
-        {"type": "event_callback", "team_id": "T1", "event_id": event_id, "event": event}
-    ).encode()
+    """An Events API delivery over HTTP, signed as Slack signs it."""
+    body = json.dumps(event_callback(event, event_id)).encode()
     headers = {"Content-Type": "application/json", **sign(secret, body, ts)}
     if bad_signature:
         headers["X-Slack-Signature"] = "v0=" + "0" * 64
