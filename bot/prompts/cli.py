@@ -81,7 +81,12 @@ def validate(content: ContentOpt = None) -> None:
     """Check flows/prompts.yml: structure, triggers, texts in every language (file:line)."""
     from bot.cli import fail
     from bot.prompts.config import load_prompt_settings
-    from bot.prompts.definitions import PromptFileError, check_responses, load_prompts
+    from bot.prompts.definitions import (
+        PromptFileError,
+        check_responses,
+        check_stages,
+        load_prompts,
+    )
     from bot.responses import Responses
     from bot.settings import SettingsError
 
@@ -97,6 +102,7 @@ def validate(content: ContentOpt = None) -> None:
         raise fail(str(e), 1) from None
     responses = Responses.from_folder(settings.nlu_data_dir, settings.default_language)
     problems = check_responses(book, responses, settings.languages)
+    problems += check_stages(book, path.parent / "lifecycle.yml")
     for p in problems:
         typer.secho(p, fg=typer.colors.RED, err=True)
     if problems:

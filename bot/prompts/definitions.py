@@ -534,3 +534,21 @@ def check_responses(book: PromptBook, responses: Any, languages: list[str]) -> l
                     f"missing in {', '.join(missing)}"
                 )
     return problems
+
+
+def check_stages(book: PromptBook, lifecycle_file: Path) -> list[str]:
+    """Stage triggers naming a stage the shop's ``lifecycle.yml`` does not have."""
+    try:
+        data = yaml.safe_load(lifecycle_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []  # no lifecycle file (or a broken one: the lifecycle feature reports it)
+    stages = data.get("stages") if isinstance(data, dict) else None
+    if not isinstance(stages, dict | list) or not stages:
+        return []
+    known = set(stages)
+    return [
+        f"{book.path}:{p.line}: prompt {p.id!r}: unknown stage {p.trigger.value!r} "
+        f"({lifecycle_file.name} has {', '.join(sorted(known))})"
+        for p in book.prompts.values()
+        if p.trigger.kind == "stage" and p.trigger.value not in known
+    ]

@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import outbox
 from bot.prompts import triggers
 from bot.prompts.config import PromptSettings
-from bot.prompts.definitions import Prompt, PromptBook, check_responses, load_prompts
+from bot.prompts.definitions import (
+    Prompt,
+    PromptBook,
+    check_responses,
+    check_stages,
+    load_prompts,
+)
 from bot.prompts.guards import Rules
 from bot.prompts.models import (
     PENDING,
@@ -64,9 +70,10 @@ class PromptService:
     def book(self) -> PromptBook:
         if self._book is None:
             self._book = load_prompts(self.path)
-            for problem in check_responses(
+            problems = check_responses(
                 self._book, self.runtime.responses, self.runtime.settings.languages
-            ):
+            ) + check_stages(self._book, self.path.parent / "lifecycle.yml")
+            for problem in problems:
                 log.warning("%s", problem)
         return self._book
 

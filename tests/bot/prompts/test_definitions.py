@@ -10,7 +10,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from bot.prompts.definitions import PromptFileError, Trigger, check_responses, load_prompts
+from bot.prompts.definitions import (
+    PromptFileError,
+    Trigger,
+    check_responses,
+    check_stages,
+    load_prompts,
+)
 from bot.responses import Responses
 from tests.conftest import REPO
 
@@ -167,6 +173,20 @@ def test_missing_texts_are_reported_per_language(tmp_path: Path) -> None:
     book = load_prompts(path)
     [problem] = check_responses(book, Responses.from_folder(REPO / "nlu_data"), ["en", "de"])
     assert problem.startswith(f"{path}:2: ") and "missing in en, de" in problem
+
+
+def test_stage_names_are_checked_against_the_lifecycle_file(tmp_path: Path) -> None:
+    (tmp_path / "lifecycle.yml").write_text(
+        "stages:\n  retention: {}\n  at-risk: {}\n", encoding="utf-8"
+    )
+    path = tmp_path / "prompts.yml"
+    path.write_text(
+        "prompts:\n  - id: x\n    trigger: {stage: at_risk}\n    response: utter_x\n",
+        encoding="utf-8",
+    )
+    [problem] = check_stages(load_prompts(path), tmp_path / "lifecycle.yml")
+    assert problem.startswith(f"{path}:2: ") and "unknown stage 'at_risk'" in problem
+    assert check_stages(load_prompts(REPO / "flows" / "prompts.yml"), tmp_path / "none.yml") == []
 
 
 def test_validate_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

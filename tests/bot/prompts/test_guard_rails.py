@@ -279,8 +279,8 @@ async def test_a_person_who_left_the_stage_is_not_sent_the_stage_prompt(
     back = await add_contact(rt)
     still = await add_contact(rt)
     clock.set(utc(5, 15))
-    await enter_stage(rt, back, "at_risk")
-    await enter_stage(rt, still, "at_risk")
+    await enter_stage(rt, back, "at-risk")
+    await enter_stage(rt, still, "at-risk")
     clock.set(utc(5, 20))
     await enter_stage(rt, back, "retention")  # bought again before 10:00 the next day
     await step(svc, clock, utc(6, 9, 0))
