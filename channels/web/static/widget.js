@@ -4,7 +4,14 @@
  *           data-user-id="42" data-user-hash="..." data-lang="de" defer></script>
  *
  * Everything lives in a Shadow DOM (the page's CSS does not leak in). Message text is always
- * set with textContent: nothing a visitor or the bot writes is ever parsed as HTML.
+ * set with textContent or text nodes: nothing a visitor, the bot or staff writes is parsed as HTML.
+ *
+ * Delivery: every message the visitor sends gets a client_id and stays in a pending list
+ * (kept in localStorage, so a reload does not lose it) until the server acks it. After a
+ * reconnect the server's history is the truth: pending messages it already stored are dropped,
+ * the rest are sent again (the server stores and answers a client_id once).
+ *
+ * Page API: window.Concierge.open(), window.Concierge.close().
  */
 (function () {
   "use strict";
@@ -12,61 +19,83 @@
   window.__conciergeWidget = true;
 
   var script = document.currentScript || document.querySelector("script[data-concierge-url]");
-  var base = ((script && script.getAttribute("data-concierge-url")) || (script && new URL(script.src).origin) || location.origin).replace(/\/$/, "");
-  var userId = script && script.getAttribute("data-user-id");
-  var userHash = script && script.getAttribute("data-user-hash");
-  var lang = (script && script.getAttribute("data-lang")) || (navigator.language || "en").slice(0, 2);
-  var TOKEN_KEY = "concierge.token";
+  function attr(name) {
+    return (script && script.getAttribute(name)) || null;
+  }
+  var base = (
+    attr("data-concierge-url") ||
+    (script && script.src ? new URL(script.src, location.href).origin : location.origin)
+  ).replace(/\/+$/, "");
+  var userId = attr("data-user-id");
+  var userHash = attr("data-user-hash");
+  var lang = (attr("data-lang") || navigator.language || "en").slice(0, 2).toLowerCase();
+
+  var KEYS = { token: "concierge.token", pending: "concierge.pending", read: "concierge.read" };
+  var store = {
+    get: function (k) {
+      try { return window.localStorage.getItem(k); } catch (e) { return null; } // private mode
+    },
+    set: function (k, v) {
+      try { window.localStorage.setItem(k, v); } catch (e) { /* full or blocked: keep going */ }
+    }
+  };
+
   var T = {
-    en: { title: "Chat with us", open: "Open chat", close: "Close chat", placeholder: "Type your question…", send: "Send", offline: "Reconnecting…", tooLong: "Too long", staff: "Team" },
-    de: { title: "Chatte mit uns", open: "Chat öffnen", close: "Chat schließen", placeholder: "Deine Frage…", send: "Senden", offline: "Verbinde neu…", tooLong: "Zu lang", staff: "Team" },
-    hu: { title: "Írj nekünk", open: "Csevegés megnyitása", close: "Csevegés bezárása", placeholder: "Írd be a kérdésed…", send: "Küldés", offline: "Újracsatlakozás…", tooLong: "Túl hosszú", staff: "Csapat" },
-    sv: { title: "Chatta med oss", open: "Öppna chatten", close: "Stäng chatten", placeholder: "Skriv din fråga…", send: "Skicka", offline: "Återansluter…", tooLong: "För långt", staff: "Team" },
-    pl: { title: "Napisz do nas", open: "Otwórz czat", close: "Zamknij czat", placeholder: "Wpisz pytanie…", send: "Wyślij", offline: "Ponowne łączenie…", tooLong: "Za długie", staff: "Zespół" }
+    en: { title: "Chat with us", open: "Open chat", close: "Close chat", unread: "{n} unread",
+      placeholder: "Type your question…", send: "Send", offline: "Reconnecting…",
+      tooLong: "Too long", staff: "Team", failed: "Not delivered.", retry: "Send again" },
+    de: { title: "Chatte mit uns", open: "Chat öffnen", close: "Chat schließen", unread: "{n} ungelesen",
+      placeholder: "Deine Frage…", send: "Senden", offline: "Verbinde neu…",
+      tooLong: "Zu lang", staff: "Team", failed: "Nicht zugestellt.", retry: "Erneut senden" },
+    hu: { title: "Írj nekünk", open: "Csevegés megnyitása", close: "Csevegés bezárása", unread: "{n} olvasatlan",
+      placeholder: "Írd be a kérdésed…", send: "Küldés", offline: "Újracsatlakozás…",
+      tooLong: "Túl hosszú", staff: "Csapat", failed: "Nem sikerült elküldeni.", retry: "Újraküldés" },
+    sv: { title: "Chatta med oss", open: "Öppna chatten", close: "Stäng chatten", unread: "Olästa: {n}",
+      placeholder: "Skriv din fråga…", send: "Skicka", offline: "Återansluter…",
+      tooLong: "För långt", staff: "Team", failed: "Inte levererat.", retry: "Skicka igen" },
+    pl: { title: "Napisz do nas", open: "Otwórz czat", close: "Zamknij czat", unread: "Nieprzeczytane: {n}",
+      placeholder: "Wpisz pytanie…", send: "Wyślij", offline: "Ponowne łączenie…",
+      tooLong: "Za długie", staff: "Zespół", failed: "Nie dostarczono.", retry: "Wyślij ponownie" }
   };
   var t = T[lang] || T.en;
 
-  // --- DOM -----------------------------------------------------------------------------
-  var host = document.createElement("div");
-  host.id = "concierge-widget";
-  var root = host.attachShadow({ mode: "open" });
-  var css = document.createElement("link");
-  css.rel = "stylesheet";
-  css.href = base + "/widget.css";
-  root.appendChild(css);
-
+  // --- DOM -------------------------------------------------------------------------------
   function el(tag, cls, attrs) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
     for (var k in attrs || {}) e.setAttribute(k, attrs[k]);
     return e;
   }
-  var launcher = el("button", "launcher", { type: "button", "aria-label": t.open, "aria-expanded": "false", "aria-controls": "concierge-panel" });
-  launcher.appendChild(el("span", "launcher-icon", { "aria-hidden": "true" }));
-  var badge = el("span", "badge", { "aria-hidden": "true" });
-  badge.hidden = true;
-  launcher.appendChild(badge);
 
-  var panel = el("section", "panel", { id: "concierge-panel", role: "dialog", "aria-label": t.title });
+  var host = el("div", null, { id: "concierge-widget" });
+  host.style.display = "none"; // until the stylesheet is in: no flash of an unstyled button
+  var root = host.attachShadow({ mode: "open" });
+  var css = el("link", null, { rel: "stylesheet", href: base + "/widget.css" });
+  css.onload = css.onerror = function () { host.style.display = ""; };
+  root.appendChild(css);
+
+  var panel = el("section", "panel", { id: "panel", role: "dialog", "aria-labelledby": "title", lang: lang });
   panel.hidden = true;
   var header = el("header", "header");
-  var title = el("h2", "title");
+  var title = el("h2", "title", { id: "title" });
   title.textContent = t.title;
   var status = el("span", "status", { role: "status" });
-  var closeBtn = el("button", "close", { type: "button", "aria-label": t.close });
+  var closeBtn = el("button", "close", { type: "button", "aria-label": t.close, title: t.close });
   closeBtn.textContent = "×";
   header.appendChild(title);
   header.appendChild(status);
   header.appendChild(closeBtn);
-  var list = el("ol", "messages", { "aria-live": "polite", "aria-relevant": "additions", tabindex: "0" });
+  var list = el("ol", "messages", { "aria-live": "polite", "aria-relevant": "additions", tabindex: "0", "aria-labelledby": "title" });
   var typing = el("div", "typing", { "aria-hidden": "true" });
   typing.appendChild(el("span"));
   typing.appendChild(el("span"));
   typing.appendChild(el("span"));
   typing.hidden = true;
   var form = el("form", "composer");
-  var input = el("textarea", "input", { rows: "1", placeholder: t.placeholder, "aria-label": t.placeholder });
-  var counter = el("span", "counter", { "aria-live": "polite" });
+  var input = el("textarea", "input", {
+    rows: "1", placeholder: t.placeholder, "aria-label": t.placeholder, "aria-describedby": "counter"
+  });
+  var counter = el("span", "counter", { id: "counter" });
   var sendBtn = el("button", "send", { type: "submit" });
   sendBtn.textContent = t.send;
   form.appendChild(input);
@@ -76,17 +105,42 @@
   panel.appendChild(list);
   panel.appendChild(typing);
   panel.appendChild(form);
+
+  var launcher = el("button", "launcher", { type: "button", "aria-expanded": "false", "aria-controls": "panel" });
+  launcher.appendChild(el("span", "launcher-icon", { "aria-hidden": "true" }));
+  var badge = el("span", "badge", { "aria-hidden": "true" });
+  badge.hidden = true;
+  launcher.appendChild(badge);
   root.appendChild(panel);
   root.appendChild(launcher);
 
   // --- state -----------------------------------------------------------------------------
-  var ws = null;
+  var ws = null; // the current socket
+  var ready = false; // session + history received on the current socket
+  var attempt = 0; // failed connection attempts since the last good session
+  var retryTimer = null;
+  var pongTimer = null;
+  var typingTimer = null;
   var maxBytes = 4096;
-  var retry = 0;
-  var queue = []; // frames typed while offline, sent on reconnect
-  var seen = {}; // message ids and client ids already shown
+  var pending = loadPending(); // frames sent but not acked yet, oldest first
+  var byId = {}; // message id -> <li>
+  var byClient = {}; // client_id -> <li> (the visitor's own messages)
+  var maxId = 0;
+  var lastRead = parseInt(store.get(KEYS.read) || "0", 10) || 0;
   var unread = 0;
+  var phone = window.matchMedia ? window.matchMedia("(max-width: 480px)") : { matches: false };
 
+  function loadPending() {
+    try {
+      var p = JSON.parse(store.get(KEYS.pending) || "[]");
+      return Array.isArray(p) ? p.filter(function (f) { return f && f.client_id && f.type; }) : [];
+    } catch (e) {
+      return [];
+    }
+  }
+  function savePending() {
+    store.set(KEYS.pending, JSON.stringify(pending));
+  }
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
     return "c" + Date.now().toString(36) + Math.random().toString(36).slice(2);
@@ -97,55 +151,147 @@
   function isOpen() {
     return !panel.hidden;
   }
+  function shownText(frame) {
+    return frame.type === "button" ? frame.title || frame.payload : frame.text;
+  }
 
-  function render(m) {
-    var key = m.id != null ? "id:" + m.id : null;
-    var ckey = m.client_id ? "c:" + m.client_id : null;
-    if ((key && seen[key]) || (ckey && seen[ckey] && m.sender === "user")) {
-      if (key) seen[key] = true;
+  // --- rendering -------------------------------------------------------------------------
+  var URL_RE = /https?:\/\/[^\s<>"']+/g;
+  function appendText(node, text, links) {
+    text = String(text == null ? "" : text);
+    if (!links) {
+      node.textContent = text;
       return;
     }
-    if (key) seen[key] = true;
-    if (ckey) seen[ckey] = true;
-    var li = el("li", "msg " + (m.sender === "user" ? "from-user" : "from-" + (m.sender || "bot")));
-    if (m.sender === "staff") {
+    var at = 0;
+    text.replace(URL_RE, function (found, pos) {
+      var url = found.replace(/[.,;:!?)\]]+$/, "");
+      node.appendChild(document.createTextNode(text.slice(at, pos)));
+      var a = el("a", "link", { href: url, target: "_blank", rel: "noopener noreferrer" });
+      a.textContent = url;
+      node.appendChild(a);
+      at = pos + url.length;
+      return found;
+    });
+    node.appendChild(document.createTextNode(text.slice(at)));
+  }
+
+  function setState(li, state) {
+    if (li) li.setAttribute("data-state", state);
+  }
+
+  function spendQuickReplies() {
+    // once the visitor has answered, older quick replies are history, not choices
+    var old = list.querySelectorAll("button.quick");
+    for (var i = 0; i < old.length; i++) old[i].disabled = true;
+  }
+
+  function addMessage(m, live) {
+    if (m.id != null && byId[m.id]) return byId[m.id];
+    if (m.client_id && byClient[m.client_id]) {
+      if (m.id != null) byId[m.id] = byClient[m.client_id];
+      return byClient[m.client_id];
+    }
+    var sender = /^(user|bot|staff|system)$/.test(m.sender) ? m.sender : "bot";
+    var li = el("li", "msg from-" + sender);
+    if (m.ts) {
+      var when = new Date(m.ts);
+      if (!isNaN(when)) li.title = when.toLocaleString(lang);
+    }
+    if (sender === "staff") {
       var who = el("span", "who");
       who.textContent = (m.metadata && m.metadata.staff_name) || t.staff;
       li.appendChild(who);
     }
     var bubble = el("div", "bubble");
-    bubble.textContent = m.text; // never innerHTML
+    appendText(bubble, m.text, sender !== "user");
     li.appendChild(bubble);
-    if (m.buttons && m.buttons.length) {
-      var row = el("div", "buttons");
-      m.buttons.forEach(function (b) {
-        var btn;
-        if (b.url && /^https?:\/\//i.test(b.url)) {
-          btn = el("a", "quick", { href: b.url, target: "_blank", rel: "noopener noreferrer" });
-        } else {
-          btn = el("button", "quick", { type: "button" });
-          btn.addEventListener("click", function () {
-            sendFrame({ type: "button", payload: b.payload, title: b.title, client_id: uuid() }, b.title);
-          });
-        }
-        btn.textContent = b.title;
-        row.appendChild(btn);
-      });
-      li.appendChild(row);
+    if (sender === "user") spendQuickReplies();
+    if (m.buttons && m.buttons.length) li.appendChild(quickReplies(m.buttons));
+    if (m.id != null) {
+      byId[m.id] = li;
+      if (m.id > maxId) maxId = m.id;
     }
+    if (m.client_id) byClient[m.client_id] = li;
     list.appendChild(li);
     list.scrollTop = list.scrollHeight;
-    if (!isOpen() && m.sender !== "user") {
-      unread += 1;
-      badge.textContent = String(unread);
-      badge.hidden = false;
+    if (live && (sender === "bot" || sender === "staff")) {
+      hideTyping();
+      if (isOpen()) markRead();
+      else setUnread(unread + 1);
+    }
+    return li;
+  }
+
+  function quickReplies(buttons) {
+    var row = el("div", "buttons");
+    buttons.forEach(function (b) {
+      if (!b || (b.title == null && b.payload == null)) return;
+      var label = String(b.title != null ? b.title : b.payload);
+      var btn;
+      if (b.url && /^https?:\/\//i.test(b.url)) {
+        btn = el("a", "quick link-button", { href: b.url, target: "_blank", rel: "noopener noreferrer" });
+      } else {
+        btn = el("button", "quick", { type: "button" });
+        btn.addEventListener("click", function () {
+          if (btn.disabled) return;
+          submit({ type: "button", payload: String(b.payload != null ? b.payload : label), title: label, client_id: uuid() });
+        });
+      }
+      btn.textContent = label;
+      row.appendChild(btn);
+    });
+    return row;
+  }
+
+  function markFailed(li, frame, reason) {
+    if (!li) return;
+    setState(li, "failed");
+    var old = li.querySelector(".failure");
+    if (old) li.removeChild(old);
+    var note = el("div", "failure");
+    var why = el("span");
+    why.textContent = t.failed + (reason ? " " + reason : "");
+    var again = el("button", "retry", { type: "button" });
+    again.textContent = t.retry;
+    again.addEventListener("click", function () {
+      list.removeChild(li);
+      delete byClient[frame.client_id];
+      var copy = {};
+      for (var k in frame) copy[k] = frame[k];
+      copy.client_id = uuid();
+      submit(copy);
+      input.focus();
+    });
+    note.appendChild(why);
+    note.appendChild(again);
+    li.appendChild(note);
+  }
+
+  function setUnread(n) {
+    unread = n;
+    badge.textContent = n > 99 ? "99+" : String(n);
+    badge.hidden = n === 0;
+    launcher.setAttribute("aria-label", n ? t.open + " (" + t.unread.replace("{n}", n) + ")" : t.open);
+  }
+  function markRead() {
+    setUnread(0);
+    if (maxId > lastRead) {
+      lastRead = maxId;
+      store.set(KEYS.read, String(lastRead));
     }
   }
 
-  function sendFrame(frame, shownText) {
-    render({ sender: "user", text: shownText, client_id: frame.client_id });
-    if (ws && ws.readyState === 1) ws.send(JSON.stringify(frame));
-    else queue.push(frame);
+  function showTyping(on) {
+    clearTimeout(typingTimer);
+    typing.hidden = !on;
+    if (on) {
+      typingTimer = setTimeout(hideTyping, 20000); // never spin forever on a lost "off"
+      list.scrollTop = list.scrollHeight;
+    }
+  }
+  function hideTyping() {
+    showTyping(false);
   }
 
   function setStatus(text) {
@@ -153,111 +299,265 @@
     panel.classList.toggle("offline", !!text);
   }
 
-  function connect() {
-    var url = base.replace(/^http/, "ws") + "/ws/chat";
+  // --- sending ---------------------------------------------------------------------------
+  function submit(frame) {
+    pending.push(frame);
+    savePending();
+    setState(addMessage({ sender: "user", text: shownText(frame), client_id: frame.client_id }, true), "sending");
+    if (ready) transmit(frame);
+  }
+  function transmit(frame) {
+    if (!ws || ws.readyState !== 1) return false;
+    try {
+      ws.send(JSON.stringify(frame));
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+  function settle(clientId) {
+    var before = pending.length;
+    pending = pending.filter(function (f) { return f.client_id !== clientId; });
+    if (pending.length !== before) savePending();
+  }
+
+  // --- connection ------------------------------------------------------------------------
+  function socketUrl() {
     var q = [];
-    var token = null;
-    try { token = localStorage.getItem(TOKEN_KEY); } catch (e) { /* private mode */ }
+    var token = store.get(KEYS.token);
     if (token) q.push("token=" + encodeURIComponent(token));
     if (userId) q.push("user_id=" + encodeURIComponent(userId));
     if (userHash) q.push("user_hash=" + encodeURIComponent(userHash));
     if (lang) q.push("lang=" + encodeURIComponent(lang));
-    ws = new WebSocket(url + (q.length ? "?" + q.join("&") : ""));
-    ws.onopen = function () {
-      retry = 0;
-      setStatus("");
-    };
-    ws.onmessage = function (ev) {
-      var f;
-      try { f = JSON.parse(ev.data); } catch (e) { return; }
-      if (f.type === "session") {
-        try { localStorage.setItem(TOKEN_KEY, f.token); } catch (e) { /* ignore */ }
-        maxBytes = f.max_message_bytes || maxBytes;
-      } else if (f.type === "history") {
-        // the server's history is the truth; keep optimistic messages still queued
-        list.textContent = "";
-        seen = {};
-        (f.messages || []).forEach(render);
-        var pending = queue.slice();
-        queue = [];
-        pending.forEach(function (fr) {
-          render({ sender: "user", text: fr.text || fr.title, client_id: fr.client_id });
-          ws.send(JSON.stringify(fr));
-        });
-        unread = 0;
-        badge.hidden = true;
-      } else if (f.type === "message") {
-        render(f);
-      } else if (f.type === "typing") {
-        typing.hidden = !f.on;
-      } else if (f.type === "error") {
-        render({ sender: "system", text: f.message });
-      } else if (f.type === "ack" && f.id != null) {
-        seen["id:" + f.id] = true;
-      }
-    };
-    ws.onclose = function () {
-      typing.hidden = true;
-      setStatus(t.offline);
-      var delay = Math.min(30000, 500 * Math.pow(2, retry++)) * (0.5 + Math.random() / 2);
-      setTimeout(connect, delay);
-    };
-    ws.onerror = function () { /* onclose follows */ };
+    return base.replace(/^http/i, "ws") + "/ws/chat" + (q.length ? "?" + q.join("&") : "");
   }
 
-  // --- behaviour ---------------------------------------------------------------------------
+  function detach(sock) {
+    if (!sock) return;
+    sock.onopen = sock.onmessage = sock.onclose = sock.onerror = null;
+    try { sock.close(); } catch (e) { /* already closed */ }
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    detach(ws);
+    ready = false;
+    var sock;
+    try {
+      sock = new WebSocket(socketUrl());
+    } catch (e) {
+      ws = null;
+      lost();
+      return;
+    }
+    ws = sock;
+    sock.onmessage = function (ev) {
+      if (sock !== ws) return;
+      clearTimeout(pongTimer);
+      var f;
+      try { f = JSON.parse(ev.data); } catch (e) { return; }
+      if (f && typeof f === "object") onFrame(f);
+    };
+    sock.onclose = function () {
+      if (sock === ws) lost();
+    };
+    sock.onerror = function () { /* onclose follows */ };
+  }
+
+  // the socket is gone (or presumed dead): show it, and try again later with backoff
+  function lost() {
+    clearTimeout(pongTimer);
+    detach(ws);
+    ws = null;
+    ready = false;
+    hideTyping();
+    setStatus(t.offline);
+    if (retryTimer) return;
+    var delay = Math.min(30000, 500 * Math.pow(2, attempt)) * (0.5 + Math.random() / 2);
+    attempt = Math.min(attempt + 1, 20);
+    retryTimer = setTimeout(connect, delay);
+  }
+
+  function onFrame(f) {
+    if (f.type === "session") {
+      if (f.token) store.set(KEYS.token, f.token);
+      if (f.max_message_bytes > 0) maxBytes = f.max_message_bytes;
+      updateCounter();
+    } else if (f.type === "history") {
+      onHistory(Array.isArray(f.messages) ? f.messages : []);
+    } else if (f.type === "message") {
+      addMessage(f, true);
+    } else if (f.type === "typing") {
+      showTyping(!!f.on);
+    } else if (f.type === "ack") {
+      settle(f.client_id);
+      var li = byClient[f.client_id];
+      setState(li, "sent");
+      if (li && f.id != null) byId[f.id] = li;
+    } else if (f.type === "error") {
+      onError(f);
+    }
+  }
+
+  function onHistory(messages) {
+    list.setAttribute("aria-busy", "true");
+    list.textContent = "";
+    byId = {};
+    byClient = {};
+    var stored = {};
+    var news = 0;
+    messages.forEach(function (m) {
+      if (m.client_id) stored[m.client_id] = true;
+      if (m.id != null && m.id > lastRead && (m.sender === "bot" || m.sender === "staff")) news++;
+      addMessage(m, false);
+    });
+    // what the server already has is done; the rest goes (again) now
+    pending = pending.filter(function (f) { return !stored[f.client_id]; });
+    savePending();
+    pending.forEach(function (f) {
+      setState(addMessage({ sender: "user", text: shownText(f), client_id: f.client_id }, false), "sending");
+    });
+    list.removeAttribute("aria-busy");
+    ready = true;
+    attempt = 0;
+    setStatus("");
+    if (isOpen()) markRead();
+    else setUnread(news);
+    pending.forEach(transmit);
+  }
+
+  function onError(f) {
+    if (f.client_id) {
+      var frame = null;
+      pending.forEach(function (p) { if (p.client_id === f.client_id) frame = p; });
+      settle(f.client_id);
+      if (frame) {
+        hideTyping();
+        markFailed(byClient[f.client_id], frame, f.message);
+        return;
+      }
+    }
+    if (f.code === "bad_identity") {
+      if (window.console) console.warn("Concierge: " + f.message);
+      return;
+    }
+    addMessage({ sender: "system", text: f.message || f.code }, false);
+  }
+
+  // heartbeat: a ping every 25 s; no answer within 10 s means the link is dead
+  setInterval(function () {
+    if (!ready || !transmit({ type: "ping" })) return;
+    clearTimeout(pongTimer);
+    pongTimer = setTimeout(lost, 10000);
+  }, 25000);
+  window.addEventListener("offline", function () {
+    if (ws) lost();
+  });
+  window.addEventListener("online", function () {
+    attempt = 0;
+    connect(); // the old socket may be half dead: start fresh
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && !ws && retryTimer) connect();
+  });
+
+  // --- behaviour -------------------------------------------------------------------------
   function open() {
+    if (isOpen()) return;
     panel.hidden = false;
     launcher.setAttribute("aria-expanded", "true");
     host.classList.add("open");
-    unread = 0;
-    badge.hidden = true;
-    input.focus();
+    panel.setAttribute("aria-modal", phone.matches ? "true" : "false");
+    if (phone.matches) document.documentElement.classList.add("concierge-open");
+    markRead();
     list.scrollTop = list.scrollHeight;
+    input.focus();
   }
   function close() {
+    if (!isOpen()) return;
     panel.hidden = true;
     launcher.setAttribute("aria-expanded", "false");
     host.classList.remove("open");
+    document.documentElement.classList.remove("concierge-open");
     launcher.focus();
   }
-  launcher.addEventListener("click", function () { isOpen() ? close() : open(); });
-  closeBtn.addEventListener("click", close);
-  panel.addEventListener("keydown", function (e) {
-    if (e.key === "Escape") { e.preventDefault(); close(); }
+  launcher.addEventListener("click", function () {
+    if (isOpen()) close();
+    else open();
   });
+  closeBtn.addEventListener("click", close);
+  root.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && isOpen()) {
+      e.preventDefault();
+      close();
+    } else if (e.key === "Tab" && isOpen() && phone.matches) {
+      trapFocus(e); // full-screen on a phone: the page behind is out of reach
+    }
+  });
+  function trapFocus(e) {
+    var all = panel.querySelectorAll("button:not([disabled]), a[href], textarea, [tabindex='0']");
+    var items = [];
+    for (var i = 0; i < all.length; i++) if (all[i].offsetParent !== null) items.push(all[i]);
+    if (!items.length) return;
+    var first = items[0];
+    var last = items[items.length - 1];
+    var active = root.activeElement;
+    if (e.shiftKey && active === first) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && active === last) {
+      e.preventDefault();
+      first.focus();
+    }
+  }
+
   function updateCounter() {
     var n = bytes(input.value);
-    var near = n > maxBytes * 0.8;
-    counter.textContent = near ? n + " / " + maxBytes : "";
-    form.classList.toggle("too-long", n > maxBytes);
-    sendBtn.disabled = n > maxBytes;
+    var over = n > maxBytes;
+    counter.textContent = n > maxBytes * 0.8 ? n + " / " + maxBytes : "";
+    form.classList.toggle("too-long", over);
+    input.setAttribute("aria-invalid", over ? "true" : "false");
+    sendBtn.disabled = over;
+    sendBtn.title = over ? t.tooLong : "";
   }
-  input.addEventListener("input", updateCounter);
+  function grow() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight + 2, 120) + "px";
+  }
+  input.addEventListener("input", function () {
+    updateCounter();
+    grow();
+  });
   input.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
-      form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit"));
+      if (form.requestSubmit) form.requestSubmit();
+      else form.dispatchEvent(new Event("submit", { cancelable: true }));
     }
   });
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var text = input.value.trim();
-    if (!text) return;
-    if (bytes(text) > maxBytes) {
-      render({ sender: "system", text: t.tooLong + " (" + bytes(text) + " / " + maxBytes + ")" });
-      return;
-    }
-    sendFrame({ type: "message", text: text, client_id: uuid() }, text);
+    if (!text || bytes(text) > maxBytes) return;
+    submit({ type: "message", text: text, client_id: uuid() });
     input.value = "";
     updateCounter();
+    grow();
   });
-  setInterval(function () {
-    if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "ping" }));
-  }, 25000);
+
+  window.Concierge = { open: open, close: close };
 
   function mount() {
+    var style = document.createElement("style"); // the only rule outside the shadow root
+    style.textContent = "html.concierge-open, html.concierge-open body { overflow: hidden; }";
+    (document.head || document.body).appendChild(style);
     document.body.appendChild(host);
+    setUnread(0);
+    updateCounter();
+    pending.forEach(function (f) { // typed before a reload and never acked: still on its way
+      setState(addMessage({ sender: "user", text: shownText(f), client_id: f.client_id }, false), "sending");
+    });
     connect();
   }
   if (document.body) mount();
