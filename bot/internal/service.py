@@ -693,8 +693,12 @@ class InternalService:
             contact.email = contact.email or emp.email
             found = (contact, identity)
         cache.people[str(emp.slack_user_id)] = found
-        if emp.contact_id != found[0].id:
-            emp.contact_id = found[0].id
+        contact = found[0]
+        if emp.contact_id != contact.id:
+            emp.contact_id = contact.id
+        if not (contact.attributes or {}).get("employee"):
+            # other features can tell staff from customers (no customer prompts to colleagues)
+            contact.attributes = {**(contact.attributes or {}), "employee": True}
         return found
 
     async def _process_channel_post(

@@ -10,6 +10,7 @@ from bot.clock import ManualClock
 from bot.internal.models import Update, UpdateDelivery
 from bot.internal.service import InternalService
 from bot.runtime import Runtime
+from bot.storage.models import Contact
 from bot.types import Outbound
 from tests.bot.internal.conftest import Content, outbox_rows, step
 
@@ -50,6 +51,17 @@ async def test_update_reaches_exactly_the_department_at_each_local_time(
     assert any('"got_it"' in p for p in payloads) and any('"rating:5"' in p for p in payloads)
     await step(svc, clock, utc(6, 12, 0))  # later rounds never send it again
     assert len(await outbox_rows(rt)) == 3
+    async with rt.db.session() as s:  # colleagues are marked, so customer prompts skip them
+        marked = (
+            (
+                await s.execute(
+                    select(Contact.attributes).where(Contact.id.in_([r.contact_id for r in rows]))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert marked == [{"employee": True}] * 3
 
 
 async def test_the_fourth_update_of_a_week_is_held_and_bundled_into_the_digest(
