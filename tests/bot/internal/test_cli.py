@@ -104,6 +104,10 @@ def test_sync_csv_preview_send_and_report(tmp_path: Path, sqlite_url: str) -> No
     assert "Support" in out
     assert "Slack has no read receipts" in out
 
+    code, out, err = invoke(root, sqlite_url, "report", "--by", "goal")
+    assert code == 0, err
+    assert "engagement             updates   1  reached     2  engaged     0 (0%)" in out
+
 
 def test_bad_input_is_one_clear_line(tmp_path: Path, sqlite_url: str) -> None:
     root = make_content(tmp_path, "timezone: Europe/Berlin\n")
