@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -173,25 +173,37 @@ class DeliveryWorker:
         now = self.clock.now()
         earlier = aliased(OutboxMessage)
         # a row waits while an older row to the same address waits or is in flight (keeps order);
-        # older rows that are due now are claimed in the same batch and sent first
-        blocked = exists().where(
-            and_(
-                earlier.channel == OutboxMessage.channel,
-                earlier.address == OutboxMessage.address,
-                earlier.id < OutboxMessage.id,
-                (earlier.status == PENDING) & (earlier.next_attempt_at > now)
-                | (earlier.status == SENDING) & (earlier.locked_until > now),
+        # older rows that are due now are claimed in the same batch and sent first. The waiting
+        # addresses are computed once (not per candidate row): with a sudden backlog and stale
+        # planner statistics a correlated NOT EXISTS went quadratic on PostgreSQL.
+        waiting = (
+            select(
+                earlier.channel,
+                earlier.address,
+                func.min(earlier.id).label("first_id"),
             )
+            .where(
+                (earlier.status == PENDING) & (earlier.next_attempt_at > now)
+                | (earlier.status == SENDING) & (earlier.locked_until > now)
+            )
+            .group_by(earlier.channel, earlier.address)
+            .cte("waiting")
+            .prefix_with("MATERIALIZED")
         )
         claimable = (OutboxMessage.status == PENDING) & (OutboxMessage.next_attempt_at <= now) | (
             OutboxMessage.status == SENDING
         ) & (OutboxMessage.locked_until <= now)
         due = (
             select(OutboxMessage.id)
+            .outerjoin(
+                waiting,
+                (waiting.c.channel == OutboxMessage.channel)
+                & (waiting.c.address == OutboxMessage.address),
+            )
             .where(
                 claimable,
                 OutboxMessage.channel.in_(list(self.senders)),
-                ~blocked,
+                waiting.c.first_id.is_(None) | (OutboxMessage.id < waiting.c.first_id),
             )
             .order_by(OutboxMessage.id)
             .limit(self.batch_size)
