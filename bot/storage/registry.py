@@ -3,6 +3,7 @@
 # Feature modules add one import line each below.
 from bot.handoff import models as _handoff  # noqa: F401
 from bot.internal import models as _internal  # noqa: F401
+from bot.lifecycle import models as _lifecycle  # noqa: F401
 from bot.prompts import models as _prompts  # noqa: F401
 from bot.storage import models  # noqa: F401
 from bot.storage import seen as _seen  # noqa: F401
