@@ -34,6 +34,13 @@ from bot.prompts.cli import prompts_app, report_app  # noqa: E402
 
 app.add_typer(report_app, name="report")
 app.add_typer(prompts_app, name="prompts")
+from bot.flows.cli import flows_app  # noqa: E402
+from bot.lifecycle.cli import events_app, lifecycle_app, simulate  # noqa: E402
+
+app.add_typer(flows_app, name="flows")
+app.add_typer(events_app, name="events")
+app.add_typer(lifecycle_app, name="lifecycle")
+app.command("simulate")(simulate)
 
 ContentOpt = Annotated[
     Path | None,

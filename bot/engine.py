@@ -277,10 +277,11 @@ class Engine:
         for hook in self._after:
             await hook(turn)
 
+        # a policy may have linked the chat to another contact (deep link): use the turn's
         outbox_ids = await self.write_replies(
             s,
-            contact=contact,
-            conversation=conversation,
+            contact=turn.contact,
+            conversation=turn.conversation,
             channel=inbound.channel,
             address=inbound.reply_address,
             messages=turn.replies,
@@ -290,7 +291,7 @@ class Engine:
             language=language,
             sent=deliver_inline,
         )
-        return TurnResult(turn.replies, message.id, contact.id, outbox_ids)
+        return TurnResult(turn.replies, message.id, turn.contact.id, outbox_ids)
 
     def _language(self, parse: dict[str, Any], inbound: Inbound, contact: Contact) -> str:
         for cand in (parse.get("language"), contact.language, inbound.language):

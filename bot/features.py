@@ -14,9 +14,12 @@ def setup_features(runtime: Runtime) -> None:
     # from bot.handoff.service import setup as handoff; handoff(runtime)
     from bot.handoff import setup as handoff
     from bot.internal import setup as internal
+    from bot.lifecycle import setup as lifecycle
     from bot.prompts import setup as prompts
 
     handoff(runtime)
+
+    lifecycle(runtime)
 
     internal(runtime)
 

@@ -31,11 +31,20 @@ class Responses:
     ) -> None:
         self._by_language = {lang: dict(v) for lang, v in by_language.items()}
         self.default_language = default_language
-        builtin = _load_builtin()
+        builtin = self._builtin = _load_builtin()
         for lang, names in builtin.items():
             mine = self._by_language.setdefault(lang, {})
             for name, variants in names.items():
                 mine.setdefault(name, variants)
+
+    def add_defaults(self, by_language: Mapping[str, Mapping[str, list[Variant]]]) -> None:
+        """Texts a feature ships (e.g. ``flows/texts/``): used where the shop's
+        ``responses.yml`` has no response of that name."""
+        for lang, names in by_language.items():
+            mine = self._by_language.setdefault(lang, {})
+            for name, variants in names.items():
+                if name not in mine or mine[name] is self._builtin.get(lang, {}).get(name):
+                    mine[name] = variants
 
     @property
     def languages(self) -> list[str]:

@@ -39,6 +39,7 @@ ROUTE_FACTORIES: list[str] = [
     "channels.telegram:routes",
     "channels.slack:routes",
     "channels.web.admin:routes",
+    "channels.web.events:routes",
 ]
 
 

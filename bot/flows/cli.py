@@ -1,0 +1,70 @@
+"""``concierge flows validate`` and ``concierge flows graph FLOW``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+flows_app = typer.Typer(help="Flows (flows/*.yml): check them, draw them.", no_args_is_help=True)
+
+ContentOpt = Annotated[
+    Path | None,
+    typer.Option("--content", help="Content folder with flows/ and nlu_data/", show_default=False),
+]
+
+
+def _content_dir(content: Path | None) -> Path:
+    from bot.settings import SettingsError, load_settings
+
+    if content is not None:
+        if not content.is_dir():
+            typer.secho(f"error: content folder {content} does not exist", fg="red", err=True)
+            raise typer.Exit(2)
+        return content
+    try:
+        return load_settings().content_dir
+    except SettingsError as e:
+        typer.secho(f"error: {e}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+@flows_app.command("validate")
+def validate(content: ContentOpt = None) -> None:
+    """Check every flow and flows/lifecycle.yml: structure, unknown responses, unreachable
+    steps, missing languages, calls and triggers. Problems are printed as file:line."""
+    from bot.flows.content import load_content
+
+    folder = _content_dir(content)
+    result = load_content(folder)
+    for p in result.problems:
+        typer.secho(str(p), fg="red" if p.severity == "error" else "yellow")
+    errors = len(result.errors)
+    warnings = len(result.problems) - errors
+    summary = (
+        f"{len(result.book)} flows, {len(result.lifecycle.stages)} stages, "
+        f"{len(result.lifecycle.transitions)} transitions, "
+        f"{len(result.lifecycle.segments)} segments: {errors} errors, {warnings} warnings"
+    )
+    typer.secho(summary, fg="red" if errors else "green")
+    if errors:
+        raise typer.Exit(1)
+
+
+@flows_app.command("graph")
+def graph(
+    flow: Annotated[str, typer.Argument(help="The flow id")],
+    content: ContentOpt = None,
+) -> None:
+    """Print a flow as a Mermaid flowchart (paste it into any Mermaid viewer)."""
+    from bot.flows.content import load_content
+    from bot.flows.graph import mermaid
+
+    result = load_content(_content_dir(content))
+    found = result.book.get(flow)
+    if found is None:
+        known = ", ".join(sorted(result.book.flows)) or "none"
+        typer.secho(f"error: no flow {flow!r} (flows: {known})", fg="red", err=True)
+        raise typer.Exit(2)
+    typer.echo(mermaid(found), nl=False)

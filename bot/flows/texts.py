@@ -1,0 +1,63 @@
+"""Flow texts: ``flows/texts/<lang>.yml``, Rasa-style ``responses:`` like ``responses.yml``.
+
+They are kept apart from ``nlu_data/<lang>/responses.yml`` so that flows and their words travel
+together; a response of the same name in ``responses.yml`` wins (the shop overrides a text
+without touching the flow files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bot.flows.source import ContentError, Doc, Problem, walk_files
+from bot.responses import Variant, parse_responses
+
+TEXTS_DIR = "texts"
+
+
+def load_texts(flows_dir: Path) -> tuple[dict[str, dict[str, list[Variant]]], list[Problem]]:
+    """``{lang: {name: variants}}`` and the problems found (file:line)."""
+    out: dict[str, dict[str, list[Variant]]] = {}
+    problems: list[Problem] = []
+    for path in walk_files(flows_dir / TEXTS_DIR):
+        lang = path.stem
+        try:
+            doc = Doc.load(path)
+        except ContentError as e:
+            problems.append(Problem(e.path, e.line, e.problem))
+            continue
+        data = doc.data or {}
+        if not isinstance(data, Mapping) or not isinstance(data.get("responses"), Mapping):
+            problems.append(doc.problem((), "a texts file is a mapping with 'responses:'"))
+            continue
+        raw: Mapping[str, Any] = data["responses"]
+        for name, variants in raw.items():
+            items = variants if isinstance(variants, list) else [variants]
+            for i, v in enumerate(items):
+                if not (isinstance(v, str) or (isinstance(v, Mapping) and "text" in v)):
+                    problems.append(
+                        doc.problem(
+                            ("responses", name, i),
+                            f"response {name!r}: a variant is text or {{text: ..., buttons: [...]}}",
+                        )
+                    )
+        out[lang] = parse_responses(raw)
+    return out, problems
+
+
+def response_lines(flows_dir: Path) -> dict[str, dict[str, tuple[str, int | None]]]:
+    """``{lang: {name: (file, line)}}`` of the texts files (for validation messages)."""
+    out: dict[str, dict[str, tuple[str, int | None]]] = {}
+    for path in walk_files(flows_dir / TEXTS_DIR):
+        try:
+            doc = Doc.load(path)
+        except ContentError:
+            continue
+        data = doc.data or {}
+        if isinstance(data, Mapping) and isinstance(data.get("responses"), Mapping):
+            out[path.stem] = {
+                str(n): (str(path), doc.key_line(("responses", n))) for n in data["responses"]
+            }
+    return out

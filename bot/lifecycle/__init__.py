@@ -1,0 +1,39 @@
+"""Lifecycle engine and flows (issue 6): shop events move people through stages; flows
+(onboarding tutorials, check-ins, lead capture) run per contact on whichever channel they use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.lifecycle.service import LifecycleService
+    from bot.runtime import Runtime
+
+
+def setup(runtime: Runtime) -> LifecycleService:
+    """Load ``flows/`` (lifecycle, flows, texts), register policies, hooks and loops."""
+    from bot.flows.content import load_content
+    from bot.lifecycle.linking import LinkPolicy
+    from bot.lifecycle.service import LifecycleService
+    from bot.lifecycle.settings import LifecycleSettings
+
+    settings = runtime.settings
+    content = load_content(
+        settings.content_dir,
+        strict=True,
+        languages=settings.languages,
+        responses=runtime.responses,  # the flow texts join the shop's responses here
+    )
+    svc = LifecycleService(runtime, content.lifecycle, content.book, LifecycleSettings())
+    runtime.lifecycle = svc  # type: ignore[attr-defined]
+    engine = runtime.engine
+    engine.add_policy("link", LinkPolicy(svc), priority=10)
+    # before the handoff feature (20): "next" typed three times in a tutorial is progress, not
+    # frustration; a flow lets go of what it cannot answer (and of conversations staff hold)
+    engine.add_policy("flows", svc.runner.policy, priority=15)
+    engine.add_after_turn(svc.runner.after_turn)
+    engine.add_after_turn(svc.followup_hook)
+    runtime.add_background(svc.sweep_loop)
+    runtime.add_background(lambda: svc.runner.due_loop(svc.settings.due_interval))
+    return svc

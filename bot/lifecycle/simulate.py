@@ -1,0 +1,252 @@
+"""``concierge simulate``: one person's timeline from a file of events, on a throw-away SQLite
+database and a clock that jumps from one moment to the next. Nothing is sent anywhere.
+
+The person gets a simulated chat identity, so flows "write" to them; what they would receive
+is read back from the outbox. Flows that ask something wait for an answer that never comes
+(the timeline says so). The inactivity sweep runs once a simulated day.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.clock import ManualClock
+from bot.lifecycle.conditions import Facts
+from bot.lifecycle.models import DONE, WAITING, FlowState, StageTransition
+from bot.lifecycle.schema import EventIn, parse_one
+from bot.lifecycle.service import service_of
+from bot.settings import Settings
+from bot.storage.models import Contact, Identity, OutboxMessage
+
+CHANNEL = "simulated"
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: datetime
+    kind: str  # event | stage | flow | message | note
+    text: str
+
+
+class SimulationError(Exception):
+    pass
+
+
+def read_events(path: Path, user: str) -> list[EventIn]:
+    """The user's events from a JSONL file (``user_id`` may be left out); file:line errors."""
+    out: list[EventIn] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise SimulationError(f"{path}: cannot read: {e}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SimulationError(f"{path}:{n}: not JSON: {e.msg}") from None
+        if isinstance(raw, dict):
+            raw.setdefault("user_id", user)
+            raw.setdefault("id", f"sim-{n}")
+        ev, errors = parse_one(raw)
+        if ev is None:
+            first = errors[0]
+            raise SimulationError(f"{path}:{n}: {first['field']}: {first['message']}")
+        if ev.user_id == user:
+            out.append(ev)
+    return sorted(out, key=lambda e: e.occurred_at)
+
+
+async def simulate(
+    settings: Settings, user: str, events: list[EventIn], days: int, start: datetime | None = None
+) -> tuple[list[Entry], dict[str, Any]]:
+    """Run the simulation; returns the timeline and the person's figures at the end."""
+    from bot.runtime import Runtime
+
+    begin = start or (events[0].occurred_at if events else datetime.now().astimezone())
+    end = begin + timedelta(days=days)
+    clock = ManualClock(begin)
+    with tempfile.TemporaryDirectory(prefix="concierge-sim-") as tmp:
+        sim_settings = settings.model_copy(
+            update={"database_url": f"sqlite+aiosqlite:///{Path(tmp) / 'sim.db'}"}
+        )
+        runtime = Runtime(sim_settings, clock=clock, start_worker=False)
+        await runtime.db.upgrade()
+        try:
+            return await _run(runtime, clock, user, events, end)
+        finally:
+            await runtime.db.dispose()
+
+
+async def _run(
+    runtime: Any, clock: ManualClock, user: str, events: list[EventIn], end: datetime
+) -> tuple[list[Entry], dict[str, Any]]:
+    svc = service_of(runtime)
+    timeline: list[Entry] = []
+    now = clock.now()
+    async with runtime.db.session() as s:
+        c = Contact(
+            user_id=user,
+            lifecycle_stage=svc.config.initial,
+            purchase_count=0,
+            attributes={},
+            marketing_opt_out=False,
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(c)
+        await s.flush()
+        s.add(
+            Identity(
+                contact_id=c.id,
+                channel=CHANNEL,
+                external_id=user,
+                address=user,
+                started=True,
+                reachable=True,
+                created_at=now,
+                last_seen_at=now,
+            )
+        )
+    seen = _Seen()
+    pending = list(events)
+    next_sweep = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    while True:
+        due = await _next_due(runtime)
+        candidates = [
+            t for t in (pending[0].occurred_at if pending else None, due, next_sweep) if t
+        ]
+        when = min(candidates)
+        if when > end:
+            break
+        clock.set(max(when, clock.now()))
+        now = clock.now()
+        if pending and pending[0].occurred_at <= now:
+            batch = []
+            while pending and pending[0].occurred_at <= now:
+                batch.append(pending.pop(0))
+            for e in batch:
+                props = json.dumps(e.properties, ensure_ascii=False) if e.properties else ""
+                timeline.append(Entry(e.occurred_at, "event", f"{e.type} {props}".strip()))
+            await svc.ingest(batch, source="import", now=now)
+        elif due is not None and due <= now:
+            await svc.runner.run_due(now)
+        else:
+            await svc.sweep(now)
+            next_sweep += timedelta(days=1)
+        timeline += await seen.collect(runtime)
+    for e in pending:
+        timeline.append(Entry(e.occurred_at, "note", f"event {e.type} is after the last day"))
+    clock.set(end)
+    figures = await _figures(runtime, user, end)
+    timeline += await seen.collect(runtime, final=True)
+    return timeline, figures
+
+
+async def _next_due(runtime: Any) -> datetime | None:
+    async with runtime.db.session() as s:
+        due: datetime | None = (
+            await s.execute(
+                select(FlowState.due_at)
+                .where(FlowState.status == WAITING)
+                .order_by(FlowState.due_at)
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    return due
+
+
+class _Seen:
+    """Reads what is new since the last look: transitions, flow changes, messages."""
+
+    def __init__(self) -> None:
+        self.transition = 0
+        self.outbox = 0
+        self.flows: dict[int, tuple[str, str | None]] = {}
+
+    async def collect(self, runtime: Any, final: bool = False) -> list[Entry]:
+        out: list[Entry] = []
+        async with runtime.db.session() as s:
+            for t in (
+                await s.execute(
+                    select(StageTransition)
+                    .where(StageTransition.id > self.transition)
+                    .order_by(StageTransition.id)
+                )
+            ).scalars():
+                self.transition = t.id
+                out.append(
+                    Entry(
+                        t.occurred_at,
+                        "stage",
+                        f"{t.from_stage} -> {t.to_stage} ({t.cause}: {t.rule})",
+                    )
+                )
+            for f in (await s.execute(select(FlowState).order_by(FlowState.id))).scalars():
+                before = self.flows.get(f.id)
+                state = (f.status, f.step_id)
+                if before == state:
+                    continue
+                self.flows[f.id] = state
+                out.append(Entry(f.updated_at, "flow", _flow_text(f, before is None, final)))
+            for m in (
+                await s.execute(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.id > self.outbox)
+                    .order_by(OutboxMessage.id)
+                )
+            ).scalars():
+                self.outbox = m.id
+                payload = m.payload or {}
+                buttons = [b.get("title", "") for b in payload.get("buttons") or []]
+                text = str(payload.get("text", ""))
+                if buttons:
+                    text += "  [" + " | ".join(buttons) + "]"
+                out.append(Entry(m.created_at, "message", text))
+        return out
+
+
+def _flow_text(f: FlowState, new: bool, final: bool) -> str:
+    where = f" at {f.step_id}" if f.step_id and f.status != DONE else ""
+    what = {
+        "active": "waits for an answer",
+        "waiting": f"waits until {f.due_at:%Y-%m-%d %H:%M}" if f.due_at else "waits",
+        "paused": "paused",
+        "pending": "pending (no channel to write to)",
+        "done": "finished",
+        "cancelled": "cancelled",
+    }.get(f.status, f.status)
+    if new:
+        return f"{f.flow_id} started ({f.trigger}): {what}{where}"
+    return f"{f.flow_id}: {what}{where}"
+
+
+async def _figures(runtime: Any, user: str, now: datetime) -> dict[str, Any]:
+    svc = service_of(runtime)
+    async with runtime.db.session() as s:
+        c = (await s.execute(select(Contact).where(Contact.user_id == user))).scalar_one()
+        r, f, m = svc.config.rfm.scores(c, now)
+        facts = Facts(c, now)
+        segments = [name for name, cond in svc.config.segments.items() if cond.eval(facts)]
+        return {
+            "stage": c.lifecycle_stage,
+            "purchases": c.purchase_count,
+            "monetary": str(c.monetary_total),
+            "rfm": f"{r}{f}{m}",
+            "segments": segments,
+            "attributes": {k: v for k, v in (c.attributes or {}).items()},
+        }
+
+
+def format_timeline(entries: Iterable[Entry]) -> list[tuple[str, str, str]]:
+    rows = sorted(entries, key=lambda e: e.at)
+    return [(e.at.strftime("%Y-%m-%d %H:%M"), e.kind, e.text) for e in rows]

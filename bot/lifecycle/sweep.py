@@ -1,0 +1,173 @@
+"""The inactivity sweep: set-based SQL, one statement per rule and id range.
+
+PostgreSQL moves contacts and records their transitions in one statement::
+
+    WITH cand AS (SELECT id, lifecycle_stage AS old FROM contacts
+                  WHERE id >= :lo AND id < :hi AND lifecycle_stage IN (...)
+                    AND last_activity_at < :edge FOR UPDATE SKIP LOCKED),
+         moved AS (UPDATE contacts SET lifecycle_stage = :to, ... FROM cand
+                   WHERE contacts.id = cand.id RETURNING contacts.id, cand.old)
+    INSERT INTO stage_transitions (...) SELECT ... FROM moved
+
+SQLite (one writer at a time, ``BEGIN IMMEDIATE``) runs ``INSERT ... SELECT`` then ``UPDATE``
+with the same condition in one transaction. Rules run in file order, so a person idle long
+enough passes through at-risk on to churned in the same sweep. No Python loop over people:
+only when something listens (``stage_changed`` receivers, flows triggered by the new stage)
+are the moved contacts read back, in batches, to tell them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Table, and_, func, insert, literal, select, update
+
+from bot.lifecycle.config import InactivityRule
+from bot.lifecycle.machine import Move
+from bot.lifecycle.models import StageTransition
+from bot.storage.models import Contact
+
+if TYPE_CHECKING:
+    from bot.lifecycle.service import LifecycleService
+
+log = logging.getLogger(__name__)
+
+CONTACTS = cast(Table, Contact.__table__)
+TRANSITIONS = cast(Table, StageTransition.__table__)
+NOTIFY_BATCH = 1000
+
+
+async def run_sweep(
+    svc: LifecycleService, now: datetime, *, signals: bool = True
+) -> dict[str, int]:
+    """Apply every inactivity rule; returns ``{rule: moved}`` and expires stale flows."""
+    db = svc.db
+    out: dict[str, int] = {}
+    async with db.session() as s:
+        top = (await s.execute(select(func.max(Contact.id)))).scalar_one_or_none() or 0
+    chunk = svc.settings.sweep_chunk
+    listening = signals and bool(svc.runtime.signals.stage_changed._receivers)
+    for rule in svc.config.inactivity:
+        flows = bool(svc.book.by_trigger("stage", rule.to)) and svc.trigger_flows
+        moved = 0
+        for lo in range(0, top + 1, chunk):
+            async with db.session() as s:
+                first_id = (
+                    await s.execute(select(func.max(StageTransition.id)))
+                ).scalar_one_or_none() or 0
+                n = await _move(s, db.is_postgres, rule, now, lo, lo + chunk)
+                if n and (listening or flows):
+                    await _tell(svc, s, rule, now, first_id, notify=listening, flows=flows)
+            moved += n
+        out[rule.describe()] = moved
+        if moved:
+            log.info("lifecycle sweep: %s moved %d", rule.describe(), moved)
+    async with db.session() as s:
+        out["flows expired"] = await svc.runner.expire(s, now, svc.settings.flow_expire_after)
+    if any(out.values()):
+        svc.runtime.worker.wake()
+    return out
+
+
+def _where(rule: InactivityRule, now: datetime, lo: int, hi: int) -> Any:
+    return and_(
+        CONTACTS.c.id >= lo,
+        CONTACTS.c.id < hi,
+        CONTACTS.c.lifecycle_stage.in_(rule.sources),
+        CONTACTS.c.last_activity_at < now - rule.after,
+    )
+
+
+async def _move(
+    s: Any, postgres: bool, rule: InactivityRule, now: datetime, lo: int, hi: int
+) -> int:
+    cols = ["contact_id", "from_stage", "to_stage", "cause", "rule", "occurred_at", "created_at"]
+    if postgres:
+        cand = (
+            select(CONTACTS.c.id, CONTACTS.c.lifecycle_stage.label("old"))
+            .where(_where(rule, now, lo, hi))
+            .with_for_update(skip_locked=True)
+            .cte("cand")
+        )
+        moved = (
+            update(CONTACTS)
+            .where(CONTACTS.c.id == cand.c.id, CONTACTS.c.lifecycle_stage == cand.c.old)
+            .values(lifecycle_stage=rule.to, stage_entered_at=now, updated_at=now)
+            .returning(CONTACTS.c.id, cand.c.old)
+            .cte("moved")
+        )
+        stmt = insert(TRANSITIONS).from_select(
+            cols,
+            select(
+                moved.c.id,
+                moved.c.old,
+                literal(rule.to),
+                literal("inactivity"),
+                literal(rule.describe()),
+                literal(now, CONTACTS.c.updated_at.type),
+                literal(now, CONTACTS.c.updated_at.type),
+            ),
+        )
+        result = await s.execute(stmt)
+        return int(result.rowcount or 0)
+    where = _where(rule, now, lo, hi)
+    ins = insert(TRANSITIONS).from_select(
+        cols,
+        select(
+            CONTACTS.c.id,
+            CONTACTS.c.lifecycle_stage,
+            literal(rule.to),
+            literal("inactivity"),
+            literal(rule.describe()),
+            literal(now, CONTACTS.c.updated_at.type),
+            literal(now, CONTACTS.c.updated_at.type),
+        ).where(where),
+    )
+    result = await s.execute(ins)
+    n = int(result.rowcount or 0)
+    if n:
+        await s.execute(
+            update(CONTACTS)
+            .where(where)
+            .values(lifecycle_stage=rule.to, stage_entered_at=now, updated_at=now)
+        )
+    return n
+
+
+async def _tell(
+    svc: LifecycleService,
+    s: Any,
+    rule: InactivityRule,
+    now: datetime,
+    after_id: int,
+    *,
+    notify: bool,
+    flows: bool,
+) -> None:
+    """Signals and flows for the contacts this statement moved (read back in batches)."""
+    last = after_id
+    while True:
+        rows = (
+            await s.execute(
+                select(StageTransition.id, StageTransition.from_stage, Contact)
+                .join(Contact, Contact.id == StageTransition.contact_id)
+                .where(StageTransition.id > last, StageTransition.cause == "inactivity")
+                .order_by(StageTransition.id)
+                .limit(NOTIFY_BATCH)
+            )
+        ).all()
+        if not rows:
+            return
+        for tid, old, contact in rows:
+            last = tid
+            if notify:
+                await svc.runtime.signals.stage_changed.send(
+                    session=s, contact=contact, old=old, new=rule.to, cause="inactivity", now=now
+                )
+            if flows:
+                m = Move(old, rule.to, "inactivity", rule.describe(), now)
+                started = svc._stage_flows(contact, m, now, {})
+                if started:
+                    await svc.runner.trigger_outside(s, contact, started, now)
