@@ -46,11 +46,21 @@ class Hub:
 
     def __init__(self) -> None:
         self._sockets: dict[str, set[WebSocket]] = defaultdict(set)
+        # sockets still receiving their history: pushes wait here, then follow the history
+        self._pending: dict[WebSocket, list[dict[str, Any]]] = {}
 
-    def add(self, address: str, ws: WebSocket) -> None:
+    def add(self, address: str, ws: WebSocket, *, hold: bool = False) -> None:
         self._sockets[address].add(ws)
+        if hold:
+            self._pending[ws] = []
+
+    async def release(self, ws: WebSocket) -> None:
+        """Send what arrived while the history was on its way (in order)."""
+        for frame in self._pending.pop(ws, []):
+            await ws.send_json(frame)
 
     def remove(self, address: str, ws: WebSocket) -> None:
+        self._pending.pop(ws, None)
         self._sockets[address].discard(ws)
         if not self._sockets[address]:
             del self._sockets[address]
@@ -61,6 +71,11 @@ class Hub:
     async def push(self, address: str, frame: dict[str, Any]) -> int:
         sent = 0
         for ws in list(self._sockets.get(address, ())):
+            held = self._pending.get(ws)
+            if held is not None:
+                held.append(frame)
+                sent += 1
+                continue
             try:
                 if ws.application_state == WebSocketState.CONNECTED:
                     await ws.send_json(frame)
@@ -140,6 +155,31 @@ class WebChat:
         lang = (q.get("lang") or "")[:8] or None
         user_id, user_hash = q.get("user_id"), q.get("user_hash")
         now = self.runtime.clock.now()
+        # listen before reading the history: a reply sent meanwhile is held, then follows it
+        self.hub.add(visitor_id, ws, hold=True)
+        try:
+            await self._session(ws, visitor_id, token, lang, user_id, user_hash, now)
+            bucket = _Bucket(settings.web_rate_limit_per_minute)
+            while True:
+                raw = await ws.receive_text()
+                await self._frame(ws, visitor_id, raw, lang, bucket)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.hub.remove(visitor_id, ws)
+
+    async def _session(
+        self,
+        ws: WebSocket,
+        visitor_id: str,
+        token: str,
+        lang: str | None,
+        user_id: str | None,
+        user_hash: str | None,
+        now: Any,
+    ) -> None:
+        """The session and history frames (then whatever was held meanwhile)."""
+        settings = self.runtime.settings
         async with self.runtime.db.session() as s:
             contact, identity = await resolve_identity(
                 s, channel=CHANNEL, external_id=visitor_id, now=now, language=lang
@@ -173,16 +213,7 @@ class WebChat:
             }
         )
         await ws.send_json({"type": "history", "messages": history})
-        self.hub.add(visitor_id, ws)
-        bucket = _Bucket(settings.web_rate_limit_per_minute)
-        try:
-            while True:
-                raw = await ws.receive_text()
-                await self._frame(ws, visitor_id, raw, lang, bucket)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            self.hub.remove(visitor_id, ws)
+        await self.hub.release(ws)
 
     async def _frame(
         self, ws: WebSocket, visitor_id: str, raw: str, lang: str | None, bucket: _Bucket

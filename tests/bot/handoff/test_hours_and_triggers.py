@@ -99,12 +99,13 @@ async def test_metrics(rt: Runtime) -> None:
     await rt.engine.handle(msg("human please"))
     m = await rt.handoff.metrics()  # type: ignore[attr-defined]
     assert m["by_reason"] == {"asked": 1} and m["by_status"] == {"open": 1}
-    from starlette.testclient import TestClient
+    import httpx
 
     from channels.app import create_app
 
-    with TestClient(create_app(runtime=rt)) as client:
-        text = client.get("/metrics").text
+    transport = httpx.ASGITransport(app=create_app(runtime=rt))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        text = (await client.get("/metrics")).text
     assert 'concierge_handoffs{reason="asked"} 1.0' in text
 
 
