@@ -149,6 +149,10 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             content = Path(tmp) / "content"
             (content / "updates").mkdir(parents=True)
+            (content / "flows").mkdir()  # one lifecycle stage: the demo shop's needs its texts
+            (content / "flows" / "lifecycle.yml").write_text(
+                "version: 1\ninitial: awareness\nstages:\n  awareness: {description: All}\n"
+            )
             pg_name = None
             if backend == "sqlite":
                 url = f"sqlite+aiosqlite:///{tmp}/bench.db"

@@ -24,7 +24,7 @@ from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.models import OutboxMessage
 from tests.auxil.build_messages import slack_dm
-from tests.bot.internal.conftest import SetClock
+from tests.bot.internal.conftest import SetClock, content_folder
 from tests.conftest import REPO, LiveServer
 from tests.fakes.base import Call
 from tests.fakes.slack_api import send_action, send_event
@@ -95,8 +95,7 @@ def server(
         "CONCIERGE_INTERNAL_PROFILE_FIELDS",
         json.dumps({"department": "Xf01DEPT", "title": "title"}),
     )
-    content = tmp_path / "content"
-    (content / "updates").mkdir(parents=True)
+    content = content_folder(tmp_path / "content")
     for i, day in enumerate((5, 6, 7, 8), 1):
         (content / "updates" / f"news-{i}.md").write_text(
             f"---\ntitle: Weekly news number {i}\naudience: department:support\n"

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.internal.models import Employee
 from bot.storage.db import Database
+from tests.bot.internal.conftest import content_folder
 from tests.fakes.slack_directory import FakeSlackDirectory
 
 runner = CliRunner()
@@ -54,7 +55,7 @@ def test_sync_maps_profile_fields_and_audiences_use_slack(
         json.dumps({"department": "XfDEPT", "title": "title", "joined_at": "XfSTART"}),
     )
     monkeypatch.setenv("CONCIERGE_INTERNAL_FETCH_CUSTOM_FIELDS", "true")
-    (tmp_path / "c").mkdir()
+    content_folder(tmp_path / "c")
 
     def cli(*args: str) -> str:
         r = runner.invoke(

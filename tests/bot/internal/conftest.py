@@ -44,13 +44,23 @@ PEOPLE = [
 ]
 
 
+# A shop content folder of its own. Without a lifecycle.yml the lifecycle feature would use
+# the demo shop's, whose texts this folder does not have: one stage is all these tests need.
+LIFECYCLE = "version: 1\ninitial: awareness\nstages:\n  awareness: {description: Everyone}\n"
+
+
+def content_folder(root: Path) -> Path:
+    (root / "updates").mkdir(parents=True, exist_ok=True)
+    (root / "flows" / "internal").mkdir(parents=True, exist_ok=True)
+    (root / "flows" / "lifecycle.yml").write_text(LIFECYCLE, encoding="utf-8")
+    return root
+
+
 class Content:
     """The content folder of one test: write update files and the company calendar."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        (root / "updates").mkdir(parents=True, exist_ok=True)
-        (root / "flows" / "internal").mkdir(parents=True, exist_ok=True)
+        self.root = content_folder(root)
 
     def update(self, name: str, front: str, body: str = "Body text.") -> Path:
         path = self.root / "updates" / f"{name}.md"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from bot.cli import app
+from tests.bot.internal.conftest import content_folder
 
 runner = CliRunner()
 
@@ -25,8 +26,7 @@ def invoke(content: Path, db: str, *args: str) -> tuple[int, str, str]:
 
 
 def make_content(tmp_path: Path, calendar: str) -> Path:
-    root = tmp_path / "content"
-    (root / "updates").mkdir(parents=True)
+    root = content_folder(tmp_path / "content")
     (root / "updates" / "calendar.yml").write_text(textwrap.dedent(calendar), encoding="utf-8")
     return root
 
