@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -88,6 +88,21 @@ Policy = Callable[[Turn], Awaitable[bool]]
 """A policy answers a turn (appends to ``turn.replies``) and returns True, or returns False."""
 
 AfterTurn = Callable[[Turn], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One message to write outside a turn, for :meth:`Engine.write_many`."""
+
+    contact_id: int
+    conversation_id: int
+    channel: str
+    address: str
+    message: Outbound
+    idempotency_key: str
+    language: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    not_before: datetime | None = None
 
 
 @dataclass
@@ -460,6 +475,118 @@ class Engine:
             await s.execute(delete(Message).where(Message.id.in_(set(msg_ids) - kept)))
         return [oid for oid, _ in written]
 
+    async def write_many(
+        self, s: AsyncSession, replies: list[Reply], *, now: datetime
+    ) -> dict[str, int]:
+        """:meth:`write_reply` for many people at once (the caller's transaction), in a few
+        statements whatever their number: scheduled prompts, broadcasts.
+
+        Returns ``{idempotency_key: outbox id}`` of the replies written now; a key written
+        before is left out and nothing is written for it (never twice).
+        """
+        parts: list[tuple[Reply, str, Outbound]] = []
+        for r in replies:
+            limit = self.text_limits.get(r.channel)
+            if limit and len(r.message.text) > limit:
+                ms, ks = _split_long([r.message], [r.idempotency_key], limit)
+                parts.extend((r, k, m) for k, m in zip(ks, ms, strict=True))
+            else:
+                parts.append((r, r.idempotency_key, r.message))
+        if not parts:
+            return {}
+        existing = set(
+            (
+                await s.execute(
+                    select(OutboxMessage.idempotency_key).where(
+                        OutboxMessage.idempotency_key.in_([k for _, k, _ in parts])
+                    )
+                )
+            ).scalars()
+        )
+        todo = [p for p in parts if p[1] not in existing]
+        if not todo:
+            return {}
+        rows = []
+        for r, _, m in todo:
+            merged = {**r.meta, **m.metadata}
+            rows.append(
+                {
+                    "conversation_id": r.conversation_id,
+                    "contact_id": r.contact_id,
+                    "direction": "out",
+                    "sender": m.sender,
+                    "channel": r.channel,
+                    "text": m.text,
+                    "buttons": [b.to_dict() for b in m.buttons] or None,
+                    "intent": merged.get("intent"),
+                    "confidence": merged.get("confidence"),
+                    "language": r.language,
+                    "meta": merged,
+                    "created_at": now,
+                    "feedback": None,
+                    "payload": None,
+                    "platform_message_id": None,
+                    "client_id": None,
+                }
+            )
+        pg = (s.bind.dialect.name if s.bind else "sqlite") == "postgresql"
+        if pg:  # ids first: plain INSERTs pipelined, no many-parameter statements to plan
+            msg_ids = await _next_ids(s, "messages", len(rows))
+            for row, mid in zip(rows, msg_ids, strict=True):
+                row["id"] = mid
+            await s.execute(insert(_MESSAGES), rows)
+        else:
+            msg_ids = list((await s.execute(_INSERT_MESSAGES, rows)).scalars())
+        ob_rows = [
+            {
+                "idempotency_key": key,
+                "channel": r.channel,
+                "address": r.address,
+                "contact_id": r.contact_id,
+                "message_id": mid,
+                "purpose": str(m.purpose),
+                "payload": Outbound(
+                    text=m.text,
+                    buttons=m.buttons,
+                    purpose=m.purpose,
+                    sender=m.sender,
+                    thread_id=m.thread_id,
+                    metadata={**m.metadata, "message_id": mid},
+                ).to_dict(),
+                "status": outbox.PENDING,
+                "attempts": 0,
+                "next_attempt_at": r.not_before or now,
+                "created_at": now,
+                "sent_at": None,
+            }
+            for (r, key, m), mid in zip(todo, msg_ids, strict=True)
+        ]
+        written: dict[str, tuple[int, int | None]] = {}
+        if pg:
+            ob_ids = await _next_ids(s, "outbox", len(ob_rows))
+            for ob_row, oid in zip(ob_rows, ob_ids, strict=True):
+                ob_row["id"] = oid
+            await s.execute(_UPSERT_OUTBOX_PG, ob_rows)  # a key queued meanwhile: skipped
+            for oid, key, omid in await s.execute(
+                select(
+                    OutboxMessage.id, OutboxMessage.idempotency_key, OutboxMessage.message_id
+                ).where(OutboxMessage.id.in_(ob_ids))
+            ):
+                written[key] = (oid, omid)
+        else:
+            written = {
+                k: (oid, mid)
+                for oid, k, mid in (await s.execute(_INSERT_MANY_OUTBOX_SQLITE, ob_rows)).all()
+            }
+        if len(written) < len(ob_rows):  # a concurrent writer queued some keys first
+            kept = {mid for _, mid in written.values()}
+            await s.execute(delete(Message).where(Message.id.in_(set(msg_ids) - kept)))
+        return {
+            r.idempotency_key: written[r.idempotency_key][0]
+            for r in replies
+            if r.idempotency_key in written
+        }
+
 
 _MESSAGES = cast(Table, Message.__table__)
 _INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
@@ -475,6 +602,20 @@ _INSERT_OUTBOX_SQLITE = (
     .on_conflict_do_nothing(index_elements=["idempotency_key"])
     .returning(_OUTBOX.c.id, _OUTBOX.c.message_id)
 )
+
+_UPSERT_OUTBOX_PG = pg_insert(_OUTBOX).on_conflict_do_nothing(index_elements=["idempotency_key"])
+_INSERT_MANY_OUTBOX_SQLITE = (
+    sqlite_insert(_OUTBOX)
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    .returning(_OUTBOX.c.id, _OUTBOX.c.idempotency_key, _OUTBOX.c.message_id)
+)
+
+
+async def _next_ids(s: AsyncSession, table: str, n: int) -> list[int]:
+    """``n`` ids from the table's sequence (PostgreSQL), in one statement."""
+    seq = func.pg_get_serial_sequence(table, "id")
+    q = select(func.nextval(seq)).select_from(func.generate_series(1, n))
+    return [int(i) for i in (await s.execute(q)).scalars()]
 
 
 def _split_long(
