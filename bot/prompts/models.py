@@ -51,10 +51,8 @@ class PromptAction(Base):
 
 class PromptSend(Base):
     __tablename__ = "prompt_sends"
-    __table_args__ = (
-        Index("ix_prompt_sends_contact_sent", "contact_id", "sent_at"),
-        Index("ix_prompt_sends_prompt", "prompt_id", "variant"),
-    )
+    # few indexes: one row per prompt sent, written in bulk (reports scan the table)
+    __table_args__ = (Index("ix_prompt_sends_contact_sent", "contact_id", "sent_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     action_id: Mapped[int] = mapped_column(
@@ -66,18 +64,13 @@ class PromptSend(Base):
     variant: Mapped[str | None] = mapped_column(String(32))
     purpose: Mapped[str] = mapped_column(String(16))
     channel: Mapped[str] = mapped_column(String(32))
-    outbox_id: Mapped[int | None] = mapped_column(
-        ForeignKey("outbox.id", ondelete="SET NULL"), index=True
-    )
+    outbox_id: Mapped[int | None] = mapped_column(BigId)  # the outbox row (not a foreign key)
     sent_at: Mapped[datetime]
 
 
 class PromptSkip(Base):
     __tablename__ = "prompt_skips"
-    __table_args__ = (
-        Index("ix_prompt_skips_prompt", "prompt_id", "reason"),
-        Index("ix_prompt_skips_contact", "contact_id", "at"),
-    )
+    __table_args__ = (Index("ix_prompt_skips_contact", "contact_id", "at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     action_id: Mapped[int | None] = mapped_column(

@@ -15,13 +15,14 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.engine import Reply
 from bot.prompts.experiments import HOLDOUT, assign
 from bot.prompts.guards import Decision, load_facts
 from bot.prompts.models import (
@@ -67,6 +68,9 @@ class RoundStats:
         self.held += other.held
         self.skipped.update(other.skipped)
         self.batches += other.batches
+
+
+_SKIPS = cast(Table, PromptSkip.__table__)
 
 
 def idempotency_key(contact_id: int, prompt_id: str, instance_key: str) -> str:
@@ -193,9 +197,14 @@ class Scheduler:
                 to_send.append((action, contact, prompt, d, group))
             if to_send:
                 conversations = await self._conversations(s, [c for _, c, *_ in to_send], now)
-                for action, contact, prompt, d, group in to_send:
-                    conv = conversations[contact.id]
-                    outbox_id = await self._write(s, action, contact, conv, prompt, d, group, now)
+                replies = [
+                    self._reply(a, c, conversations[c.id], p, d, g, now)
+                    for a, c, p, d, g in to_send
+                ]
+                written = await self.runtime.engine.write_many(s, replies, now=now)
+                for (action, contact, prompt, d, group), reply in zip(
+                    to_send, replies, strict=True
+                ):
                     updates.append(_upd(action, SENT, None, now, variant=group))
                     sends.append(
                         {
@@ -206,7 +215,7 @@ class Scheduler:
                             "variant": group,
                             "purpose": prompt.purpose,
                             "channel": d.channel,
-                            "outbox_id": outbox_id,
+                            "outbox_id": written.get(reply.idempotency_key),
                             "sent_at": now,
                         }
                     )
@@ -243,9 +252,8 @@ class Scheduler:
                 found[conv.contact_id] = conv
         return found
 
-    async def _write(
+    def _reply(
         self,
-        s: AsyncSession,
         action: PromptAction,
         contact: Contact,
         conv: Conversation,
@@ -253,32 +261,30 @@ class Scheduler:
         d: Decision,
         group: str,
         now: datetime,
-    ) -> int | None:
+    ) -> Reply:
+        """The message for one person, written with the others of the batch by
+        ``engine.write_many`` under the key ``prompt:<contact>:<prompt>:<instance>``."""
         svc = self.service
         language = svc.language_of(contact)
         message = svc.render(
             prompt, group, contact, language, action.context or {}, action.instance_key
         )
         assert d.channel is not None and d.address is not None
-        key = idempotency_key(contact.id, prompt.id, action.instance_key)
-        outbox_id: int | None = await self.runtime.engine.write_reply(
-            s,
-            contact=contact,
-            conversation=conv,
-            channel=d.channel,
-            address=d.address,
-            message=message,
-            idempotency_key=key,
-            now=now,
-            language=language,
-            meta={"intent": f"prompt:{prompt.id}", "prompt": prompt.id, "variant": group},
-        )
-        if prompt.kind == "nps":
+        if prompt.kind == "nps":  # a number typed next answers the survey
             conv.state = {
                 **(conv.state or {}),
                 "nps": {"prompt": prompt.id, "at": now.isoformat()},
             }
-        return outbox_id
+        return Reply(
+            contact_id=contact.id,
+            conversation_id=conv.id,
+            channel=d.channel,
+            address=d.address,
+            message=message,
+            idempotency_key=idempotency_key(contact.id, prompt.id, action.instance_key),
+            language=language,
+            meta={"intent": f"prompt:{prompt.id}", "prompt": prompt.id, "variant": group},
+        )
 
     async def _record(
         self,
@@ -294,7 +300,7 @@ class Scheduler:
             stmt = _insert(s)(PromptSend).on_conflict_do_nothing(index_elements=["action_id"])
             await s.execute(stmt, sends)
         if skips:
-            await s.execute(_insert(s)(PromptSkip), skips)
+            await s.execute(insert(_SKIPS), skips)  # Core: one multi-row INSERT
         if exposures:
             stmt = _insert(s)(PromptAssignment).on_conflict_do_nothing(
                 index_elements=["prompt_id", "contact_id"]

@@ -154,35 +154,6 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
-        "prompt_skips",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("action_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.Column(
-            "contact_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column("prompt_id", sa.String(length=64), nullable=False),
-        sa.Column("instance_key", sa.String(length=160), nullable=False),
-        sa.Column("variant", sa.String(length=32), nullable=True),
-        sa.Column("reason", sa.String(length=64), nullable=False),
-        sa.Column("detail", sa.Text(), nullable=True),
-        sa.Column("at", bot.storage.types.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["action_id"],
-            ["prompt_actions.id"],
-            name=op.f("fk_prompt_skips_action_id_prompt_actions"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["contact_id"],
-            ["contacts.id"],
-            name=op.f("fk_prompt_skips_contact_id_contacts"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_prompt_skips")),
-    )
-    op.create_index("ix_prompt_skips_contact", "prompt_skips", ["contact_id", "at"], unique=False)
-    op.create_index("ix_prompt_skips_prompt", "prompt_skips", ["prompt_id", "reason"], unique=False)
-    op.create_table(
         "prompt_sends",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
@@ -210,32 +181,47 @@ def upgrade() -> None:
             name=op.f("fk_prompt_sends_contact_id_contacts"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["outbox_id"],
-            ["outbox.id"],
-            name=op.f("fk_prompt_sends_outbox_id_outbox"),
-            ondelete="SET NULL",
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_prompt_sends")),
         sa.UniqueConstraint("action_id", name=op.f("uq_prompt_sends_action_id")),
     )
     op.create_index(
         "ix_prompt_sends_contact_sent", "prompt_sends", ["contact_id", "sent_at"], unique=False
     )
-    op.create_index(op.f("ix_prompt_sends_outbox_id"), "prompt_sends", ["outbox_id"], unique=False)
-    op.create_index(
-        "ix_prompt_sends_prompt", "prompt_sends", ["prompt_id", "variant"], unique=False
+    op.create_table(
+        "prompt_skips",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("action_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column(
+            "contact_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("prompt_id", sa.String(length=64), nullable=False),
+        sa.Column("instance_key", sa.String(length=160), nullable=False),
+        sa.Column("variant", sa.String(length=32), nullable=True),
+        sa.Column("reason", sa.String(length=64), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("at", bot.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["action_id"],
+            ["prompt_actions.id"],
+            name=op.f("fk_prompt_skips_action_id_prompt_actions"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_id"],
+            ["contacts.id"],
+            name=op.f("fk_prompt_skips_contact_id_contacts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_prompt_skips")),
     )
+    op.create_index("ix_prompt_skips_contact", "prompt_skips", ["contact_id", "at"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_prompt_sends_prompt", table_name="prompt_sends")
-    op.drop_index(op.f("ix_prompt_sends_outbox_id"), table_name="prompt_sends")
-    op.drop_index("ix_prompt_sends_contact_sent", table_name="prompt_sends")
-    op.drop_table("prompt_sends")
-    op.drop_index("ix_prompt_skips_prompt", table_name="prompt_skips")
     op.drop_index("ix_prompt_skips_contact", table_name="prompt_skips")
     op.drop_table("prompt_skips")
+    op.drop_index("ix_prompt_sends_contact_sent", table_name="prompt_sends")
+    op.drop_table("prompt_sends")
     op.drop_index("ix_prompt_suppressions_contact", table_name="prompt_suppressions")
     op.drop_table("prompt_suppressions")
     op.drop_index(op.f("ix_prompt_nps_contact_id"), table_name="prompt_nps")
