@@ -17,7 +17,7 @@ from bot.lifecycle import config as lifecycle_config
 from bot.lifecycle.config import LifecycleConfig
 from bot.responses import Responses, Variant
 
-# texts the runner itself uses (shipped in flows/texts, overridable in responses.yml)
+# texts the runner itself uses (bot/flows/builtin_texts.yml; a shop may override them)
 RUNNER_TEXTS = (
     "utter_flow_progress",
     "utter_flow_paused",
@@ -81,6 +81,10 @@ def load_content(
     except ContentError as e:
         problems.append(Problem(e.path, e.line, e.problem))
         lifecycle = LifecycleConfig(path)
+    if path is not None and path.parent != flows_dir:
+        # the shipped default stands in for a shop without one: its stages and rules, not
+        # its follow-ups (those name the demo shop's texts)
+        lifecycle.followups = {}
     problems += lifecycle.warnings
     loaded = load_folder(flows_dir, lifecycle.env(in_flow=True))
     problems += loaded.problems
@@ -153,9 +157,6 @@ def _check_responses(
         used += [(name, flow.path, line) for name, line in flow.responses()]
     if lifecycle.path is not None:
         used += [(name, str(lifecycle.path), line) for name, line in lifecycle.responses()]
-    flows_dir = content_dir / "flows"
-    if book.flows:
-        used += [(name, str(flows_dir / "texts"), None) for name in RUNNER_TEXTS]
     reported: set[tuple[str, str]] = set()
     for name, path, line in used:
         have = [lang for lang in languages if name in responses.names(lang)]

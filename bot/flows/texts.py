@@ -11,15 +11,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bot.flows.source import ContentError, Doc, Problem, walk_files
 from bot.responses import Variant, parse_responses
 
 TEXTS_DIR = "texts"
+BUILTIN = Path(__file__).with_name("builtin_texts.yml")
+
+
+def builtin_texts() -> dict[str, dict[str, list[Variant]]]:
+    """The runner's own texts (progress, pause, buttons...) in the shipped languages."""
+    data = yaml.safe_load(BUILTIN.read_text(encoding="utf-8"))["responses"]
+    out: dict[str, dict[str, list[Variant]]] = {}
+    for name, by_lang in data.items():
+        for lang, text in by_lang.items():
+            out.setdefault(lang, {})[name] = [Variant(str(text))]
+    return out
 
 
 def load_texts(flows_dir: Path) -> tuple[dict[str, dict[str, list[Variant]]], list[Problem]]:
     """``{lang: {name: variants}}`` and the problems found (file:line)."""
-    out: dict[str, dict[str, list[Variant]]] = {}
+    out = builtin_texts()
     problems: list[Problem] = []
     for path in walk_files(flows_dir / TEXTS_DIR):
         lang = path.stem
@@ -43,7 +56,7 @@ def load_texts(flows_dir: Path) -> tuple[dict[str, dict[str, list[Variant]]], li
                             f"response {name!r}: a variant is text or {{text: ..., buttons: [...]}}",
                         )
                     )
-        out[lang] = parse_responses(raw)
+        out.setdefault(lang, {}).update(parse_responses(raw))
     return out, problems
 
 
