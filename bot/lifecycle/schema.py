@@ -77,8 +77,11 @@ def parse_one(raw: Any, index: int | None = None) -> tuple[EventIn | None, list[
         return None, problems(e, index, ident)
 
 
-def parse_batch(data: Any) -> tuple[list[EventIn], list[dict[str, Any]]]:
-    """A single event, a list of events, or ``{"events": [...]}``."""
+def parse_batch(
+    data: Any, latest: datetime | None = None
+) -> tuple[list[EventIn], list[dict[str, Any]]]:
+    """A single event, a list of events, or ``{"events": [...]}``; ``latest``: events dated
+    after it are refused (the future, beyond some clock skew)."""
     if isinstance(data, dict) and "events" in data and set(data) == {"events"}:
         data = data["events"]
     items = data if isinstance(data, list) else [data]
@@ -94,7 +97,14 @@ def parse_batch(data: Any) -> tuple[list[EventIn], list[dict[str, Any]]]:
         if not isinstance(raw, dict):
             errors.append({"index": i, "field": "(event)", "message": "an event is a JSON object"})
             continue
-        ev, errs = parse_one(raw, i if isinstance(data, list) else None)
+        index = i if isinstance(data, list) else None
+        ev, errs = parse_one(raw, index)
+        if ev is not None and latest is not None and ev.occurred_at > latest:
+            item: dict[str, Any] = {"field": "occurred_at", "message": "is in the future"}
+            if index is not None:
+                item["index"] = index
+            errs = [{**item, "id": ev.id}]
+            ev = None
         if ev is not None:
             events.append(ev)
         errors.extend(errs)

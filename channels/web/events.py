@@ -75,9 +75,7 @@ class EventsAPI:
             return _error(f"body is not valid JSON: {e}", 400)
         if not isinstance(data, dict | list):
             return _error('send an event object, a list of events or {"events": [...]}', 422)
-        events, errors = parse_batch(data)
-        if not errors:
-            errors = self.svc.check_times(events)
+        events, errors = parse_batch(data, self.svc.now() + self.svc.settings.future_tolerance)
         if errors:
             n = len({e.get("index") for e in errors})
             return _error(f"{n} invalid event(s); nothing was stored", 422, errors)
