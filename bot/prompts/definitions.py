@@ -131,6 +131,7 @@ class PromptBook:
     complaint_open: frozenset[str] = frozenset()
     complaint_close: frozenset[str] = frozenset()
     path: Path | None = None
+    external_segments: frozenset[str] = frozenset()  # lifecycle.yml's, resolved when sweeping
 
     def by_trigger(self, kind: str, value: str | None = None) -> list[Prompt]:
         return [
@@ -212,8 +213,11 @@ class _Doc:
 # --- parsing --------------------------------------------------------------------------------
 
 
-def load_prompts(path: Path) -> PromptBook:
-    """Read and check ``path``; raises :class:`PromptFileError` at the first problem."""
+def load_prompts(path: Path, known_segments: Iterable[str] = ()) -> PromptBook:
+    """Read and check ``path``; raises :class:`PromptFileError` at the first problem.
+
+    ``known_segments``: segments defined elsewhere (``flows/lifecycle.yml``) that segment
+    triggers may name besides the file's own ``segments:``."""
     if not path.exists():
         return PromptBook(path=path)
     doc = _Doc(path)
@@ -227,7 +231,7 @@ def load_prompts(path: Path) -> PromptBook:
             raise doc.error(
                 (key,), f"unknown top-level key {key!r} (prompts, segments, suppression)"
             )
-    book = PromptBook(path=path)
+    book = PromptBook(path=path, external_segments=frozenset(known_segments))
     segs = data.get("segments") or {}
     if not isinstance(segs, dict):
         raise doc.error(("segments",), "'segments:' maps a name to a condition")
@@ -375,10 +379,13 @@ def _trigger(doc: _Doc, p: tuple[Any, ...], raw: Any, book: PromptBook) -> Trigg
             audience = _condition(doc, (*p, "segment"), value)
             value = f"inline:{doc.line((*p, 'segment'))}"
         elif isinstance(value, str):
-            if value not in book.segments:
-                known = ", ".join(sorted(book.segments)) or "none defined"
-                raise doc.error((*p, "segment"), f"unknown segment {value!r} ({known})")
-            audience = book.segments[value]
+            if value in book.segments:
+                audience = book.segments[value]
+            elif value not in book.external_segments:
+                known = ", ".join(sorted({*book.segments, *book.external_segments}))
+                raise doc.error(
+                    (*p, "segment"), f"unknown segment {value!r} ({known or 'none defined'})"
+                )
         else:
             raise doc.error((*p, "segment"), "segment: a segment name or a condition")
     elif not isinstance(value, str) or not value:

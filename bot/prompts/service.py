@@ -69,13 +69,19 @@ class PromptService:
     @property
     def book(self) -> PromptBook:
         if self._book is None:
-            self._book = load_prompts(self.path)
+            self._book = load_prompts(self.path, self._lifecycle_segments())
             problems = check_responses(
                 self._book, self.runtime.responses, self.runtime.settings.languages
             ) + check_stages(self._book, self.path.parent / "lifecycle.yml")
             for problem in problems:
                 log.warning("%s", problem)
         return self._book
+
+    def _lifecycle_segments(self) -> dict[str, Any]:
+        """The segments of ``flows/lifecycle.yml`` (the lifecycle feature's), if it runs."""
+        lifecycle = getattr(self.runtime, "lifecycle", None)
+        config = getattr(lifecycle, "config", None)
+        return dict(getattr(config, "segments", None) or {})
 
     def reload(self) -> PromptBook:
         self._book = None
@@ -332,7 +338,10 @@ class PromptService:
         async with self.runtime.db.session() as s:
             n += await triggers.sweep_schedules(s, book, now, horizon, self.default_tz)
         async with self.runtime.db.session() as s:
-            n += await triggers.sweep_segments(s, book, now, self.default_tz)
+            segments = self._lifecycle_segments()
+            n += await triggers.sweep_segments(
+                s, book, now, self.default_tz, resolve=segments.__getitem__
+            )
         async with self.runtime.db.session() as s:
             n += await triggers.sweep_stages(s, book, now, horizon, self.default_tz)
         async with self.runtime.db.session() as s:

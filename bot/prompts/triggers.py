@@ -11,7 +11,7 @@ segments per time zone); otherwise they read candidate rows in keyed batches.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -312,21 +312,33 @@ async def sweep_schedules(
 
 
 async def sweep_segments(
-    session: AsyncSession, book: PromptBook, now: datetime, default_tz: str
+    session: AsyncSession,
+    book: PromptBook,
+    now: datetime,
+    default_tz: str,
+    resolve: Callable[[str], Any] | None = None,
 ) -> int:
     """Segment membership: contacts in the segment, not blocked by re-entry, get the prompt
-    (at its local ``at`` time, per time zone)."""
+    (at its local ``at`` time, per time zone). ``resolve`` gives a segment of
+    ``flows/lifecycle.yml`` by name (anything with ``.sql(now)``)."""
     prompts = book.by_trigger("segment")
     if not prompts:
         return 0
     n = 0
     zones = await _zones(session)
     for p in prompts:
+        if p.trigger.audience:
+            member = p.trigger.audience.sql(now)
+        elif resolve is not None:
+            member = resolve(p.trigger.value).sql(now)
+        else:
+            log.warning("prompt %s: segment %r is not known here", p.id, p.trigger.value)
+            continue
         for tz_name in zones if p.trigger.at else [None]:
             tz = zone(tz_name, default_tz)
             due = p.trigger.due(now, tz)
             key = f"seg:{now.astimezone(tz).date().isoformat()}"
-            cond: list[Any] = [p.trigger.audience.sql(now), p.audience.sql(now)]
+            cond: list[Any] = [member, p.audience.sql(now)]
             if p.trigger.at:
                 cond.append(
                     Contact.timezone.is_(None) if tz_name is None else Contact.timezone == tz_name

@@ -146,3 +146,31 @@ async def test_stage_entered_without_a_signal_is_found_by_the_sweep(
     assert a.due_at == utc(1, 6, 9)  # the next day, 10:00 in Berlin
     await step(svc, clock, utc(1, 6, 16), sweep=True)  # sweeping again: still one
     assert len(await actions(rt, cid)) == 1
+
+
+async def test_segment_named_in_lifecycle_yml_reaches_its_members(
+    rt: Runtime, clock: SetClock, tmp_path: Path
+) -> None:
+    """A prompt may name a segment of flows/lifecycle.yml (here ``repeat``: two purchases or
+    more) without repeating it in prompts.yml."""
+    from bot.lifecycle import setup as lifecycle_setup
+    from bot.prompts import configure
+
+    lifecycle_setup(rt)
+    svc = configure(rt, scheduler=False)
+    use_prompts(
+        svc,
+        tmp_path,
+        """
+        prompts:
+          - id: repeat_thanks
+            trigger: {segment: repeat, at: "10:00"}
+            reentry: never
+            response: utter_prompt_nps_promoter
+        """,
+    )
+    regular = await add_contact(rt, purchases=2)
+    await add_contact(rt, purchases=1)
+    await step(svc, clock, utc(1, 5, 8, 0), sweep=True)
+    await step(svc, clock, utc(1, 5, 9, 30), sweep=True)
+    assert [r.contact_id for r in await outbox(rt)] == [regular]
