@@ -6,6 +6,9 @@ whatever it writes commits or rolls back with the cause.
 - ``event_recorded(session, contact, event)``: a shop event was stored (``event`` is the
   lifecycle feature's Event row).
 - ``stage_changed(session, contact, old, new, cause, now)``: a contact moved lifecycle stage.
+  Bulk moves (the inactivity sweep) use ``send_many``: a receiver connected with ``many=``
+  gets one call per batch (``items``: ``[{"contact": ..., "old": ...}, ...]`` plus the shared
+  arguments) and can answer it with set-based SQL; the others are called once per item.
 - ``opted_out(session, contact, channel, now)``: the person said stop (marketing).
 - ``handoff_changed(session, handoff, old_status, new_status, now)``: a handoff ticket moved.
 """
@@ -13,7 +16,7 @@ whatever it writes commits or rolls back with the cause.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -25,15 +28,37 @@ class Signal:
     def __init__(self, name: str) -> None:
         self.name = name
         self._receivers: list[Receiver] = []
+        self._many: dict[Receiver, Receiver] = {}
 
-    def connect(self, receiver: Receiver) -> Receiver:
+    def connect(self, receiver: Receiver, *, many: Receiver | None = None) -> Receiver:
+        """``many``: the receiver's batch form, for :meth:`send_many`."""
         if receiver not in self._receivers:
             self._receivers.append(receiver)
+        if many is not None:
+            self._many[receiver] = many
         return receiver
 
     def disconnect(self, receiver: Receiver) -> None:
         if receiver in self._receivers:
             self._receivers.remove(receiver)
+        self._many.pop(receiver, None)
+
+    @property
+    def listened(self) -> bool:
+        return bool(self._receivers)
+
+    async def send_many(self, items: Sequence[dict[str, Any]], **common: Any) -> None:
+        """Many sends at once: batch receivers get ``items`` in one call, the rest one call
+        per item (``common`` merged with the item)."""
+        if not items:
+            return
+        for r in list(self._receivers):
+            many = self._many.get(r)
+            if many is not None:
+                await many(items=items, **common)
+            else:
+                for item in items:
+                    await r(**common, **item)
 
     async def send(self, **kwargs: Any) -> None:
         for r in list(self._receivers):

@@ -13,7 +13,8 @@ SQLite (one writer at a time, ``BEGIN IMMEDIATE``) runs ``INSERT ... SELECT`` th
 with the same condition in one transaction. Rules run in file order, so a person idle long
 enough passes through at-risk on to churned in the same sweep. No Python loop over people:
 only when something listens (``stage_changed`` receivers, flows triggered by the new stage)
-are the moved contacts read back, in batches, to tell them.
+are the moved contacts read back, in batches of 1000, to tell them: a receiver that takes
+batches (the prompts feature) answers each batch with a few set-based statements.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ async def run_sweep(
     async with db.session() as s:
         top = (await s.execute(select(func.max(Contact.id)))).scalar_one_or_none() or 0
     chunk = svc.settings.sweep_chunk
-    listening = signals and bool(svc.runtime.signals.stage_changed._receivers)
+    listening = signals and svc.runtime.signals.stage_changed.listened
     for rule in svc.config.inactivity:
         flows = bool(svc.book.by_trigger("stage", rule.to)) and svc.trigger_flows
         moved = 0
@@ -160,14 +161,19 @@ async def _tell(
         ).all()
         if not rows:
             return
-        for tid, old, contact in rows:
-            last = tid
-            if notify:
-                await svc.runtime.signals.stage_changed.send(
-                    session=s, contact=contact, old=old, new=rule.to, cause="inactivity", now=now
-                )
-            if flows:
-                m = Move(old, rule.to, "inactivity", rule.describe(), now)
-                started = svc._stage_flows(contact, m, now, {})
-                if started:
-                    await svc.runner.trigger_outside(s, contact, started, now)
+        last = rows[-1][0]
+        if notify:  # one call per batch for receivers that take batches (set-based)
+            await svc.runtime.signals.stage_changed.send_many(
+                [{"contact": contact, "old": old} for _, old, contact in rows],
+                session=s,
+                new=rule.to,
+                cause="inactivity",
+                now=now,
+            )
+        if not flows:
+            continue
+        for _, old, contact in rows:
+            m = Move(old, rule.to, "inactivity", rule.describe(), now)
+            started = svc._stage_flows(contact, m, now, {})
+            if started:
+                await svc.runner.trigger_outside(s, contact, started, now)

@@ -31,7 +31,7 @@ def setup(runtime: Runtime) -> None:
     svc = PromptService(runtime, config)
     _SERVICES[runtime] = svc
     runtime.signals.event_recorded.connect(svc.on_event)
-    runtime.signals.stage_changed.connect(svc.on_stage)
+    runtime.signals.stage_changed.connect(svc.on_stage, many=svc.on_stage_many)
     runtime.signals.opted_out.connect(svc.on_opted_out)
     runtime.engine.add_policy("prompts_nps", nps_policy(svc), priority=45)
     runtime.engine.add_after_turn(stop_hook)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import time as _time
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -215,6 +216,32 @@ class PromptService:
         await triggers.cancel_on_stage_left(session, book, contact.id, old, now)
         actions = triggers.for_stage(book, contact, new, now, self.default_tz)
         if actions and await triggers.schedule(session, actions, now):
+            self.wake()
+
+    async def on_stage_many(
+        self,
+        *,
+        session: AsyncSession,
+        items: Sequence[Mapping[str, Any]],
+        new: str,
+        now: datetime | None = None,
+        **_: Any,
+    ) -> None:
+        """``on_stage`` for a batch of contacts that moved to ``new`` (the inactivity sweep):
+        a few set-based statements instead of several per person."""
+        book = self.book
+        now = now or self.now
+        by_old: dict[str, list[int]] = {}
+        actions: list[triggers.NewAction] = []
+        for item in items:
+            contact = item["contact"]
+            old = item.get("old")
+            if old is not None:
+                by_old.setdefault(str(old), []).append(int(contact.id))
+            actions += triggers.for_stage(book, contact, new, now, self.default_tz)
+        for old, ids in by_old.items():
+            await triggers.cancel_on_stage_left_many(session, book, ids, old, now)
+        if actions and await triggers.schedule_many(session, actions, now):
             self.wake()
 
     async def on_opted_out(

@@ -110,9 +110,42 @@ async def schedule(
         .on_conflict_do_nothing(index_elements=["contact_id", "prompt_id", "instance_key"])
         .returning(PromptAction.id)
     )
+    return len((await session.execute(stmt, rows)).all())  # executemany, batched VALUES
+
+
+async def schedule_many(
+    session: AsyncSession, actions: Sequence[NewAction], now: datetime, chunk: int = 500
+) -> int:
+    """``schedule`` for many people at once: one re-entry query per prompt and chunk, then
+    multi-row inserts (known instance keys skipped by the unique key)."""
     n = 0
-    for row in rows:
-        n += len((await session.execute(stmt, row)).all())
+    for i in range(0, len(actions), chunk):
+        part = actions[i : i + chunk]
+        blocked: set[tuple[int, str]] = set()
+        by_prompt: dict[str, list[NewAction]] = {}
+        for a in part:
+            by_prompt.setdefault(a.prompt.id, []).append(a)
+        for group in by_prompt.values():
+            prompt = group[0].prompt
+            if prompt.reentry == "always":
+                continue
+            ids = sorted({a.contact_id for a in group})
+            rows = await session.execute(
+                select(Contact.id).where(
+                    Contact.id.in_(ids), reentry_blocked(prompt, now, Contact.id)
+                )
+            )
+            blocked |= {(int(cid), prompt.id) for (cid,) in rows}
+        values = [_row(a, now) for a in part if (a.contact_id, a.prompt.id) not in blocked]
+        if not values:
+            continue
+        # one cached statement, executemany (SQLAlchemy batches it as multi-row VALUES)
+        stmt = (
+            _insert(session)(PromptAction)
+            .on_conflict_do_nothing(index_elements=["contact_id", "prompt_id", "instance_key"])
+            .returning(PromptAction.id)
+        )
+        n += len((await session.execute(stmt, values)).all())
     return n
 
 
@@ -232,6 +265,25 @@ async def cancel_on_stage_left(
         update(PromptAction)
         .where(
             PromptAction.contact_id == contact_id,
+            PromptAction.prompt_id.in_(ids),
+            PromptAction.status == PENDING,
+        )
+        .values(status=CANCELLED, reason="stage_changed", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def cancel_on_stage_left_many(
+    session: AsyncSession, book: PromptBook, contact_ids: Sequence[int], old: str, now: datetime
+) -> int:
+    ids = [p.id for p in book.by_trigger("stage", old) if p.exit_on_stage_change]
+    if not ids or not contact_ids:
+        return 0
+    res = await session.execute(
+        update(PromptAction)
+        .where(
+            PromptAction.contact_id.in_(list(contact_ids)),
             PromptAction.prompt_id.in_(ids),
             PromptAction.status == PENDING,
         )

@@ -174,3 +174,44 @@ async def test_segment_named_in_lifecycle_yml_reaches_its_members(
     await step(svc, clock, utc(1, 5, 8, 0), sweep=True)
     await step(svc, clock, utc(1, 5, 9, 30), sweep=True)
     assert [r.contact_id for r in await outbox(rt)] == [regular]
+
+
+async def test_inactivity_sweep_schedules_stage_prompts_in_batches(
+    rt: Runtime, clock: SetClock
+) -> None:
+    """The lifecycle sweep tells the prompts feature about everyone it moved, a batch at a
+    time: the quiet get "we miss you", those quiet long enough to pass at-risk on to churned
+    get the win-back (and their at-risk prompt is cancelled), the active get nothing; a second
+    sweep schedules nothing twice."""
+    from datetime import timedelta
+
+    from bot.lifecycle import setup as lifecycle_setup
+    from bot.prompts import configure
+
+    lifecycle = lifecycle_setup(rt)
+    configure(rt, scheduler=False)
+    now = utc(3, 2, 3)
+    clock.set(now)
+    quiet = [await add_contact(rt) for _ in range(3)]
+    gone = await add_contact(rt)
+    active = await add_contact(rt)
+    async with rt.db.session() as s:
+        for cid, idle in [*((q, 61) for q in quiet), (gone, 200), (active, 5)]:
+            await s.execute(
+                update(Contact)
+                .where(Contact.id == cid)
+                .values(last_activity_at=now - timedelta(days=idle))
+            )
+    await lifecycle.sweep(now)
+    got = {(a.contact_id, a.prompt_id, a.status) for a in await actions(rt)}
+    assert got == {
+        *((q, "we_miss_you", "pending") for q in quiet),
+        (gone, "we_miss_you", "cancelled"),
+        (gone, "win_back", "pending"),
+    }
+    [win] = [a for a in await actions(rt) if a.prompt_id == "win_back"]
+    assert win.due_at.astimezone(ZoneInfo("Europe/Berlin")) == datetime(
+        2026, 3, 3, 10, tzinfo=ZoneInfo("Europe/Berlin")
+    )  # a day after turning churned, at 10:00 local
+    await lifecycle.sweep(now + timedelta(hours=1))
+    assert len(await actions(rt)) == 5
