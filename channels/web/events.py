@@ -55,11 +55,12 @@ class EventsAPI:
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > limit:
             return _error(f"body is {length} bytes; the limit is {limit}", 413)
-        body = b""
+        buf = bytearray()
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
+            buf += chunk
+            if len(buf) > limit:
                 return _error(f"body is larger than {limit} bytes", 413)
+        body = bytes(buf)
         given = request.headers.get(HEADER)
         if not given:
             return _error(f"missing {HEADER} header (sha256=<hex HMAC-SHA256 of the body>)", 401)
