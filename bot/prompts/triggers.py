@@ -130,11 +130,22 @@ async def schedule_many(
             if prompt.reentry == "always":
                 continue
             ids = sorted({a.contact_id for a in group})
-            rows = await session.execute(
-                select(Contact.id).where(
-                    Contact.id.in_(ids), reentry_blocked(prompt, now, Contact.id)
-                )
+            # straight from prompt_actions (its unique index leads with contact_id): an
+            # EXISTS per contact may be planned as a scan of the whole table
+            earlier = and_(
+                PromptAction.contact_id.in_(ids),
+                PromptAction.prompt_id == prompt.id,
+                PromptAction.status.in_(_TAKEN),
             )
+            if prompt.reentry == "after":
+                earlier = and_(
+                    earlier,
+                    or_(
+                        PromptAction.status == PENDING,
+                        PromptAction.due_at >= now - prompt.reentry_after,
+                    ),
+                )
+            rows = await session.execute(select(PromptAction.contact_id).where(earlier).distinct())
             blocked |= {(int(cid), prompt.id) for (cid,) in rows}
         values = [_row(a, now) for a in part if (a.contact_id, a.prompt.id) not in blocked]
         if not values:

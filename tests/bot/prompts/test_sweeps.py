@@ -215,3 +215,51 @@ async def test_inactivity_sweep_schedules_stage_prompts_in_batches(
     )  # a day after turning churned, at 10:00 local
     await lifecycle.sweep(now + timedelta(hours=1))
     assert len(await actions(rt)) == 5
+
+
+async def test_batch_scheduling_keeps_the_reentry_rules(
+    rt: Runtime, svc: PromptService, clock: SetClock
+) -> None:
+    """Scheduling a batch skips those an earlier occurrence blocks (we_miss_you: again only
+    after 90 days), stores the rest once, and a repeated batch adds nothing."""
+    from datetime import timedelta
+
+    from bot.prompts import triggers
+    from bot.prompts.models import PromptAction
+
+    prompt = svc.book.prompts["we_miss_you"]
+    now = clock.now()
+    recent, long_ago, fresh = [await add_contact(rt) for _ in range(3)]
+
+    def new(cid: int, key: str, due: datetime) -> triggers.NewAction:
+        return triggers.NewAction(cid, prompt, key, due, {})
+
+    async with rt.db.session() as s:
+        assert (
+            await triggers.schedule(
+                s,
+                [
+                    new(recent, "old", now - timedelta(days=10)),
+                    new(long_ago, "old", now - timedelta(days=100)),
+                ],
+                now,
+                check_reentry=False,
+            )
+            == 2
+        )
+    async with rt.db.session() as s:  # both were sent back then
+        await s.execute(update(PromptAction).values(status="sent"))
+    batch = [new(c, "stage:at-risk:now", now) for c in (recent, long_ago, fresh)]
+    async with rt.db.session() as s:
+        assert await triggers.schedule_many(s, batch, now) == 2
+    async with rt.db.session() as s:
+        assert await triggers.schedule_many(s, batch, now) == 0
+    got = sorted((a.contact_id, a.instance_key) for a in await actions(rt))
+    assert got == sorted(
+        [
+            (recent, "old"),
+            (long_ago, "old"),
+            (long_ago, "stage:at-risk:now"),
+            (fresh, "stage:at-risk:now"),
+        ]
+    )
