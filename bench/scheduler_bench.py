@@ -499,7 +499,10 @@ async def campaign_bench(args: argparse.Namespace) -> None:
                     await s.execute(
                         select(func.count())
                         .select_from(OutboxMessage)
-                        .where(OutboxMessage.status == "sent")
+                        .where(
+                            OutboxMessage.status == "sent",
+                            OutboxMessage.idempotency_key.like("prompt:%"),
+                        )
                     )
                 ).scalar_one()
             await rt.db.dispose()
@@ -508,7 +511,7 @@ async def campaign_bench(args: argparse.Namespace) -> None:
             rate = (stats["sent"] - 1) / span if span else 0.0
             print(
                 f"  delivery for {window:.0f} s: {stats['sent']:,} messages accepted by the fake "
-                f"({sent_rows:,} rows marked sent), {rate:.1f} msg/s = "
+                f"({sent_rows:,} campaign rows marked sent), {rate:.1f} msg/s = "
                 f"{100 * rate / 30:.0f}% of Telegram's 30/s; most in any one second: "
                 f"{max_per_second(stamps)}; 429s: {stats['rejected']}"
             )
