@@ -16,6 +16,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bot.nlu.data import TrainingData, load_content, load_nlu_file  # noqa: E402
-from bot.nlu.model import FALLBACK, EmbeddedNLU  # noqa: E402
+from bot.nlu.model import FALLBACK, EmbeddedNLU, find_responses  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 SHOP = SHARED / "reference-shop" / "nlu_data"
@@ -122,6 +123,8 @@ def banking() -> None:
 
 def shop(threshold: float) -> None:
     data = load_content(SHOP)
+    # the answers are not test data: every fold learns from all of them (as the server does)
+    responses = {lang: find_responses(d) for lang, d in data.items()}
     conf_ok: list[tuple[float, bool]] = []
     for lang, d in data.items():
         ex = d.examples
@@ -130,7 +133,7 @@ def shop(threshold: float) -> None:
         for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(ex, y):
             folds = dict(data)
             folds[lang] = TrainingData(language=lang, examples=[ex[i] for i in tr])
-            m = EmbeddedNLU.train(folds)
+            m = EmbeddedNLU.train(folds, responses=responses)
             hits = 0
             for i in te:
                 r = m.parse(ex[i].text, lang, threshold=0.0)
@@ -138,7 +141,7 @@ def shop(threshold: float) -> None:
                 conf_ok.append((r.confidence, r.intent == ex[i].intent))
             accs.append(hits / len(te))
         print(f"reference shop {lang}: 5-fold intent accuracy {np.mean(accs):.3f}")
-    full = EmbeddedNLU.train(data)
+    full = EmbeddedNLU.train(data, responses=responses)
     total = right = 0
     for lang, d in data.items():
         for e in d.examples:
@@ -157,19 +160,30 @@ def shop(threshold: float) -> None:
 
 
 def memory() -> None:
+    # The server process's own peak (VmHWM of /proc/self/status). Not ru_maxrss: Linux carries
+    # the parent's peak over fork and exec, so a child of this (big) process would report it.
     code = (  # noqa: UP031
-        "import resource, sys; sys.path.insert(0, %r)\n"
+        "import sys; sys.path.insert(0, %r)\n"
         "from channels.app import create_app\nfrom bot.settings import Settings\n"
-        "import tempfile; d = tempfile.mkdtemp()\n"
+        "d = sys.argv[1]\n"
         "app = create_app(Settings(_env_file=None, database_url=f'sqlite+aiosqlite:///{d}/x.db', model_dir=d + '/m'))\n"
         "rt = app.state.runtime; _ = rt.nlu\n"
-        "import asyncio; asyncio.run(rt.nlu.parse('hello'))\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+        "import asyncio\n"
+        "for t in ('hello', 'Do you ship to Norway?', 'Wie lange dauert die Lieferung?'):\n"
+        "    asyncio.run(rt.nlu.parse(t))\n"
+        "st = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+        "print(int(st['VmHWM'].split()[0]) // 1024, int(st['VmRSS'].split()[0]) // 1024)\n"
     ) % str(REPO)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    print(
-        f"memory: a server process with all five languages loaded: {out.stdout.strip()} MB max RSS"
-    )
+    with tempfile.TemporaryDirectory() as d:
+        for what in ("training the model at start", "loading the saved model"):
+            out = subprocess.run(
+                [sys.executable, "-c", code, d], capture_output=True, text=True, check=True
+            )
+            peak, now = out.stdout.split()
+            print(
+                f"memory: a server process with all five languages loaded ({what}): "
+                f"{peak} MB peak RSS, {now} MB RSS after parsing"
+            )
 
 
 def main() -> None:

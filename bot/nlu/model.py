@@ -4,10 +4,12 @@ Trained in seconds on a CPU from the shop's own Rasa data, no download:
 - language: character n-grams (1-4) of the folded text, a linear model over the configured
   languages only;
 - intent, per language: word n-grams of stemmed, accent-folded words plus character n-grams
-  (2-5, within words) of the folded text, weighted TF-IDF, one logistic regression; typos and
-  missing accents land on the same character n-grams;
-- out of scope: the top probability must pass a threshold (global, or per intent), else the
-  result is ``nlu_fallback`` as Rasa's FallbackClassifier names it;
+  (2-5, within words, counted twice) of the folded text, weighted TF-IDF, one linear SVM; typos
+  and missing accents land on the same character n-grams; the examples of every language and
+  the answers of ``responses.yml`` (down-weighted) are training data too;
+- out of scope: the confidence (a softmax of the SVM scores, damped far from every training
+  example of the intent) must pass a threshold (global, or per intent), else the result is
+  ``nlu_fallback`` as Rasa's FallbackClassifier names it;
 - entities: regexes, lookup tables (whole words, folded) and synonyms from the data.
 """
 
@@ -22,16 +24,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import normalize
+from sklearn.svm import LinearSVC
 
 from bot.nlu.data import TrainingData, language_folders
 from bot.nlu.text import analyse, fold, surface
 
 FALLBACK = "nlu_fallback"
 MODEL_FILE = "model.pkl"
-FORMAT = 1
+FORMAT = 2
+RESPONSE_FILE = "responses.yml"
+OWN_RESPONSE_WEIGHT = 0.5  # an answer sentence, as a training example of its intent
+OTHER_RESPONSE_WEIGHT = 0.3  # ... in another language
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 
 
 @dataclass
@@ -56,42 +65,124 @@ class ParseResult:
         }
 
 
-class IntentClassifier:
-    """Intents of one language."""
+def _tfidf(vec: TfidfVectorizer, doc: str) -> tuple[np.ndarray, np.ndarray]:
+    """``vec.transform([doc])`` as (indices, values) for a fitted vectorizer with
+    ``sublinear_tf`` and l2 norm."""
+    vocab = vec.vocabulary_
+    counts: dict[int, int] = {}
+    for term in vec.build_analyzer()(doc):
+        j = vocab.get(term)
+        if j is not None:
+            counts[j] = counts.get(j, 0) + 1
+    idx = np.fromiter(counts, dtype=np.intp, count=len(counts))
+    tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+    val = (1.0 + np.log(tf)) * vec.idf_[idx]
+    norm = float(np.sqrt(val @ val))
+    return idx, (val / norm if norm > 0 else val)
 
-    def __init__(self, language: str, c: float = 20.0) -> None:
+
+class IntentClassifier:
+    """Intents of one language.
+
+    A linear SVM (one-vs-rest) over the features; its scores become a confidence with a
+    softmax (``temperature``), damped when the text is far from every training example of the
+    winning intent (cosine similarity below ``similarity_floor``). Measured on the reference
+    shop (bench/nlu_benchmark.py) against the logistic regression it replaces: 5-fold accuracy
+    81.4% -> 85.1% (all changes), out-of-scope caught at threshold 0.25 74% -> 80%, held-out
+    answered wrong 9% -> 5%; temperature and floor were chosen on held-out folds and other
+    out-of-scope questions than the benchmark's.
+    """
+
+    def __init__(
+        self,
+        language: str,
+        c: float = 1.0,
+        temperature: float = 3.0,
+        similarity_floor: float = 0.3,
+        char_weight: float = 2.0,
+    ) -> None:
         self.language = language
         self.c = c
+        self.temperature = temperature
+        self.similarity_floor = similarity_floor
+        # the character block counts twice the word block (5-fold: 83.5% -> 85.1%)
+        self.char_weight = char_weight
         self.words = TfidfVectorizer(
             analyzer="word",
             ngram_range=(1, 2),
             sublinear_tf=True,
             token_pattern=r"(?u)\b\w+\b",  # noqa: S106 - not a password
             min_df=1,
+            dtype=np.float32,
         )
         self.chars = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1
+            analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1, dtype=np.float32
         )
-        self.clf = LogisticRegression(C=c, max_iter=3000)
         self.classes: list[str] = []
+        self.coef = np.zeros((0, 0), dtype=np.float32)  # classes x features
+        self.intercept = np.zeros(0, dtype=np.float32)
+        # features x training examples (L2-normalised, CSR: a text's similarity to every
+        # example touches only the rows of its own features)
+        self.examples: Any = None
+        self.example_class = np.zeros(0, dtype=np.int32)
 
     def _features(self, texts: list[str], fit: bool = False) -> Any:
         a = [analyse(t, self.language) for t in texts]
         s = [surface(t) for t in texts]
         if fit:
-            return hstack([self.words.fit_transform(a), self.chars.fit_transform(s)]).tocsr()
-        return hstack([self.words.transform(a), self.chars.transform(s)]).tocsr()
+            w, c = self.words.fit_transform(a), self.chars.fit_transform(s)
+            x = hstack([w, c * np.float32(self.char_weight)]).tocsr()
+            for v in (self.words, self.chars):  # sklearn may keep the pruned terms: not needed
+                if hasattr(v, "stop_words_"):
+                    delattr(v, "stop_words_")
+            return x
+        w, c = self.words.transform(a), self.chars.transform(s)
+        return hstack([w, c * np.float32(self.char_weight)]).tocsr()
+
+    def _row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The features of one text as (column indices, values): what ``_features`` gives,
+        without sklearn's per-call overhead (a parse is one short text)."""
+        w_idx, w_val = _tfidf(self.words, analyse(text, self.language))
+        c_idx, c_val = _tfidf(self.chars, surface(text))
+        idx = np.concatenate([w_idx, c_idx + len(self.words.vocabulary_)])
+        val = np.concatenate([w_val, c_val * self.char_weight])
+        return idx, val
 
     def fit(
         self, texts: list[str], labels: list[str], weights: list[float] | None = None
     ) -> IntentClassifier:
         x = self._features(texts, fit=True)
-        self.clf.fit(x, labels, sample_weight=weights)
-        self.classes = [str(c) for c in self.clf.classes_]
+        svm = LinearSVC(C=self.c)
+        svm.fit(x, labels, sample_weight=weights)
+        self.classes = [str(c) for c in svm.classes_]
+        coef = np.asarray(svm.coef_, dtype=np.float32)
+        intercept = np.asarray(svm.intercept_, dtype=np.float32).ravel()
+        if len(self.classes) == 2:  # binary: one score for classes[1]
+            coef = np.vstack([-coef, coef])
+            intercept = np.concatenate([-intercept, intercept])
+        self.coef, self.intercept = coef, intercept
+        index = {c: i for i, c in enumerate(self.classes)}
+        self.examples = normalize(x).astype(np.float32).T.tocsr()
+        self.example_class = np.array([index[str(y)] for y in labels], dtype=np.int32)
         return self
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.clf.predict_proba(self._features(texts)))
+        """Per class: a softmax of the scores, scaled by the similarity of the text to the
+        nearest training example of the top class (the scaled rows sum to at most 1)."""
+        p = np.zeros((len(texts), len(self.classes)))
+        for k, text in enumerate(texts):
+            idx, val = self._row(text)
+            scores = self.coef[:, idx] @ val + self.intercept
+            e = np.exp(self.temperature * (scores - scores.max()))
+            p[k] = e / e.sum()
+            norm = float(np.sqrt(val @ val))
+            nearest = 0.0
+            if norm > 0:
+                sim = (self.examples[idx].T @ (val / norm)).ravel()  # cosine to each example
+                mine = sim[self.example_class == int(np.argmax(p[k]))]
+                nearest = float(mine.max()) if mine.size else 0.0
+            p[k] *= min(1.0, nearest / self.similarity_floor) ** 0.5
+        return p
 
 
 class LanguageIdentifier:
@@ -179,11 +270,16 @@ class EmbeddedNLU:
         *,
         languages: list[str] | None = None,
         content_hash: str = "",
+        responses: dict[str, dict[str, list[str]]] | None = None,
     ) -> EmbeddedNLU:
+        """Train on ``data``; ``responses`` (``{lang: {intent: [answer text]}}``) default to
+        the ``responses.yml`` beside each language's training files."""
         nlu = cls()
         langs = [lang for lang in data if languages is None or lang in languages]
         if not langs:
             raise ValueError("no training data for the configured languages")
+        if responses is None:
+            responses = {lang: find_responses(data[lang]) for lang in langs}
         texts, labels = [], []
         for lang in langs:
             d = data[lang]
@@ -191,18 +287,26 @@ class EmbeddedNLU:
                 raise ValueError(f"language {lang!r} needs examples of at least two intents")
             texts += [e.text for e in d.examples]
             labels += [lang] * len(d.examples)
+            intents = set(d.intents)
             # Each language's classifier also learns from the other languages' examples of
             # the same intents: names, brands, numbers and cognates carry over (measured:
             # 73% -> 81% 5-fold accuracy on unseen paraphrases of the reference shop).
-            pool = d.examples + [
-                e
+            pool = [(e.text, e.intent, 1.0) for e in d.examples] + [
+                (e.text, e.intent, 1.0)
                 for other in langs
                 if other != lang
                 for e in data[other].examples
-                if e.intent in set(d.intents)
+                if e.intent in intents
             ]
+            # ... and from the answers (responses.yml), down-weighted: they bring the topic's
+            # vocabulary (83.0% -> 83.5% 5-fold accuracy with the linear SVM)
+            for other, answers in responses.items():
+                w = OWN_RESPONSE_WEIGHT if other == lang else OTHER_RESPONSE_WEIGHT
+                for intent, answer_texts in answers.items():
+                    if intent in intents:
+                        pool += [(t, intent, w) for a in answer_texts for t in answer_parts(a)]
             nlu.intents[lang] = IntentClassifier(lang).fit(
-                [e.text for e in pool], [e.intent for e in pool]
+                [t for t, _, _ in pool], [i for _, i, _ in pool], [w for _, _, w in pool]
             )
             nlu.entities[lang] = EntityExtractor(d)
         nlu.langid.fit(texts, labels)
@@ -267,6 +371,45 @@ class EmbeddedNLU:
         if not isinstance(model, cls):
             raise ValueError(f"{folder / MODEL_FILE} is not a Concierge NLU model")
         return model
+
+
+def load_responses(path: Path) -> dict[str, list[str]]:
+    """``{intent: [answer text]}`` from a Rasa ``responses.yml``: ``utter_faq/x`` answers
+    ``faq/x``, ``utter_greet`` answers ``greet``; an unreadable file gives nothing."""
+    try:
+        root = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    found = root.get("responses") if isinstance(root, dict) else None
+    out: dict[str, list[str]] = {}
+    for key, variants in (found or {}).items():
+        if (
+            not isinstance(key, str)
+            or not key.startswith("utter_")
+            or not isinstance(variants, list)
+        ):
+            continue
+        texts = [
+            v["text"] for v in variants if isinstance(v, dict) and isinstance(v.get("text"), str)
+        ]
+        if texts:
+            out.setdefault(key.removeprefix("utter_"), []).extend(texts)
+    return out
+
+
+def find_responses(data: TrainingData) -> dict[str, list[str]]:
+    """The answers in the ``responses.yml`` beside the training files of ``data``."""
+    out: dict[str, list[str]] = {}
+    for folder in sorted({Path(f).parent for f in data.files}):
+        for intent, texts in load_responses(folder / RESPONSE_FILE).items():
+            out.setdefault(intent, []).extend(texts)
+    return out
+
+
+def answer_parts(text: str) -> list[str]:
+    """An answer and, when it has several, each of its sentences."""
+    parts = [p for p in _SENTENCE_END.split(text.strip()) if p]
+    return [text, *parts] if len(parts) > 1 else [text]
 
 
 def content_hash(content: Path) -> str:

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.nlu.data import load_content
-from bot.nlu.model import FALLBACK, EmbeddedNLU
+from bot.nlu.model import FALLBACK, EmbeddedNLU, answer_parts, find_responses, load_responses
 from bot.nlu.service import EmbeddedBackend, RasaBackend, load_or_train
 from tests.conftest import REFERENCE_SHOP
 
@@ -170,3 +171,56 @@ async def test_rasa_backend_and_fallback_when_down(
         assert backend.failures == 1
     finally:
         await backend.aclose()
+
+
+def test_responses_are_read_and_split_into_sentences(tmp_path: Path) -> None:
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "responses.yml").write_text(
+        'version: "3.1"\nresponses:\n  utter_faq/warranty:\n  - text: "Three years. Parts: 6 months."\n'
+        '  utter_greet:\n  - text: "Hi!"\n  - image: "x.png"\n  not_a_response: 1\n'
+    )
+    assert load_responses(tmp_path / "en" / "responses.yml") == {
+        "faq/warranty": ["Three years. Parts: 6 months."],
+        "greet": ["Hi!"],
+    }
+    assert load_responses(tmp_path / "missing.yml") == {}
+    assert answer_parts("Three years. Parts: 6 months.") == [
+        "Three years. Parts: 6 months.",
+        "Three years.",
+        "Parts: 6 months.",
+    ]
+    assert answer_parts("Hi!") == ["Hi!"]
+
+
+def test_the_answers_teach_the_model_their_vocabulary(tmp_path: Path) -> None:
+    content = tmp_path / "c"
+    (content / "en").mkdir(parents=True)
+    (content / "en" / "nlu.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: faq/warranty\n  examples: |\n    - is it guaranteed\n'
+        "    - what if it breaks\n- intent: faq/returns\n  examples: |\n    - can I send it back\n"
+        "    - I want my money back\n"
+    )
+    (content / "en" / "responses.yml").write_text(
+        'version: "3.1"\nresponses:\n  utter_faq/warranty:\n'
+        '  - text: "Our machines come with a 3-year warranty covering gaskets."\n'
+    )
+    data = load_content(content)
+    assert find_responses(data["en"]) == {
+        "faq/warranty": ["Our machines come with a 3-year warranty covering gaskets."]
+    }
+    m = EmbeddedNLU.train(data)
+    assert m.parse("are gaskets covered by the warranty", threshold=0.0).intent == "faq/warranty"
+    without = EmbeddedNLU.train(data, responses={})
+    clf = m.intents["en"]
+    assert clf.coef.dtype == np.float32 and clf.coef.shape[0] == 2  # binary: both rows kept
+    assert len(clf.example_class) > len(without.intents["en"].example_class)
+
+
+def test_the_fast_parse_features_equal_sklearns(model: EmbeddedNLU) -> None:
+    clf = model.intents["hu"]
+    for text in ("Van árgarancia?", "mennyi a garancia a kavegepre", "", "!!!", "zzz qqq"):
+        idx, val = clf._row(text)
+        dense = np.zeros(clf.coef.shape[1])
+        dense[idx] = val
+        assert np.allclose(dense, clf._features([text]).toarray()[0], atol=1e-6)
+    assert model.parse("", threshold=0.25).intent == FALLBACK
