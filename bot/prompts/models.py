@@ -29,7 +29,7 @@ class PromptAction(Base):
     __tablename__ = "prompt_actions"
     __table_args__ = (
         UniqueConstraint("contact_id", "prompt_id", "instance_key"),
-        Index("ix_prompt_actions_due", "status", "due_at"),
+        Index("ix_prompt_actions_due", "status", "due_at", "id"),
         Index("ix_prompt_actions_contact_prompt", "contact_id", "prompt_id", "status"),
     )
 
