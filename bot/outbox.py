@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +44,8 @@ from bot.types import (
 )
 
 log = logging.getLogger(__name__)
+# pg_advisory_xact_lock key of the outbox claim (any constant bigint of our own)
+CLAIM_LOCK = 0x436F6E63_6F757462  # 'Concoutb'
 
 PENDING, SENDING, SENT, DEAD, CANCELLED = "pending", "sending", "sent", "dead", "cancelled"
 
@@ -211,6 +213,11 @@ class DeliveryWorker:
         if self.db.is_postgres:
             due = due.with_for_update(skip_locked=True, of=OutboxMessage)
         async with self.db.session() as s:
+            if self.db.is_postgres:
+                # claims take turns (sends do not): a claim sees what the one before it took.
+                # Without this, a worker could take an address's next row while another
+                # worker's uncommitted claim holds the row before it, and send out of order.
+                await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
             ids = list((await s.execute(due)).scalars())
             if not ids:
                 return []
