@@ -268,13 +268,15 @@ def sweep(args: argparse.Namespace) -> None:
         asyncio.run(upgrade())
         took = asyncio.run(populate(url, n))
         print(f"  data generated in {took:.0f} s")
-        first = run_child(url, NOW, signals=False)
-        show("first sweep, set-based (signals off)", first, n)
-        daily = run_child(url, NOW + timedelta(days=1), signals=False)
-        show("next day's sweep, set-based", daily, n)
+        if not args.signals_only:
+            first = run_child(url, NOW, signals=False)
+            show("first sweep, set-based (signals off)", first, n)
+            daily = run_child(url, NOW + timedelta(days=1), signals=False)
+            show("next day's sweep, set-based", daily, n)
         if not args.skip_signals:
-            asyncio.run(reset(url))
-            asyncio.run(populate(url, n))
+            if not args.signals_only:
+                asyncio.run(reset(url))
+                asyncio.run(populate(url, n))
             full = run_child(url, NOW, signals=True)
             show("first sweep, product's receivers listening (prompts)", full, n)
             daily = run_child(url, NOW + timedelta(days=1), signals=True)
@@ -297,6 +299,7 @@ def main() -> None:
     b = sub.add_parser("sweep")
     b.add_argument("--contacts", type=int, default=1_000_000)
     b.add_argument("--skip-signals", action="store_true")
+    b.add_argument("--signals-only", action="store_true", help="only the runs with receivers")
     args = ap.parse_args()
     if args.what == "ingest":
         ingest(args)

@@ -130,23 +130,21 @@ async def schedule_many(
             if prompt.reentry == "always":
                 continue
             ids = sorted({a.contact_id for a in group})
-            # straight from prompt_actions (its unique index leads with contact_id): an
-            # EXISTS per contact may be planned as a scan of the whole table
-            earlier = and_(
-                PromptAction.contact_id.in_(ids),
-                PromptAction.prompt_id == prompt.id,
-                PromptAction.status.in_(_TAKEN),
-            )
-            if prompt.reentry == "after":
-                earlier = and_(
-                    earlier,
-                    or_(
-                        PromptAction.status == PENDING,
-                        PromptAction.due_at >= now - prompt.reentry_after,
-                    ),
+            # straight from prompt_actions by (contact, prompt) only, the statuses checked
+            # here: with a status condition in SQL, a table that grew fast (stale planner
+            # statistics) was read through the due index, every pending row each time
+            rows = await session.execute(
+                select(PromptAction.contact_id, PromptAction.status, PromptAction.due_at).where(
+                    PromptAction.contact_id.in_(ids), PromptAction.prompt_id == prompt.id
                 )
-            rows = await session.execute(select(PromptAction.contact_id).where(earlier).distinct())
-            blocked |= {(int(cid), prompt.id) for (cid,) in rows}
+            )
+            edge = now - prompt.reentry_after
+            for cid, status, due_at in rows:
+                if status not in _TAKEN:
+                    continue
+                if prompt.reentry == "after" and status != PENDING and due_at < edge:
+                    continue
+                blocked.add((int(cid), prompt.id))
         values = [_row(a, now) for a in part if (a.contact_id, a.prompt.id) not in blocked]
         if not values:
             continue
