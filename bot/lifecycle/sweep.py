@@ -23,7 +23,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, and_, func, insert, literal, select, update
+from sqlalchemy import Table, and_, func, insert, literal, select, text, update
 
 from bot.lifecycle.config import InactivityRule
 from bot.lifecycle.machine import Move
@@ -55,6 +55,11 @@ async def run_sweep(
         moved = 0
         for lo in range(0, top + 1, chunk):
             async with db.session() as s:
+                if db.is_postgres:
+                    # a plan per statement: tables that grow fast within a sweep (transitions,
+                    # prompt actions) made cached generic plans, made when they were small,
+                    # scan them whole on every batch
+                    await s.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
                 first_id = (
                     await s.execute(select(func.max(StageTransition.id)))
                 ).scalar_one_or_none() or 0
