@@ -415,6 +415,7 @@ def answer_parts(text: str) -> list[str]:
 def content_hash(content: Path) -> str:
     """A hash of every training file (nlu and responses), to tell a stale model."""
     h = hashlib.sha256(f"format={FORMAT}".encode())
+    h.update(Path(__file__).read_bytes())  # a changed model code retrains, whatever FORMAT says
     files = []
     if content.is_file():
         files = [content]
