@@ -165,6 +165,10 @@ class WebChat:
                 await self._frame(ws, visitor_id, raw, lang, bucket)
         except WebSocketDisconnect:
             pass
+        except RuntimeError:
+            # the visitor left while their turn was still answering: nothing to send it to
+            if WebSocketState.DISCONNECTED not in (ws.client_state, ws.application_state):
+                raise
         finally:
             self.hub.remove(visitor_id, ws)
 
