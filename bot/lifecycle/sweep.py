@@ -55,16 +55,16 @@ async def run_sweep(
         moved = 0
         for lo in range(0, top + 1, chunk):
             async with db.session() as s:
-                if db.is_postgres:
-                    # a plan per statement: tables that grow fast within a sweep (transitions,
-                    # prompt actions) made cached generic plans, made when they were small,
-                    # scan them whole on every batch
-                    await s.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
                 first_id = (
                     await s.execute(select(func.max(StageTransition.id)))
                 ).scalar_one_or_none() or 0
                 n = await _move(s, db.is_postgres, rule, now, lo, lo + chunk)
                 if n and (listening or flows):
+                    if db.is_postgres:
+                        # a plan per statement for what follows: tables that grow fast within
+                        # a sweep (transitions, prompt actions) made cached generic plans, made
+                        # while they were small, scan them whole on every batch
+                        await s.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
                     await _tell(svc, s, rule, now, first_id, notify=listening, flows=flows)
             moved += n
         out[rule.describe()] = moved
