@@ -370,7 +370,8 @@ class DeliveryWorker:
 
     async def _mark_unreachable(self, row: OutboxMessage, reason: str) -> None:
         """The person blocked us (or left): mark the identity, and do not try their other
-        waiting messages (each would be refused again); they are dead-lettered with the reason."""
+        waiting messages (each would be refused again); they and this one are dead-lettered
+        with the reason, in the same transaction as the identity."""
         async with self.db.session() as s:
             await s.execute(
                 update(Identity)
@@ -382,7 +383,7 @@ class DeliveryWorker:
                 .where(
                     OutboxMessage.channel == row.channel,
                     OutboxMessage.address == row.address,
-                    OutboxMessage.id != row.id,
+                    # this row too: identity and messages change in one transaction
                     OutboxMessage.status.in_([PENDING, SENDING]),
                 )
                 .values(status=DEAD, locked_until=None, last_error=f"unreachable: {reason}")
