@@ -211,12 +211,9 @@ class PromptService:
         now: datetime | None = None,
         **_: Any,
     ) -> None:
-        book = self.book
-        now = now or self.now
-        await triggers.cancel_on_stage_left(session, book, contact.id, old, now)
-        actions = triggers.for_stage(book, contact, new, now, self.default_tz)
-        if actions and await triggers.schedule(session, actions, now):
-            self.wake()
+        await self.on_stage_many(
+            session=session, items=[{"contact": contact, "old": old}], new=new, now=now
+        )
 
     async def on_stage_many(
         self,
@@ -227,8 +224,8 @@ class PromptService:
         now: datetime | None = None,
         **_: Any,
     ) -> None:
-        """``on_stage`` for a batch of contacts that moved to ``new`` (the inactivity sweep):
-        a few set-based statements instead of several per person."""
+        """Contacts that moved to ``new`` (one, or a batch from the inactivity sweep): a few
+        set-based statements for the whole batch."""
         book = self.book
         now = now or self.now
         by_old: dict[str, list[int]] = {}
@@ -240,8 +237,8 @@ class PromptService:
                 by_old.setdefault(str(old), []).append(int(contact.id))
             actions += triggers.for_stage(book, contact, new, now, self.default_tz)
         for old, ids in by_old.items():
-            await triggers.cancel_on_stage_left_many(session, book, ids, old, now)
-        if actions and await triggers.schedule_many(session, actions, now):
+            await triggers.cancel_on_stage_left(session, book, ids, old, now)
+        if actions and await triggers.schedule(session, actions, now):
             self.wake()
 
     async def on_opted_out(

@@ -90,72 +90,57 @@ async def schedule(
     now: datetime,
     *,
     check_reentry: bool = True,
+    chunk: int = 500,
 ) -> int:
-    """Insert actions (skipping known instance keys and re-entries); returns how many."""
-    if not actions:
-        return 0
-    rows = []
-    for a in actions:
-        if check_reentry and a.prompt.reentry != "always":
-            blocked = (
-                await session.execute(select(reentry_blocked(a.prompt, now, a.contact_id)))
-            ).scalar()
-            if blocked:
-                continue
-        rows.append(_row(a, now))
-    if not rows:
-        return 0
-    stmt = (
-        _insert(session)(PromptAction)
-        .on_conflict_do_nothing(index_elements=["contact_id", "prompt_id", "instance_key"])
-        .returning(PromptAction.id)
-    )
-    return len((await session.execute(stmt, rows)).all())  # executemany, batched VALUES
+    """Insert actions (skipping known instance keys and re-entries); returns how many.
 
-
-async def schedule_many(
-    session: AsyncSession, actions: Sequence[NewAction], now: datetime, chunk: int = 500
-) -> int:
-    """``schedule`` for many people at once: one re-entry query per prompt and chunk, then
-    multi-row inserts (known instance keys skipped by the unique key)."""
+    Per chunk: one re-entry query per prompt, then one executemany insert, so a batch of many
+    people (the inactivity sweep) costs a few statements."""
     n = 0
     for i in range(0, len(actions), chunk):
         part = actions[i : i + chunk]
-        blocked: set[tuple[int, str]] = set()
-        by_prompt: dict[str, list[NewAction]] = {}
-        for a in part:
-            by_prompt.setdefault(a.prompt.id, []).append(a)
-        for group in by_prompt.values():
-            prompt = group[0].prompt
-            if prompt.reentry == "always":
-                continue
-            ids = sorted({a.contact_id for a in group})
-            # straight from prompt_actions by (contact, prompt) only, the statuses checked
-            # here: with a status condition in SQL, a table that grew fast (stale planner
-            # statistics) was read through the due index, every pending row each time
-            rows = await session.execute(
-                select(PromptAction.contact_id, PromptAction.status, PromptAction.due_at).where(
-                    PromptAction.contact_id.in_(ids), PromptAction.prompt_id == prompt.id
-                )
-            )
-            edge = now - prompt.reentry_after
-            for cid, status, due_at in rows:
-                if status not in _TAKEN:
-                    continue
-                if prompt.reentry == "after" and status != PENDING and due_at < edge:
-                    continue
-                blocked.add((int(cid), prompt.id))
-        values = [_row(a, now) for a in part if (a.contact_id, a.prompt.id) not in blocked]
-        if not values:
+        blocked = await _reentry_blocked(session, part, now) if check_reentry else set()
+        rows = [_row(a, now) for a in part if (a.contact_id, a.prompt.id) not in blocked]
+        if not rows:
             continue
-        # one cached statement, executemany (SQLAlchemy batches it as multi-row VALUES)
         stmt = (
             _insert(session)(PromptAction)
             .on_conflict_do_nothing(index_elements=["contact_id", "prompt_id", "instance_key"])
             .returning(PromptAction.id)
         )
-        n += len((await session.execute(stmt, values)).all())
+        n += len((await session.execute(stmt, rows)).all())  # executemany, batched VALUES
     return n
+
+
+async def _reentry_blocked(
+    session: AsyncSession, actions: Sequence[NewAction], now: datetime
+) -> set[tuple[int, str]]:
+    """``(contact, prompt)`` pairs an earlier occurrence keeps from being scheduled again
+    (the rule of :func:`reentry_blocked`, read by (contact, prompt) and checked here: with a
+    status condition in SQL, a table that grew fast (stale planner statistics) was read through
+    the due index, every pending row each time)."""
+    blocked: set[tuple[int, str]] = set()
+    by_prompt: dict[str, list[NewAction]] = {}
+    for a in actions:
+        by_prompt.setdefault(a.prompt.id, []).append(a)
+    for group in by_prompt.values():
+        prompt = group[0].prompt
+        if prompt.reentry == "always":
+            continue
+        ids = sorted({a.contact_id for a in group})
+        rows = await session.execute(
+            select(PromptAction.contact_id, PromptAction.status, PromptAction.due_at).where(
+                PromptAction.contact_id.in_(ids), PromptAction.prompt_id == prompt.id
+            )
+        )
+        edge = now - prompt.reentry_after
+        for cid, status, due_at in rows:
+            if status not in _TAKEN:
+                continue
+            if prompt.reentry == "after" and status != PENDING and due_at < edge:
+                continue
+            blocked.add((int(cid), prompt.id))
+    return blocked
 
 
 def _row(a: NewAction, now: datetime) -> dict[str, Any]:
@@ -263,30 +248,16 @@ async def cancel_on_exit(
 
 
 async def cancel_on_stage_left(
-    session: AsyncSession, book: PromptBook, contact_id: int, old: str | None, now: datetime
+    session: AsyncSession,
+    book: PromptBook,
+    contact_ids: Sequence[int],
+    old: str | None,
+    now: datetime,
 ) -> int:
+    """Pending prompts of the stage these people left are cancelled (if the prompt says so)."""
     ids = [
         p.id for p in book.by_trigger("stage", old) if old is not None and p.exit_on_stage_change
     ]
-    if not ids:
-        return 0
-    res = await session.execute(
-        update(PromptAction)
-        .where(
-            PromptAction.contact_id == contact_id,
-            PromptAction.prompt_id.in_(ids),
-            PromptAction.status == PENDING,
-        )
-        .values(status=CANCELLED, reason="stage_changed", updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return int(res.rowcount)  # type: ignore[attr-defined]
-
-
-async def cancel_on_stage_left_many(
-    session: AsyncSession, book: PromptBook, contact_ids: Sequence[int], old: str, now: datetime
-) -> int:
-    ids = [p.id for p in book.by_trigger("stage", old) if p.exit_on_stage_change]
     if not ids or not contact_ids:
         return 0
     res = await session.execute(

@@ -251,9 +251,9 @@ async def test_batch_scheduling_keeps_the_reentry_rules(
         await s.execute(update(PromptAction).values(status="sent"))
     batch = [new(c, "stage:at-risk:now", now) for c in (recent, long_ago, fresh)]
     async with rt.db.session() as s:
-        assert await triggers.schedule_many(s, batch, now) == 2
+        assert await triggers.schedule(s, batch, now) == 2
     async with rt.db.session() as s:
-        assert await triggers.schedule_many(s, batch, now) == 0
+        assert await triggers.schedule(s, batch, now) == 0
     got = sorted((a.contact_id, a.instance_key) for a in await actions(rt))
     assert got == sorted(
         [
