@@ -148,6 +148,21 @@ class IntentClassifier:
         val = np.concatenate([w_val, c_val * self.char_weight])
         return idx, val
 
+    def _similarities(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+        """``examples[idx].T @ val``: the rows of the text's features, summed per example
+        without building a sparse matrix (a tenth of scipy's time for one short text)."""
+        ex = self.examples
+        starts, ends = ex.indptr[idx], ex.indptr[idx + 1]
+        lengths = ends - starts
+        total = int(lengths.sum())
+        if total == 0:
+            return np.zeros(ex.shape[1], dtype=np.float64)
+        # positions of every stored value of the chosen rows, in one array
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+        pos = np.arange(total) + offsets
+        weights = ex.data[pos] * np.repeat(val, lengths)
+        return np.bincount(ex.indices[pos], weights=weights, minlength=ex.shape[1])
+
     def fit(
         self, texts: list[str], labels: list[str], weights: list[float] | None = None
     ) -> IntentClassifier:
@@ -178,7 +193,7 @@ class IntentClassifier:
             norm = float(np.sqrt(val @ val))
             nearest = 0.0
             if norm > 0:
-                sim = (self.examples[idx].T @ (val / norm)).ravel()  # cosine to each example
+                sim = self._similarities(idx, val / norm)  # cosine to each example
                 mine = sim[self.example_class == int(np.argmax(p[k]))]
                 nearest = float(mine.max()) if mine.size else 0.0
             p[k] *= min(1.0, nearest / self.similarity_floor) ** 0.5
@@ -200,7 +215,16 @@ class LanguageIdentifier:
     def predict(self, text: str) -> tuple[str, float]:
         if len(self.languages) == 1:
             return self.languages[0], 1.0
-        p = self.clf.predict_proba(self.vec.transform([surface(text)]))[0]
+        # what ``clf.predict_proba(vec.transform([...]))`` gives, at a twentieth of the cost
+        idx, val = _tfidf(self.vec, surface(text))
+        coef, intercept = self.clf.coef_, self.clf.intercept_
+        scores = coef[:, idx] @ val + intercept
+        if len(scores) == 1:  # two languages: one logistic score for classes_[1]
+            p1 = 1.0 / (1.0 + np.exp(-scores[0]))
+            p = np.array([1.0 - p1, p1])
+        else:
+            e = np.exp(scores - scores.max())
+            p = e / e.sum()
         i = int(np.argmax(p))
         return str(self.clf.classes_[i]), float(p[i])
 

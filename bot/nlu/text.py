@@ -64,11 +64,17 @@ def _stemmer(language: str) -> Any:
             return None
 
 
+@lru_cache(maxsize=200_000)
+def _stem(language: str, word: str) -> str:
+    return str(_stemmer(language).stemWord(word))
+
+
 def stems(words: list[str], language: str) -> list[str]:
     st = _stemmer(language)
     if st is None:
         return words
-    return list(st.stemWords(words))
+    # PyStemmer caches in C; the pure-Python fallback is slow enough to cache here
+    return [_stem(language, w) for w in words]
 
 
 def analyse(text: str, language: str) -> str:

@@ -16,6 +16,7 @@ from bot.cli import app
 from bot.nlu.data import load_content
 from bot.nlu.model import FALLBACK, EmbeddedNLU, answer_parts, find_responses, load_responses
 from bot.nlu.service import EmbeddedBackend, RasaBackend, load_or_train
+from bot.nlu.text import surface
 from tests.conftest import REFERENCE_SHOP
 
 DATA = REFERENCE_SHOP / "nlu_data"
@@ -224,3 +225,16 @@ def test_the_fast_parse_features_equal_sklearns(model: EmbeddedNLU) -> None:
         dense[idx] = val
         assert np.allclose(dense, clf._features([text]).toarray()[0], atol=1e-6)
     assert model.parse("", threshold=0.25).intent == FALLBACK
+
+
+def test_the_fast_language_and_similarity_paths_equal_sklearns(model: EmbeddedNLU) -> None:
+    li = model.langid
+    clf = model.intents["pl"]
+    for text in ("Czy wysyłacie do Norwegii?", "hello", "Wie lange dauert es", "", "zzz qqq"):
+        p = li.clf.predict_proba(li.vec.transform([surface(text)]))[0]
+        lang, conf = li.predict(text)
+        assert (lang, conf) == pytest.approx((str(li.clf.classes_[int(np.argmax(p))]), p.max()))
+        idx, val = clf._row(text)
+        expected = (clf.examples[idx].T @ val).ravel() if len(idx) else np.zeros(1)
+        got = clf._similarities(idx, val)
+        assert np.allclose(got[: expected.size], expected, atol=1e-5)
