@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import Consent, Contact, Conversation, Identity, Message, OutboxMessage
@@ -22,24 +22,64 @@ async def resolve_identity(
 ) -> tuple[Contact, Identity]:
     """The contact and identity behind ``(channel, external_id)``, created on first contact."""
     row = (
-        await session.execute(
-            select(Identity, Contact)
-            .join(Contact, Contact.id == Identity.contact_id)
-            .where(Identity.channel == channel, Identity.external_id == external_id)
-        )
+        await session.execute(_IDENTITY, {"channel": channel, "external_id": external_id})
     ).first()
     if row is not None:
         identity, contact = row
-        if identity.last_seen_at is None or (now - identity.last_seen_at).total_seconds() > 60:
-            identity.last_seen_at = now  # minute precision spares an UPDATE a message
-            contact.last_seen_at = now
-        if address and identity.address != address:
-            identity.address = address
-        if display_name and not identity.display_name:
-            identity.display_name = display_name
-        if display_name and not contact.display_name:
-            contact.display_name = display_name
+        seen(identity, contact, now=now, address=address, display_name=display_name)
         return contact, identity
+    return await create_identity(
+        session,
+        channel=channel,
+        external_id=external_id,
+        now=now,
+        address=address,
+        display_name=display_name,
+        language=language,
+    )
+
+
+# built once: a statement's construction costs more than its (cached) compilation
+_IDENTITY = (
+    select(Identity, Contact)
+    .join(Contact, Contact.id == Identity.contact_id)
+    .where(
+        Identity.channel == bindparam("channel"), Identity.external_id == bindparam("external_id")
+    )
+)
+
+
+def seen(
+    identity: Identity,
+    contact: Contact,
+    *,
+    now: datetime,
+    address: str | None = None,
+    display_name: str | None = None,
+) -> None:
+    """A known identity wrote again: remember when, and a new address or name."""
+    if identity.last_seen_at is None or (now - identity.last_seen_at).total_seconds() > 60:
+        identity.last_seen_at = now  # minute precision spares an UPDATE a message
+        contact.last_seen_at = now
+    if address and identity.address != address:
+        identity.address = address
+    if display_name and not identity.display_name:
+        identity.display_name = display_name
+    if display_name and not contact.display_name:
+        contact.display_name = display_name
+
+
+async def create_identity(
+    session: AsyncSession,
+    *,
+    channel: str,
+    external_id: str,
+    now: datetime,
+    address: str | None = None,
+    display_name: str | None = None,
+    language: str | None = None,
+) -> tuple[Contact, Identity]:
+    """A new contact with its first identity."""
     contact = Contact(
         display_name=display_name,
         language=language,

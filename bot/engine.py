@@ -11,20 +11,22 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from bot import outbox
 from bot.clock import Clock, SystemClock
-from bot.contacts import resolve_identity
+from bot.contacts import create_identity, seen
 from bot.responses import Responses
 from bot.splitting import split_text
 from bot.storage.db import Database
@@ -32,6 +34,7 @@ from bot.storage.models import Contact, Conversation, Identity, Message, OutboxM
 from bot.types import Button, Inbound, Outbound
 
 log = logging.getLogger(__name__)
+RECENT_LANGUAGES = 10_000  # people whose last language the engine keeps in memory
 
 FALLBACK = "nlu_fallback"
 _PAYLOAD = re.compile(r"^/(?P<intent>[\w./-]+)(?P<json>\{.*\})?$", re.DOTALL)
@@ -113,6 +116,7 @@ class TurnResult:
     outbox_ids: list[int]
     duplicate: bool = False
     refused: str | None = None
+    language: str | None = None
 
 
 def parse_payload(payload: str) -> dict[str, Any] | None:
@@ -166,6 +170,9 @@ class Engine:
         self.text_limits: dict[str, int] = {}
         self._policies: list[tuple[int, str, Policy]] = []
         self._after: list[AfterTurn] = []
+        # the language each person last wrote in, a hint for short texts ("ok", "hello") the
+        # language identifier cannot tell apart; the contact's stored language covers a miss
+        self._recent_language: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     # --- extension points --------------------------------------------------------------
     def add_policy(self, name: str, policy: Policy, priority: int = 100) -> None:
@@ -201,8 +208,12 @@ class Engine:
             )
 
         parse = parse_payload(inbound.payload) if inbound.payload else None
+        who = (inbound.channel, inbound.external_id)
+        hint = inbound.language or self._recent_language.get(who)
         if parse is None:
-            parse = await self.nlu.parse(inbound.text, inbound.language)
+            parse = await self.nlu.parse(inbound.text, hint)
+            if hint is None:
+                parse["_unhinted"] = True
 
         try:
             async with self.db.session() as s:
@@ -215,6 +226,11 @@ class Engine:
                 "duplicate %s message %s dropped", inbound.channel, inbound.platform_message_id
             )
             return TurnResult([], None, None, [], duplicate=True)
+        if result.language:
+            self._recent_language[who] = result.language
+            self._recent_language.move_to_end(who)
+            if len(self._recent_language) > RECENT_LANGUAGES:
+                self._recent_language.popitem(last=False)
         # after the commit, so the delivery worker can see the rows
         if result.outbox_ids and not deliver_inline and self.on_enqueued:
             self.on_enqueued()
@@ -228,14 +244,34 @@ class Engine:
         now: datetime,
         deliver_inline: bool,
     ) -> TurnResult:
-        contact, identity = await resolve_identity(
-            s,
-            channel=inbound.channel,
-            external_id=inbound.external_id,
-            address=inbound.reply_address,
-            display_name=inbound.display_name,
-            now=now,
-        )
+        # who wrote, and their open conversation, in one statement
+        row = (
+            await s.execute(_WHO, {"channel": inbound.channel, "external_id": inbound.external_id})
+        ).first()
+        found: Conversation | None = None
+        if row is not None:
+            identity, contact, found = row
+            seen(
+                identity,
+                contact,
+                now=now,
+                address=inbound.reply_address,
+                display_name=inbound.display_name,
+            )
+        else:
+            contact, identity = await create_identity(
+                s,
+                channel=inbound.channel,
+                external_id=inbound.external_id,
+                address=inbound.reply_address,
+                display_name=inbound.display_name,
+                now=now,
+            )
+        if parse.pop("_unhinted", False) and contact.language in self.languages:
+            if parse.get("language") != contact.language:
+                # nothing told the parse this person's language: a short text may have been
+                # taken for another one; ask again with the language they wrote in before
+                parse = await self.nlu.parse(inbound.text, contact.language)
         language = self._language(parse, inbound, contact)
         parse.setdefault("language", language)
         if contact.language != language:
@@ -248,30 +284,35 @@ class Engine:
         if inbound.channel in ("telegram", "slack") and not identity.reachable:
             identity.reachable = True  # they wrote to us: they can be reached again
             identity.unreachable_reason = None
-        conversation = await self.open_conversation(s, contact, now)
+        conversation = found or await self.open_conversation(s, contact, now)
         if conversation.last_channel != inbound.channel:
             conversation.last_channel = inbound.channel
         if _stale(conversation.last_message_at, now):
             conversation.last_message_at = now
             conversation.updated_at = now
-        message = Message(
-            conversation_id=conversation.id,
-            contact_id=contact.id,
-            direction="in",
-            sender="user",
-            channel=inbound.channel,
-            text=inbound.text,
-            payload=inbound.payload,
-            platform_message_id=inbound.platform_message_id,
-            client_id=inbound.metadata.get("client_id"),
-            intent=parse["intent"]["name"],
-            confidence=float(parse["intent"]["confidence"]),
-            language=language,
-            meta={"entities": parse.get("entities", [])} if parse.get("entities") else {},
-            created_at=now,
-        )
+        fields: dict[str, Any] = {
+            "conversation_id": conversation.id,
+            "contact_id": contact.id,
+            "direction": "in",
+            "sender": "user",
+            "channel": inbound.channel,
+            "text": inbound.text,
+            "buttons": None,
+            "payload": inbound.payload,
+            "platform_message_id": inbound.platform_message_id,
+            "client_id": inbound.metadata.get("client_id"),
+            "intent": parse["intent"]["name"],
+            "confidence": float(parse["intent"]["confidence"]),
+            "language": language,
+            "feedback": None,
+            "meta": {"entities": parse.get("entities", [])} if parse.get("entities") else {},
+            "created_at": now,
+        }
+        # a cached Core insert, not a flush of the unit of work (raises IntegrityError for a
+        # redelivered platform message); the row then joins the session as loaded
+        message = Message(id=(await s.execute(_INSERT_MESSAGE, fields)).scalar_one(), **fields)
+        make_transient_to_detached(message)
         s.add(message)
-        await s.flush()  # raises IntegrityError for a redelivered platform message
 
         turn = Turn(
             engine=self,
@@ -306,7 +347,7 @@ class Engine:
             language=language,
             sent=deliver_inline,
         )
-        return TurnResult(turn.replies, message.id, turn.contact.id, outbox_ids)
+        return TurnResult(turn.replies, message.id, turn.contact.id, outbox_ids, language=language)
 
     def _language(self, parse: dict[str, Any], inbound: Inbound, contact: Contact) -> str:
         for cand in (parse.get("language"), contact.language, inbound.language):
@@ -319,14 +360,7 @@ class Engine:
     async def open_conversation(
         self, s: AsyncSession, contact: Contact, now: datetime
     ) -> Conversation:
-        conv = (
-            await s.execute(
-                select(Conversation)
-                .where(Conversation.contact_id == contact.id, Conversation.status != "closed")
-                .order_by(Conversation.id.desc())
-                .limit(1)
-            )
-        ).scalar_one_or_none()
+        conv = (await s.execute(_OPEN_CONVERSATION, {"contact_id": contact.id})).scalar()
         if conv is None:
             conv = Conversation(contact_id=contact.id, created_at=now, updated_at=now, state={})
             s.add(conv)
@@ -465,10 +499,15 @@ class Engine:
                     "sent_at": now if sent else None,
                 }
             )
-        stmt = _INSERT_OUTBOX_PG if dialect == "postgresql" else _INSERT_OUTBOX_SQLITE
         written: list[Any] = []
-        for row in ob_rows:  # one cached statement per row: RETURNING skips conflicting keys
-            written.extend((await s.execute(stmt, row)).all())
+        if dialect != "postgresql" and len(ob_rows) > 1:  # one statement, keys returned
+            by_key = {r["idempotency_key"]: r["message_id"] for r in ob_rows}
+            got = {k: oid for oid, k, _ in await s.execute(_INSERT_MANY_OUTBOX_SQLITE, ob_rows)}
+            written = [(got[k], by_key[k]) for k in by_key if k in got]  # in the rows' order
+        else:
+            stmt = _INSERT_OUTBOX_PG if dialect == "postgresql" else _INSERT_OUTBOX_SQLITE
+            for row in ob_rows:  # one cached statement per row: RETURNING skips conflicting keys
+                written.extend((await s.execute(stmt, row)).all())
         if len(written) < len(ob_rows):
             # a concurrent writer queued some of these keys first: drop our transcript copies
             kept = {mid for _, mid in written}
@@ -789,3 +828,27 @@ async def feedback_buttons_hook(turn: Turn) -> None:
                 )
             )
             return
+
+
+# built once (a statement's construction costs more than its cached compilation)
+_LATEST_OPEN = (
+    select(func.max(Conversation.id))
+    .where(Conversation.contact_id == Contact.id, Conversation.status != "closed")
+    .correlate(Contact)
+    .scalar_subquery()
+)
+_WHO = (
+    select(Identity, Contact, Conversation)
+    .join(Contact, Contact.id == Identity.contact_id)
+    .outerjoin(Conversation, Conversation.id == _LATEST_OPEN)
+    .where(
+        Identity.channel == bindparam("channel"),
+        Identity.external_id == bindparam("external_id"),
+    )
+)
+_OPEN_CONVERSATION = (
+    select(Conversation)
+    .where(Conversation.contact_id == bindparam("contact_id"), Conversation.status != "closed")
+    .order_by(Conversation.id.desc())
+    .limit(1)
+)

@@ -67,7 +67,9 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             _check_sqlite_location(url)
-            kwargs["connect_args"] = {"timeout": 30}
+            # statements run on the event loop (sqlite_fast): the connection is opened in
+            # aiosqlite's thread and used from the loop's
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
@@ -134,12 +136,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # no snapshot of their own. Take over: every transaction is BEGIN IMMEDIATE (below), so
     # writers in other processes wait in the busy handler instead of interleaving.
     dbapi_conn.isolation_level = None
-    speed_up(dbapi_conn)
+    on_loop = speed_up(dbapi_conn)
     cur = dbapi_conn.cursor()
+    # on the event loop a lock is waited for asynchronously (sqlite_fast), not in SQLite
+    cur.execute(f"PRAGMA busy_timeout={0 if on_loop else 30000}")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 

@@ -82,3 +82,24 @@ async def test_stop_opts_out_of_marketing(rt: Runtime, word: str) -> None:
     assert contact.marketing_opt_out is True and contact.marketing_opt_out_at is not None
     confirmations = {rt.responses.text("utter_opted_out", lang) for lang in rt.responses.languages}
     assert res.replies[0].text in confirmations
+
+
+async def test_a_short_text_is_answered_in_the_language_the_person_writes(
+    rt: Runtime, db_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    # "ok" and "Klarna?" alone look Hungarian and German to the language identifier
+    await rt.engine.handle(msg("Can I pay in instalments with Klarna?", who="anna"))
+    for short in ("ok", "Klarna?"):
+        res = await rt.engine.handle(msg(short, who="anna"))
+        assert res.language == "en", short
+    # a restarted server does not remember: the contact's stored language does
+    again = Runtime(make_settings(db_url, content_dir=REFERENCE_SHOP), start_worker=False)
+    await again.start(migrate=False)
+    try:
+        res = await again.engine.handle(msg("ok", who="anna"))
+        assert res.language == "en"
+        async with again.db.session() as s:
+            q = select(Message.language).where(Message.direction == "out")
+            assert set((await s.execute(q)).scalars()) == {"en"}  # every reply in English
+    finally:
+        await again.stop()
