@@ -99,6 +99,9 @@ class Runtime:
         self._tasks: list[asyncio.Task[Any]] = []
         self._worker_task: asyncio.Task[Any] | None = None
         self.started = False
+        # each feature's service by name (features look theirs up here, so a stopped runtime
+        # and everything it holds go together)
+        self.services: dict[str, Any] = {}
         from bot.features import setup_features
 
         setup_features(self)

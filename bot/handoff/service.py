@@ -591,19 +591,18 @@ def _format_when(when: datetime, language: str) -> str:
     return f"{days[when.weekday()]} {when:%H:%M} ({when.tzname()})"
 
 
-_SERVICES: dict[int, HandoffService] = {}
-
-
 def service_of(runtime: Runtime) -> HandoffService:
-    svc = _SERVICES.get(id(runtime))
-    if svc is None or svc.runtime is not runtime:
+    # on the runtime, not in a module-level registry: that kept every runtime a process ever
+    # made alive, with its NLU model (57 MB each, 9 GB over the test suite)
+    svc = runtime.services.get("handoff")
+    if not isinstance(svc, HandoffService):
         raise LookupError("the handoff feature is not set up for this runtime")
     return svc
 
 
 def setup(runtime: Runtime) -> None:
     svc = HandoffService(runtime)
-    _SERVICES[id(runtime)] = svc
+    runtime.services["handoff"] = svc
     runtime.handoff = svc  # type: ignore[attr-defined]
     runtime.engine.add_policy("handoff", svc.policy, priority=20)
     runtime.worker.before_send.append(svc.before_send)

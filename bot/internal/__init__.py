@@ -8,14 +8,11 @@ Block Kit and turns reactions and button clicks into service calls.
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.internal.service import InternalService
     from bot.runtime import Runtime
-
-_SERVICES: weakref.WeakKeyDictionary[Runtime, InternalService] = weakref.WeakKeyDictionary()
 
 
 def setup(runtime: Runtime) -> None:
@@ -28,7 +25,7 @@ def setup(runtime: Runtime) -> None:
     if not config.enabled:
         return
     svc = InternalService(runtime, config)
-    _SERVICES[runtime] = svc
+    runtime.services["internal"] = svc
     runtime.engine.add_policy("internal", internal_policy(svc), priority=200)
 
     async def load_files() -> None:
@@ -41,7 +38,7 @@ def setup(runtime: Runtime) -> None:
 def service_of(runtime: Runtime) -> InternalService:
     """The runtime's internal-updates service (``LookupError`` when disabled)."""
     try:
-        return _SERVICES[runtime]
+        return runtime.services["internal"]  # type: ignore[no-any-return]
     except KeyError:
         raise LookupError("internal updates are disabled (CONCIERGE_INTERNAL_ENABLED)") from None
 

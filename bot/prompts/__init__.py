@@ -9,14 +9,11 @@ send, skip and experiment exposure for ``concierge report prompts``.
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.prompts.service import PromptService
     from bot.runtime import Runtime
-
-_SERVICES: weakref.WeakKeyDictionary[Runtime, PromptService] = weakref.WeakKeyDictionary()
 
 
 def setup(runtime: Runtime) -> None:
@@ -29,7 +26,7 @@ def setup(runtime: Runtime) -> None:
     if not config.enabled:
         return
     svc = PromptService(runtime, config)
-    _SERVICES[runtime] = svc
+    runtime.services["prompts"] = svc
     runtime.signals.event_recorded.connect(svc.on_event)
     runtime.signals.stage_changed.connect(svc.on_stage, many=svc.on_stage_many)
     runtime.signals.opted_out.connect(svc.on_opted_out)
@@ -58,7 +55,7 @@ def _stopper(svc: PromptService) -> Any:
 def service_of(runtime: Runtime) -> PromptService:
     """The runtime's prompts service (``LookupError`` when disabled)."""
     try:
-        return _SERVICES[runtime]
+        return runtime.services["prompts"]  # type: ignore[no-any-return]
     except KeyError:
         raise LookupError("prompts are disabled (CONCIERGE_PROMPTS_ENABLED)") from None
 
