@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.flows import validators
@@ -86,14 +86,7 @@ class FlowRunner:
 
     # --- reading state -----------------------------------------------------------------------
     async def open_states(self, s: AsyncSession, contact_id: int) -> list[FlowState]:
-        rows = (
-            await s.execute(
-                select(FlowState)
-                .where(FlowState.contact_id == contact_id, FlowState.status.in_(OPEN_STATUSES))
-                .order_by(FlowState.updated_at.desc(), FlowState.id.desc())
-            )
-        ).scalars()
-        return list(rows)
+        return list((await s.execute(_OPEN_STATES, {"contact_id": contact_id})).scalars())
 
     async def _turn_states(self, turn: Turn) -> list[FlowState]:
         cached = turn.__dict__.get(_STATE_ATTR)
@@ -970,3 +963,11 @@ def _fill(text: str, values: dict[str, Any]) -> str:
         return text.format_map(_Blank(values))
     except (ValueError, IndexError, AttributeError, KeyError):
         return text
+
+
+# every turn asks: built once (building the statement cost more than running it)
+_OPEN_STATES = (
+    select(FlowState)
+    .where(FlowState.contact_id == bindparam("contact_id"), FlowState.status.in_(OPEN_STATUSES))
+    .order_by(FlowState.updated_at.desc(), FlowState.id.desc())
+)
