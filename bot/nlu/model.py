@@ -125,6 +125,9 @@ class IntentClassifier:
         # example touches only the rows of its own features)
         self.examples: Any = None
         self.example_class = np.zeros(0, dtype=np.int32)
+        # the same, split by class (features x that class's examples): a parse only needs
+        # the examples of its top class (BANKING77: a 77th of the work)
+        self.class_examples: list[Any] = []
 
     def _features(self, texts: list[str], fit: bool = False) -> Any:
         a = [analyse(t, self.language) for t in texts]
@@ -148,10 +151,11 @@ class IntentClassifier:
         val = np.concatenate([w_val, c_val * self.char_weight])
         return idx, val
 
-    def _similarities(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
-        """``examples[idx].T @ val``: the rows of the text's features, summed per example
-        without building a sparse matrix (a tenth of scipy's time for one short text)."""
-        ex = self.examples
+    def _similarities(self, cls: int, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+        """``class_examples[cls][idx].T @ val``: the rows of the text's features, summed per
+        example of the class without building a sparse matrix (scipy's per-call overhead is
+        most of the time for one short text)."""
+        ex = self.class_examples[cls]
         starts, ends = ex.indptr[idx], ex.indptr[idx + 1]
         lengths = ends - starts
         total = int(lengths.sum())
@@ -179,6 +183,11 @@ class IntentClassifier:
         index = {c: i for i, c in enumerate(self.classes)}
         self.examples = normalize(x).astype(np.float32).T.tocsr()
         self.example_class = np.array([index[str(y)] for y in labels], dtype=np.int32)
+        by_column = self.examples.tocsc()
+        self.class_examples = [
+            by_column[:, np.flatnonzero(self.example_class == c)].tocsr()
+            for c in range(len(self.classes))
+        ]
         return self
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
@@ -193,8 +202,8 @@ class IntentClassifier:
             norm = float(np.sqrt(val @ val))
             nearest = 0.0
             if norm > 0:
-                sim = self._similarities(idx, val / norm)  # cosine to each example
-                mine = sim[self.example_class == int(np.argmax(p[k]))]
+                # cosine to each training example of the top class
+                mine = self._similarities(int(np.argmax(p[k])), idx, val / norm)
                 nearest = float(mine.max()) if mine.size else 0.0
             p[k] *= min(1.0, nearest / self.similarity_floor) ** 0.5
         return p

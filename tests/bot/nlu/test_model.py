@@ -235,6 +235,7 @@ def test_the_fast_language_and_similarity_paths_equal_sklearns(model: EmbeddedNL
         lang, conf = li.predict(text)
         assert (lang, conf) == pytest.approx((str(li.clf.classes_[int(np.argmax(p))]), p.max()))
         idx, val = clf._row(text)
-        expected = (clf.examples[idx].T @ val).ravel() if len(idx) else np.zeros(1)
-        got = clf._similarities(idx, val)
-        assert np.allclose(got[: expected.size], expected, atol=1e-5)
+        every = (clf.examples[idx].T @ val).ravel()
+        for c in range(len(clf.classes)):  # the examples of one class, in their order
+            got = clf._similarities(c, idx, val)
+            assert np.allclose(got, every[clf.example_class == c], atol=1e-5)
