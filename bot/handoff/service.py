@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine import FALLBACK, Turn
@@ -95,13 +95,13 @@ class HandoffService:
             return await self._during(turn)
         if turn.intent == "csat":
             return await self._csat(turn)
-        reason = self._trigger(turn)
+        reason = await self._trigger(turn)
         if reason is None:
             return False
         await self.start(turn.session, turn, reason)
         return True
 
-    def _trigger(self, turn: Turn) -> str | None:
+    async def _trigger(self, turn: Turn) -> str | None:
         if turn.intent == "request_human":
             return str(turn.entities.get("reason") or "asked")
         text = turn.inbound.text
@@ -109,15 +109,15 @@ class HandoffService:
             return "asked"
         if FRUSTRATED.search(text):
             return "frustrated"
-        if turn.inbound.payload is None:
-            history = turn.conversation.state.get("recent", [])
-            key = text.strip().casefold()
-            if key and history.count(key) >= 2:
+        key = text.strip().casefold()
+        if turn.inbound.payload is None and key:
+            # the same question a third time in the person's last six: read from the
+            # transcript (this message included), not written to the conversation every turn
+            recent = (
+                await turn.session.execute(_RECENT_TEXTS, {"conversation_id": turn.conversation.id})
+            ).scalars()
+            if sum(t.strip().casefold() == key for t in recent) >= 3:
                 return "frustrated"
-            turn.conversation.state = {
-                **turn.conversation.state,
-                "recent": [*history[-4:], key],
-            }
         if turn.intent == FALLBACK and (turn.contact.attributes or {}).get(
             self.settings.vip_attribute
         ):
@@ -589,6 +589,18 @@ def _format_when(when: datetime, language: str) -> str:
         "Sunday",
     ]
     return f"{days[when.weekday()]} {when:%H:%M} ({when.tzname()})"
+
+
+_RECENT_TEXTS = (
+    select(Message.text)
+    .where(
+        Message.conversation_id == bindparam("conversation_id"),
+        Message.direction == "in",
+        Message.payload.is_(None),
+    )
+    .order_by(Message.id.desc())
+    .limit(6)
+)
 
 
 def service_of(runtime: Runtime) -> HandoffService:
