@@ -3,7 +3,8 @@
 Trained in seconds on a CPU from the shop's own Rasa data, no download:
 - language: character n-grams (1-4) of the folded text, a linear model over the configured
   languages only;
-- intent, per language: word n-grams of stemmed, accent-folded words plus character n-grams
+- intent, per language: word n-grams of stemmed, accent-folded words (with dialogue-act cues,
+  ``bot.nlu.cues``: 5-fold 85.1% -> 86.5% on the reference shop) plus character n-grams
   (2-5, within words, counted twice) of the folded text, weighted TF-IDF, one linear SVM; typos
   and missing accents land on the same character n-grams; the examples of every language and
   the answers of ``responses.yml`` (down-weighted) are training data too;

@@ -78,9 +78,13 @@ def stems(words: list[str], language: str) -> list[str]:
 
 
 def analyse(text: str, language: str) -> str:
-    """The form the word features see: casefolded words, stemmed, then accent-folded."""
+    """The form the word features see: casefolded words, stemmed, then accent-folded, and the
+    dialogue-act cues the words show (``bot.nlu.cues``)."""
+    from bot.nlu.cues import cue_tokens
+
     words = tokens(text.casefold())
-    return " ".join(fold(w) for w in stems(words, language))
+    out = [fold(w) for w in stems(words, language)]
+    return " ".join(out + cue_tokens([fold(w) for w in words], language))
 
 
 def surface(text: str) -> str:

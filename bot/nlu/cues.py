@@ -1,0 +1,121 @@
+"""Dialogue-act cue words: a little language knowledge the shop's examples may lack.
+
+A shop writes ten examples of "hello"; a visitor writes "Servus". The word features cannot link
+the two, the character features barely. Here each shipped language lists the common words of
+the acts every assistant sees (greeting, farewell, yes, no, thanks, asking for a person, asking
+whether it is a bot, stopping messages). A text containing one gets a cue token beside its words
+(``cue_hello``); the classifier learns from the shop's own examples which intent each cue goes
+with (so intent names do not matter). A language without a list simply gets no cues.
+
+Entries are folded (lower case, no accents); ``word*`` matches every word starting with it (for
+the inflection of Hungarian, Polish, ...); ``two words`` matches the pair in a row.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from itertools import pairwise
+
+_RAW: dict[str, dict[str, str]] = {
+    "en": {
+        "hello": "hello hi hey hiya howdy greetings yo good_morning good_afternoon good_evening",
+        "bye": "bye goodbye farewell cya ciao good_night see_you talk_later take_care later",
+        "yes": "yes yeah yep yup sure ok okay correct absolutely definitely indeed exactly "
+        "of_course fine perfect sounds_good alright",
+        "no": "no nope nah not never don doesn isn cannot neither wrong incorrect no_thanks",
+        "thanks": "thank* thx ty cheers appreciate* grateful",
+        "person": "human* person people someone somebody staff representative operator "
+        "employee* colleague* agent* real_person live_chat",
+        "bot": "bot bots robot* ai machine automated automatic computer chatbot program* "
+        "artificial",
+        "stop": "unsubscribe* stop opt_out optout spam",
+    },
+    "de": {
+        "hello": "hallo hi hey moin servus gruss* grusse* gruezi guten_tag guten_morgen "
+        "guten_abend willkommen",
+        "bye": "tschuss tschuess ciao wiedersehen wiederhoren bis_bald bis_spater bis_dann "
+        "gute_nacht ade servus machs_gut",
+        "yes": "ja jawohl genau klar sicher gerne gern okay ok stimmt richtig naturlich "
+        "passt super prima einverstanden jep jo",
+        "no": "nein nee ne no nicht kein* nie niemals falsch nein_danke",
+        "thanks": "danke* dank vielen_dank merci dankbar",
+        "person": "mensch* mitarbeiter* person* jemand* berater* kundendienst* kundenservice* "
+        "support agent* kollege* echte*",
+        "bot": "bot bots roboter* ki maschine* automat* computer chatbot programm* kunstlich*",
+        "stop": "abmelden* abbestell* austragen* abmeld* stopp stop",
+    },
+    "hu": {
+        "hello": "szia sziasztok hello helo hali hello udv udvozl* jo_napot csokolom szervusz hey",
+        "bye": "viszlat* viszontlatas* szia csao pa jo_ejszakat tovabbi_szep",
+        "yes": "igen persze rendben oke okes ok termeszetesen hogyne pontosan nana aha stimmel "
+        "helyes jo_lesz",
+        "no": "nem ne dehogy sosem soha semmi* nincs egyaltalan nem_koszonom",
+        "thanks": "koszon* koszi kosz",
+        "person": "ember* munkatars* ugyintez* ugyfelszolgalat* operator* kollega* szemely* "
+        "valaki*",
+        "bot": "bot bott* robot* gep gepp* gepi mesterseges* ai chatbot program* automat*",
+        "stop": "leiratkoz* stop ne_kuldj* le_akarok",
+    },
+    "sv": {
+        "hello": "hej hejsan halla tjena tjenare hallo god_morgon god_dag god_kvall goddag morrn",
+        "bye": "hej_da hejda adjo vi_ses ha_det hadet godnatt farval",
+        "yes": "ja japp jo javisst visst absolut okej ok precis garna sakert stammer korrekt "
+        "later_bra",
+        "no": "nej na inte aldrig ingen inget nix nej_tack",
+        "thanks": "tack tackar tusen_tack tacksam*",
+        "person": "manniska* person* medarbetare* handlaggare* kundtjanst* agent* nagon "
+        "riktig* personal*",
+        "bot": "bot bott* robot* ai maskin* dator* chatbot program* automat* artificiell*",
+        "stop": "avregistrer* avsluta* stopp sluta* avprenumerer*",
+    },
+    "pl": {
+        "hello": "czesc hej witam witaj* dzien_dobry siema elo hejka halo dobry_wieczor",
+        "bye": "do_widzenia pa papa nara czesc zegnam na_razie dobranoc trzymaj_sie",
+        "yes": "tak jasne oczywiscie ok okej dobrze zgoda pewnie owszem racja super swietnie",
+        "no": "nie nigdy zaden zadna zadne nic niestety nie_dziekuje",
+        "thanks": "dziek* dzieki",
+        "person": "czlowiek* konsultant* pracownik* osob* ktos* ludz* agent* doradc* obslug*",
+        "bot": "bot bota botem robot* maszyn* ai sztuczn* komputer* program* automat*",
+        "stop": "wypisz* wypisac* rezygnuj* stop przestan*",
+    },
+}
+
+
+class _Cues:
+    def __init__(self, table: dict[str, str]) -> None:
+        self.words: dict[str, set[str]] = {}
+        self.prefixes: list[tuple[str, str]] = []
+        self.pairs: dict[tuple[str, str], set[str]] = {}
+        for act, entries in table.items():
+            for entry in entries.split():
+                if "_" in entry:
+                    a, b = entry.split("_", 1)
+                    self.pairs.setdefault((a, b), set()).add(act)
+                elif entry.endswith("*"):
+                    self.prefixes.append((entry[:-1], act))
+                else:
+                    self.words.setdefault(entry, set()).add(act)
+
+    def acts(self, words: list[str]) -> list[str]:
+        found: set[str] = set()
+        for w in words:
+            found |= self.words.get(w, set())
+            for p, act in self.prefixes:
+                if w.startswith(p):
+                    found.add(act)
+        for pair in pairwise(words):
+            found |= self.pairs.get(pair, set())
+        return sorted(found)
+
+
+@lru_cache(maxsize=64)
+def _cues(language: str) -> _Cues | None:
+    table = _RAW.get(language)
+    return _Cues(table) if table else None
+
+
+def cue_tokens(folded_words: list[str], language: str) -> list[str]:
+    """``["cue_hello", ...]`` for the acts the (folded) words show; none for a language
+    without a list."""
+    cues = _cues(language)
+    return [f"cue_{a}" for a in cues.acts(folded_words)] if cues else []
