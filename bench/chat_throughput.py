@@ -105,6 +105,16 @@ class Http:
                 length = int(value)
         return status, await self.reader.readexactly(length)
 
+    async def ask(self, sender: str, text: str) -> float:
+        """One message over Rasa's REST webhook; the seconds until the answer."""
+        t = time.perf_counter()
+        status, _ = await self.post_json(
+            "/webhooks/rest/webhook", {"sender": sender, "message": text}
+        )
+        if status != 200:
+            raise SystemExit(f"the server answered {status}")
+        return time.perf_counter() - t
+
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -162,14 +172,7 @@ async def rest_paced(
             delay = start + j * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            t = time.perf_counter()
-            status, _ = await client.post_json(
-                "/webhooks/rest/webhook",
-                {"sender": sender, "message": question(i, j)},
-            )
-            if status != 200:
-                raise SystemExit(f"the server answered {status}")
-            lat.append(time.perf_counter() - t)
+            lat.append(await client.ask(sender, question(i, j)))
         await client.close()
 
     t0 = time.perf_counter()
@@ -184,14 +187,7 @@ async def rest_load(url: str, clients: int, messages: int) -> tuple[float, list[
         sender = f"bench-{uuid.uuid4().hex[:8]}"
         client = Http(url)
         for j in range(messages):
-            t = time.perf_counter()
-            status, _ = await client.post_json(
-                "/webhooks/rest/webhook",
-                {"sender": sender, "message": question(i, j)},
-            )
-            if status != 200:
-                raise SystemExit(f"the server answered {status}")
-            lat.append(time.perf_counter() - t)
+            lat.append(await client.ask(sender, question(i, j)))
         await client.close()
 
     await asyncio.gather(*(one(i) for i in range(2)))  # warm-up

@@ -7,6 +7,8 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
+from bot.nlu.cues import cue_tokens
+
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 # Snowball algorithm names by language code
 STEMMERS = {
@@ -80,8 +82,6 @@ def stems(words: list[str], language: str) -> list[str]:
 def analyse(text: str, language: str) -> str:
     """The form the word features see: casefolded words, stemmed, then accent-folded, and the
     dialogue-act cues the words show (``bot.nlu.cues``)."""
-    from bot.nlu.cues import cue_tokens
-
     words = tokens(text.casefold())
     out = [fold(w) for w in stems(words, language)]
     return " ".join(out + cue_tokens([fold(w) for w in words], language))

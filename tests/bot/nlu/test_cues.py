@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.nlu import cues
+from bot.nlu import text as text_module
 from bot.nlu.data import Example, TrainingData
 from bot.nlu.model import EmbeddedNLU
 from bot.nlu.text import fold, tokens
@@ -57,7 +58,7 @@ def test_a_cue_moves_a_word_the_examples_never_used_towards_its_act(
         }
 
     with_cues = scores()
-    monkeypatch.setattr(cues, "cue_tokens", lambda words, language: [])
+    monkeypatch.setattr(text_module, "cue_tokens", lambda words, language: [])
     without = scores()
     for text in unseen:  # none of these words is in the examples: only the cues know them
         assert with_cues[text] > without[text], text
