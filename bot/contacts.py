@@ -104,6 +104,41 @@ async def create_identity(
     return contact, identity
 
 
+async def create_people(
+    session: AsyncSession, people: list[tuple[str, str, str | None, str | None]], now: datetime
+) -> list[tuple[Identity, Contact, Conversation]]:
+    """New contacts, each with its first identity and an open conversation, for
+    ``(channel, external_id, address, display_name)``: a statement a table, however many."""
+    contacts = [
+        Contact(
+            display_name=name,
+            created_at=now,
+            updated_at=now,
+            last_seen_at=now,
+            attributes={},
+        )
+        for _, _, _, name in people
+    ]
+    session.add_all(contacts)
+    await session.flush()
+    out = []
+    for (channel, external_id, address, name), contact in zip(people, contacts, strict=True):
+        identity = Identity(
+            contact_id=contact.id,
+            channel=channel,
+            external_id=external_id,
+            address=address or external_id,
+            display_name=name,
+            created_at=now,
+            last_seen_at=now,
+        )
+        conv = Conversation(contact_id=contact.id, created_at=now, updated_at=now, state={})
+        out.append((identity, contact, conv))
+    session.add_all([x for i, _, c in out for x in (i, c)])
+    await session.flush()
+    return out
+
+
 async def contact_for_user(session: AsyncSession, user_id: str, now: datetime) -> Contact:
     """The contact with the shop's ``user_id``, created if the shop never told us of it."""
     contact = (

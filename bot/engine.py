@@ -3,11 +3,20 @@
 ``Engine.handle(inbound)`` resolves the person, stores the message (dropping platform
 redeliveries), asks the NLU, lets the policies pick the replies, and writes each reply to the
 transcript and the outbox in the same transaction. Features plug in as *policies* (ordered
-handlers that may answer a turn) and *after-turn hooks*; the engine itself knows none of them.
+handlers that may answer a turn), *prefetchers* (which read what a batch of turns will need in
+one statement) and *after-turn hooks*; the engine itself knows none of them.
+
+Turns that arrive while another is being written wait and then go together (group commit): one
+transaction, one statement per kind of row for all of them (who wrote, their messages, their
+replies, their outbox rows), each turn's policies run one after another in between. A batch
+holds one turn per person, so a person's turns keep their order. If anything in a batch fails,
+nothing of it is kept and each of its turns runs again in a transaction of its own, so one bad
+turn (or a platform's redelivery) costs only itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -26,7 +35,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from bot import outbox
 from bot.clock import Clock, SystemClock
-from bot.contacts import create_identity, seen
+from bot.contacts import create_people, seen
 from bot.responses import Responses
 from bot.splitting import split_text
 from bot.storage.db import Database
@@ -91,6 +100,39 @@ Policy = Callable[[Turn], Awaitable[bool]]
 """A policy answers a turn (appends to ``turn.replies``) and returns True, or returns False."""
 
 AfterTurn = Callable[[Turn], Awaitable[None]]
+
+Prefetch = Callable[[AsyncSession, list["Turn"]], Awaitable[None]]
+"""Reads, for all turns of a batch at once, what a policy will need (kept on each turn)."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A parsed inbound message waiting for its turn."""
+
+    inbound: Inbound
+    parse: dict[str, Any]
+    unhinted: bool  # nothing told the parse the person's language
+    now: datetime
+    deliver_inline: bool
+    future: asyncio.Future[TurnResult]
+
+
+@dataclass(slots=True)
+class _Write:
+    """One conversation's outbound messages, for :meth:`Engine._write`."""
+
+    contact_id: int
+    conversation_id: int
+    channel: str
+    address: str
+    messages: list[Outbound]
+    keys: list[str]
+    now: datetime
+    meta: dict[str, Any]
+    language: str | None
+    sent: bool
+    not_before: datetime | None
+    check_existing: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +212,9 @@ class Engine:
         self.text_limits: dict[str, int] = {}
         self._policies: list[tuple[int, str, Policy]] = []
         self._after: list[AfterTurn] = []
+        self._prefetch: list[Prefetch] = []
+        self._queue: list[_Pending] = []
+        self._runner: asyncio.Task[None] | None = None
         # the language each person last wrote in, a hint for short texts ("ok", "hello") the
         # language identifier cannot tell apart; the contact's stored language covers a miss
         self._recent_language: OrderedDict[tuple[str, str], str] = OrderedDict()
@@ -184,6 +229,11 @@ class Engine:
 
     def add_after_turn(self, hook: AfterTurn) -> None:
         self._after.append(hook)
+
+    def add_prefetch(self, fetch: Prefetch) -> None:
+        """``fetch(session, turns)`` runs once a batch, after the inbound messages are stored
+        and before any policy: one statement for all turns instead of one a turn."""
+        self._prefetch.append(fetch)
 
     @property
     def policy_names(self) -> list[str]:
@@ -208,49 +258,152 @@ class Engine:
             )
 
         parse = parse_payload(inbound.payload) if inbound.payload else None
-        who = (inbound.channel, inbound.external_id)
-        hint = inbound.language or self._recent_language.get(who)
+        hint = inbound.language or self._recent_language.get((inbound.channel, inbound.external_id))
+        unhinted = False
         if parse is None:
             parse = await self.nlu.parse(inbound.text, hint)
-            if hint is None:
-                parse["_unhinted"] = True
+            unhinted = hint is None
+        item = _Pending(
+            inbound,
+            parse,
+            unhinted,
+            now,
+            deliver_inline,
+            asyncio.get_running_loop().create_future(),
+        )
+        self._queue.append(item)
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.get_running_loop().create_task(self._drain())
+        return await item.future
 
+    # --- batches of turns --------------------------------------------------------------
+    MAX_BATCH = 32
+    """Turns written in one transaction at most."""
+
+    async def _drain(self) -> None:
+        """Run the queued turns, a batch at a time, until none is left."""
+        batch: list[_Pending] = []
+        try:
+            while self._queue:
+                batch, later, people = [], [], set()
+                for item in self._queue:
+                    if item.future.done():  # the caller went away before its turn began
+                        continue
+                    who = (item.inbound.channel, item.inbound.external_id)
+                    if who in people or len(batch) >= self.MAX_BATCH:
+                        later.append(item)  # the person's next message waits for this one
+                    else:
+                        people.add(who)
+                        batch.append(item)
+                self._queue = later
+                if batch:
+                    await self._run_batch(batch)
+        except BaseException:
+            for item in [*batch, *self._queue]:
+                if not item.future.done():
+                    item.future.cancel()
+            self._queue = []
+            raise
+
+    async def _run_batch(self, batch: list[_Pending]) -> None:
         try:
             async with self.db.session() as s:
-                result = await self._turn(s, inbound, parse, now, deliver_inline)
-        except IntegrityError:
-            # the platform delivered this message before (unique channel+platform id)
-            if inbound.platform_message_id is None:
-                raise
-            log.info(
-                "duplicate %s message %s dropped", inbound.channel, inbound.platform_message_id
-            )
-            return TurnResult([], None, None, [], duplicate=True)
-        if result.language:
-            self._recent_language[who] = result.language
-            self._recent_language.move_to_end(who)
-            if len(self._recent_language) > RECENT_LANGUAGES:
-                self._recent_language.popitem(last=False)
-        # after the commit, so the delivery worker can see the rows
-        if result.outbox_ids and not deliver_inline and self.on_enqueued:
-            self.on_enqueued()
-        return result
+                results = await self._turns(s, batch)
+        except Exception as e:
+            if len(batch) == 1:
+                self._failed(batch[0], e)
+                return
+            # nothing of the batch was kept: each turn again, alone, so one costs only itself
+            log.debug("a batch of %d turns failed (%r); one at a time", len(batch), e)
+            for item in batch:
+                try:
+                    async with self.db.session() as s:
+                        results = await self._turns(s, [item])
+                except Exception as e1:
+                    self._failed(item, e1)
+                else:
+                    self._finished([item], results)
+            return
+        self._finished(batch, results)
 
-    async def _turn(
-        self,
-        s: AsyncSession,
-        inbound: Inbound,
-        parse: dict[str, Any],
-        now: datetime,
-        deliver_inline: bool,
-    ) -> TurnResult:
-        # who wrote, and their open conversation, in one statement
-        row = (
-            await s.execute(_WHO, {"channel": inbound.channel, "external_id": inbound.external_id})
-        ).first()
-        found: Conversation | None = None
-        if row is not None:
-            identity, contact, found = row
+    def _failed(self, item: _Pending, e: Exception) -> None:
+        if isinstance(e, IntegrityError) and item.inbound.platform_message_id is not None:
+            # the platform delivered this message before (unique channel+platform id)
+            log.info(
+                "duplicate %s message %s dropped",
+                item.inbound.channel,
+                item.inbound.platform_message_id,
+            )
+            result = TurnResult([], None, None, [], duplicate=True)
+            if not item.future.done():
+                item.future.set_result(result)
+        elif not item.future.done():
+            item.future.set_exception(e)
+
+    def _finished(self, batch: list[_Pending], results: list[TurnResult]) -> None:
+        """After the commit: answer the callers, wake the delivery worker once."""
+        enqueued = False
+        for item, result in zip(batch, results, strict=True):
+            if result.language:
+                who = (item.inbound.channel, item.inbound.external_id)
+                self._recent_language[who] = result.language
+                self._recent_language.move_to_end(who)
+                if len(self._recent_language) > RECENT_LANGUAGES:
+                    self._recent_language.popitem(last=False)
+            enqueued = enqueued or bool(result.outbox_ids and not item.deliver_inline)
+            if not item.future.done():
+                item.future.set_result(result)
+        if enqueued and self.on_enqueued:
+            self.on_enqueued()
+
+    async def _who(
+        self, s: AsyncSession, batch: list[_Pending]
+    ) -> dict[tuple[str, str], tuple[Identity, Contact, Conversation | None]]:
+        """Who wrote, and their open conversations, in one statement."""
+        if len(batch) == 1:
+            inbound = batch[0].inbound
+            params: dict[str, Any] = {
+                "channel": inbound.channel,
+                "external_id": inbound.external_id,
+            }
+            rows = (await s.execute(_WHO, params)).all()
+        else:
+            params = {
+                "channels": sorted({p.inbound.channel for p in batch}),
+                "external_ids": [p.inbound.external_id for p in batch],
+            }
+            rows = (await s.execute(_WHO_MANY, params)).all()
+        return {(i.channel, i.external_id): (i, c, conv) for i, c, conv in rows}
+
+    async def _turns(self, s: AsyncSession, batch: list[_Pending]) -> list[TurnResult]:
+        found = await self._who(s, batch)
+        new = [p for p in batch if (p.inbound.channel, p.inbound.external_id) not in found]
+        if new:  # first messages: contacts, identities, conversations a statement each
+            made = await create_people(
+                s,
+                [
+                    (
+                        p.inbound.channel,
+                        p.inbound.external_id,
+                        p.inbound.reply_address,
+                        p.inbound.display_name,
+                    )
+                    for p in new
+                ],
+                min(p.now for p in new),
+            )
+            for p, (identity, contact, conversation) in zip(new, made, strict=True):
+                found[(p.inbound.channel, p.inbound.external_id)] = (
+                    identity,
+                    contact,
+                    conversation,
+                )
+        started: list[tuple[_Pending, Contact, Identity, Conversation, str, dict[str, Any]]] = []
+        rows: list[dict[str, Any]] = []
+        for item in batch:
+            inbound, now = item.inbound, item.now
+            parse = dict(item.parse)  # a failed batch runs again: keep the item as it came
+            identity, contact, conv = found[(inbound.channel, inbound.external_id)]
             seen(
                 identity,
                 contact,
@@ -258,96 +411,112 @@ class Engine:
                 address=inbound.reply_address,
                 display_name=inbound.display_name,
             )
-        else:
-            contact, identity = await create_identity(
-                s,
-                channel=inbound.channel,
-                external_id=inbound.external_id,
-                address=inbound.reply_address,
-                display_name=inbound.display_name,
-                now=now,
+            if item.unhinted and contact.language in self.languages:
+                if parse.get("language") != contact.language:
+                    # nothing told the parse this person's language: a short text may have
+                    # been taken for another one; ask again with the language they wrote in
+                    parse = await self.nlu.parse(inbound.text, contact.language)
+            language = self._language(parse, inbound, contact)
+            parse.setdefault("language", language)
+            if contact.language != language:
+                contact.language = language
+            if _stale(contact.last_activity_at, now):  # minute precision: an UPDATE less a turn
+                contact.last_activity_at = now
+                contact.updated_at = now
+            if not identity.started:
+                identity.started = True
+            if inbound.channel in ("telegram", "slack") and not identity.reachable:
+                identity.reachable = True  # they wrote to us: they can be reached again
+                identity.unreachable_reason = None
+            conversation = conv or await self.open_conversation(s, contact, now)
+            if conversation.last_channel != inbound.channel:
+                conversation.last_channel = inbound.channel
+            if _stale(conversation.last_message_at, now):
+                conversation.last_message_at = now
+                conversation.updated_at = now
+            rows.append(
+                {
+                    "conversation_id": conversation.id,
+                    "contact_id": contact.id,
+                    "direction": "in",
+                    "sender": "user",
+                    "channel": inbound.channel,
+                    "text": inbound.text,
+                    "buttons": None,
+                    "payload": inbound.payload,
+                    "platform_message_id": inbound.platform_message_id,
+                    "client_id": inbound.metadata.get("client_id"),
+                    "intent": parse["intent"]["name"],
+                    "confidence": float(parse["intent"]["confidence"]),
+                    "language": language,
+                    "feedback": None,
+                    "meta": (
+                        {"entities": parse.get("entities", [])} if parse.get("entities") else {}
+                    ),
+                    "created_at": now,
+                }
             )
-        if parse.pop("_unhinted", False) and contact.language in self.languages:
-            if parse.get("language") != contact.language:
-                # nothing told the parse this person's language: a short text may have been
-                # taken for another one; ask again with the language they wrote in before
-                parse = await self.nlu.parse(inbound.text, contact.language)
-        language = self._language(parse, inbound, contact)
-        parse.setdefault("language", language)
-        if contact.language != language:
-            contact.language = language
-        if _stale(contact.last_activity_at, now):  # minute precision: one UPDATE less a turn
-            contact.last_activity_at = now
-            contact.updated_at = now
-        if not identity.started:
-            identity.started = True
-        if inbound.channel in ("telegram", "slack") and not identity.reachable:
-            identity.reachable = True  # they wrote to us: they can be reached again
-            identity.unreachable_reason = None
-        conversation = found or await self.open_conversation(s, contact, now)
-        if conversation.last_channel != inbound.channel:
-            conversation.last_channel = inbound.channel
-        if _stale(conversation.last_message_at, now):
-            conversation.last_message_at = now
-            conversation.updated_at = now
-        fields: dict[str, Any] = {
-            "conversation_id": conversation.id,
-            "contact_id": contact.id,
-            "direction": "in",
-            "sender": "user",
-            "channel": inbound.channel,
-            "text": inbound.text,
-            "buttons": None,
-            "payload": inbound.payload,
-            "platform_message_id": inbound.platform_message_id,
-            "client_id": inbound.metadata.get("client_id"),
-            "intent": parse["intent"]["name"],
-            "confidence": float(parse["intent"]["confidence"]),
-            "language": language,
-            "feedback": None,
-            "meta": {"entities": parse.get("entities", [])} if parse.get("entities") else {},
-            "created_at": now,
-        }
-        # a cached Core insert, not a flush of the unit of work (raises IntegrityError for a
-        # redelivered platform message); the row then joins the session as loaded
-        message = Message(id=(await s.execute(_INSERT_MESSAGE, fields)).scalar_one(), **fields)
-        make_transient_to_detached(message)
-        s.add(message)
+            started.append((item, contact, identity, conversation, language, parse))
 
-        turn = Turn(
-            engine=self,
-            session=s,
-            inbound=inbound,
-            contact=contact,
-            identity=identity,
-            conversation=conversation,
-            message=message,
-            now=now,
-            language=language,
-            parse=parse,
-        )
-        for _, name, policy in self._policies:
-            if await policy(turn):
-                turn.answer_meta.setdefault("policy", name)
-                break
-        for hook in self._after:
-            await hook(turn)
+        # the inbound messages in one cached Core statement, not a flush of the unit of work
+        # (IntegrityError for a redelivered platform message); the rows join the session
+        ids = await _insert_messages(s, rows)
+        turns: list[Turn] = []
+        for (item, contact, identity, conversation, language, parse), fields, mid in zip(
+            started, rows, ids, strict=True
+        ):
+            message = Message(id=mid, **fields)
+            make_transient_to_detached(message)
+            s.add(message)
+            turns.append(
+                Turn(
+                    engine=self,
+                    session=s,
+                    inbound=item.inbound,
+                    contact=contact,
+                    identity=identity,
+                    conversation=conversation,
+                    message=message,
+                    now=item.now,
+                    language=language,
+                    parse=parse,
+                )
+            )
+        for fetch in self._prefetch:
+            await fetch(s, turns)
+        for turn in turns:
+            for _, name, policy in self._policies:
+                if await policy(turn):
+                    turn.answer_meta.setdefault("policy", name)
+                    break
+            for hook in self._after:
+                await hook(turn)
 
         # a policy may have linked the chat to another contact (deep link): use the turn's
-        outbox_ids = await self.write_replies(
+        written = await self._write(
             s,
-            contact=turn.contact,
-            conversation=turn.conversation,
-            channel=inbound.channel,
-            address=inbound.reply_address,
-            messages=turn.replies,
-            key_prefix=f"reply:{message.id}",
-            now=now,
-            meta=turn.answer_meta,
-            language=language,
-            sent=deliver_inline,
+            [
+                _Write(
+                    contact_id=turn.contact.id,
+                    conversation_id=turn.conversation.id,
+                    channel=turn.inbound.channel,
+                    address=turn.inbound.reply_address,
+                    messages=turn.replies,
+                    keys=[f"reply:{turn.message.id}:{i}" for i in range(len(turn.replies))],
+                    now=turn.now,
+                    meta=turn.answer_meta,
+                    language=turn.language,
+                    sent=item.deliver_inline,
+                    not_before=None,
+                    check_existing=False,
+                )
+                for turn, item in zip(turns, batch, strict=True)
+            ],
         )
-        return TurnResult(turn.replies, message.id, turn.contact.id, outbox_ids, language=language)
+        return [
+            TurnResult(turn.replies, turn.message.id, turn.contact.id, oids, language=turn.language)
+            for turn, oids in zip(turns, written, strict=True)
+        ]
 
     def _language(self, parse: dict[str, Any], inbound: Inbound, contact: Contact) -> str:
         for cand in (parse.get("language"), contact.language, inbound.language):
@@ -427,41 +596,65 @@ class Engine:
         keys = keys or [f"{key_prefix}:{i}" for i in range(len(messages))]
         if len(keys) != len(messages):
             raise ValueError("one idempotency key per message")
-        limit = self.text_limits.get(channel)
-        if limit and any(len(m.text) > limit for m in messages):
-            messages, keys = _split_long(messages, keys, limit)
-        dialect = s.bind.dialect.name if s.bind else "sqlite"
-        existing: set[str] = set()
-        if key_prefix is None:  # keys of the caller's: some may have been written before
+        spec = _Write(
+            contact_id=contact.id,
+            conversation_id=conversation.id,
+            channel=channel,
+            address=address,
+            messages=messages,
+            keys=keys,
+            now=now,
+            meta=meta or {},
+            language=language,
+            sent=sent,
+            not_before=not_before,
+            # keys of the caller's: some may have been written before
+            check_existing=key_prefix is None,
+        )
+        return (await self._write(s, [spec]))[0]
+
+    async def _write(self, s: AsyncSession, specs: list[_Write]) -> list[list[int]]:
+        """Outbound messages of several conversations: transcript rows in one statement,
+        outbox rows in another. Returns each spec's new outbox ids; a key written before is
+        skipped (never twice)."""
+        parts: list[tuple[_Write, str, Outbound]] = []
+        for sp in specs:
+            messages, keys = sp.messages, sp.keys
+            limit = self.text_limits.get(sp.channel)
+            if limit and any(len(m.text) > limit for m in messages):
+                messages, keys = _split_long(messages, keys, limit)
+            parts.extend((sp, k, m) for k, m in zip(keys, messages, strict=True))
+        checked = [k for sp, k, _ in parts if sp.check_existing]
+        if checked:
             existing = set(
                 (
                     await s.execute(
                         select(OutboxMessage.idempotency_key).where(
-                            OutboxMessage.idempotency_key.in_(keys)
+                            OutboxMessage.idempotency_key.in_(checked)
                         )
                     )
                 ).scalars()
             )
-        todo = [(k, m) for k, m in zip(keys, messages, strict=True) if k not in existing]
-        if not todo:
-            return []
+            parts = [p for p in parts if p[1] not in existing]
+        if not parts:
+            return [[] for _ in specs]
         rows = []
-        for _, m in todo:
-            merged = {**(meta or {}), **m.metadata}
+        for sp, _, m in parts:
+            merged = {**sp.meta, **m.metadata}
             rows.append(
                 {
-                    "conversation_id": conversation.id,
-                    "contact_id": contact.id,
+                    "conversation_id": sp.conversation_id,
+                    "contact_id": sp.contact_id,
                     "direction": "out",
                     "sender": m.sender,
-                    "channel": channel,
+                    "channel": sp.channel,
                     "text": m.text,
                     "buttons": [b.to_dict() for b in m.buttons] or None,
                     "intent": merged.get("intent"),
                     "confidence": merged.get("confidence"),
-                    "language": language,
+                    "language": sp.language,
                     "meta": merged,
-                    "created_at": now,
+                    "created_at": sp.now,
                     "feedback": None,
                     "payload": None,
                     "platform_message_id": None,
@@ -469,19 +662,15 @@ class Engine:
                 }
             )
         # Core statements, compiled once and cached (ORM bulk inserts compile every time)
-        if len(rows) == 1:
-            msg_ids = [(await s.execute(_INSERT_MESSAGE, rows[0])).scalar_one()]
-        else:
-            msg_ids = list((await s.execute(_INSERT_MESSAGES, rows)).scalars())
-        status = outbox.SENT if sent else outbox.PENDING
+        msg_ids = await _insert_messages(s, rows)
         ob_rows = []
-        for (key, m), mid in zip(todo, msg_ids, strict=True):
+        for (sp, key, m), mid in zip(parts, msg_ids, strict=True):
             ob_rows.append(
                 {
                     "idempotency_key": key,
-                    "channel": channel,
-                    "address": address,
-                    "contact_id": contact.id,
+                    "channel": sp.channel,
+                    "address": sp.address,
+                    "contact_id": sp.contact_id,
                     "message_id": mid,
                     "purpose": str(m.purpose),
                     "payload": Outbound(
@@ -492,27 +681,34 @@ class Engine:
                         thread_id=m.thread_id,
                         metadata={**m.metadata, "message_id": mid},
                     ).to_dict(),
-                    "status": status,
-                    "attempts": 1 if sent else 0,
-                    "next_attempt_at": not_before or now,
-                    "created_at": now,
-                    "sent_at": now if sent else None,
+                    "status": outbox.SENT if sp.sent else outbox.PENDING,
+                    "attempts": 1 if sp.sent else 0,
+                    "next_attempt_at": sp.not_before or sp.now,
+                    "created_at": sp.now,
+                    "sent_at": sp.now if sp.sent else None,
                 }
             )
-        written: list[Any] = []
-        if dialect != "postgresql" and len(ob_rows) > 1:  # one statement, keys returned
-            by_key = {r["idempotency_key"]: r["message_id"] for r in ob_rows}
-            got = {k: oid for oid, k, _ in await s.execute(_INSERT_MANY_OUTBOX_SQLITE, ob_rows)}
-            written = [(got[k], by_key[k]) for k in by_key if k in got]  # in the rows' order
-        else:
-            stmt = _INSERT_OUTBOX_PG if dialect == "postgresql" else _INSERT_OUTBOX_SQLITE
-            for row in ob_rows:  # one cached statement per row: RETURNING skips conflicting keys
-                written.extend((await s.execute(stmt, row)).all())
+        pg = (s.bind.dialect.name if s.bind else "sqlite") == "postgresql"
+        if len(ob_rows) == 1:
+            stmt = _INSERT_OUTBOX_PG if pg else _INSERT_OUTBOX_SQLITE
+            got = (await s.execute(stmt, ob_rows[0])).all()
+        else:  # one statement, the keys written returned (a conflicting key returns nothing)
+            stmt = _INSERT_MANY_OUTBOX_PG if pg else _INSERT_MANY_OUTBOX_SQLITE
+            got = (await s.execute(stmt, ob_rows)).all()
+        written = {key: oid for oid, key, _ in got}
         if len(written) < len(ob_rows):
             # a concurrent writer queued some of these keys first: drop our transcript copies
-            kept = {mid for _, mid in written}
-            await s.execute(delete(Message).where(Message.id.in_(set(msg_ids) - kept)))
-        return [oid for oid, _ in written]
+            dropped = [
+                mid
+                for r, mid in zip(ob_rows, msg_ids, strict=True)
+                if r["idempotency_key"] not in written
+            ]
+            await s.execute(delete(Message).where(Message.id.in_(dropped)))
+        out: dict[int, list[int]] = {id(sp): [] for sp in specs}
+        for sp, key, _ in parts:  # in the messages' order
+            if key in written:
+                out[id(sp)].append(written[key])
+        return [out[id(sp)] for sp in specs]
 
     async def write_many(
         self, s: AsyncSession, replies: list[Reply], *, now: datetime
@@ -575,7 +771,7 @@ class Engine:
                 row["id"] = mid
             await s.execute(insert(_MESSAGES), rows)
         else:
-            msg_ids = list((await s.execute(_INSERT_MESSAGES, rows)).scalars())
+            msg_ids = await _insert_messages(s, rows)
         ob_rows = [
             {
                 "idempotency_key": key,
@@ -634,13 +830,14 @@ _OUTBOX = cast(Table, OutboxMessage.__table__)
 _INSERT_OUTBOX_PG = (
     pg_insert(_OUTBOX)
     .on_conflict_do_nothing(index_elements=["idempotency_key"])
-    .returning(_OUTBOX.c.id, _OUTBOX.c.message_id)
+    .returning(_OUTBOX.c.id, _OUTBOX.c.idempotency_key, _OUTBOX.c.message_id)
 )
 _INSERT_OUTBOX_SQLITE = (
     sqlite_insert(_OUTBOX)
     .on_conflict_do_nothing(index_elements=["idempotency_key"])
-    .returning(_OUTBOX.c.id, _OUTBOX.c.message_id)
+    .returning(_OUTBOX.c.id, _OUTBOX.c.idempotency_key, _OUTBOX.c.message_id)
 )
+_INSERT_MANY_OUTBOX_PG = _INSERT_OUTBOX_PG
 
 _UPSERT_OUTBOX_PG = pg_insert(_OUTBOX).on_conflict_do_nothing(index_elements=["idempotency_key"])
 _INSERT_MANY_OUTBOX_SQLITE = (
@@ -648,6 +845,24 @@ _INSERT_MANY_OUTBOX_SQLITE = (
     .on_conflict_do_nothing(index_elements=["idempotency_key"])
     .returning(_OUTBOX.c.id, _OUTBOX.c.idempotency_key, _OUTBOX.c.message_id)
 )
+
+
+_MAX_MESSAGE_ID = select(func.max(_MESSAGES.c.id))
+
+
+async def _insert_messages(s: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert transcript rows in one statement; their ids in the rows' order."""
+    if len(rows) == 1:
+        return [(await s.execute(_INSERT_MESSAGE, rows[0])).scalar_one()]
+    if s.bind is not None and s.bind.dialect.name == "sqlite":
+        # SQLAlchemy sends an ordered RETURNING to SQLite a row at a time. A transaction here
+        # holds the write lock from its BEGIN IMMEDIATE, so the next ids are known: SQLite's
+        # own choice for a plain integer key, the largest one plus one
+        top = (await s.execute(_MAX_MESSAGE_ID)).scalar() or 0
+        ids = list(range(top + 1, top + 1 + len(rows)))
+        await s.execute(insert(_MESSAGES), [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+        return ids
+    return list((await s.execute(_INSERT_MESSAGES, rows)).scalars())
 
 
 async def _next_ids(s: AsyncSession, table: str, n: int) -> list[int]:
@@ -844,6 +1059,15 @@ _WHO = (
     .where(
         Identity.channel == bindparam("channel"),
         Identity.external_id == bindparam("external_id"),
+    )
+)
+_WHO_MANY = (
+    select(Identity, Contact, Conversation)
+    .join(Contact, Contact.id == Identity.contact_id)
+    .outerjoin(Conversation, Conversation.id == _LATEST_OPEN)
+    .where(
+        Identity.channel.in_(bindparam("channels", expanding=True)),
+        Identity.external_id.in_(bindparam("external_ids", expanding=True)),
     )
 )
 _OPEN_CONVERSATION = (

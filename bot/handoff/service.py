@@ -21,13 +21,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.engine import FALLBACK, Turn
 from bot.handoff.hours import WorkingHours
@@ -89,6 +90,20 @@ class HandoffService:
                 log.exception("inbox listener failed")
 
     # --- the policy ----------------------------------------------------------------------
+    async def prefetch(self, s: AsyncSession, turns: list[Turn]) -> None:
+        """The last inbound texts of a batch's conversations, in one statement (engine
+        prefetcher); a turn alone reads its own when the policy needs them."""
+        convs = sorted({t.conversation.id for t in turns if t.inbound.payload is None})
+        if len(turns) < 2 or not convs:
+            return
+        texts: dict[int, list[str]] = {c: [] for c in convs}
+        rows = await s.execute(_RECENT_TEXTS_MANY, {"conversation_ids": convs})
+        for conv_id, text in rows:
+            texts[conv_id].append(text)
+        for t in turns:
+            if t.conversation.id in texts:
+                t.__dict__[_RECENT_ATTR] = (t.conversation.id, texts[t.conversation.id])
+
     async def policy(self, turn: Turn) -> bool:
         conv = turn.conversation
         if conv.status == "handoff":
@@ -113,9 +128,15 @@ class HandoffService:
         if turn.inbound.payload is None and key:
             # the same question a third time in the person's last six: read from the
             # transcript (this message included), not written to the conversation every turn
-            recent = (
-                await turn.session.execute(_RECENT_TEXTS, {"conversation_id": turn.conversation.id})
-            ).scalars()
+            pre = turn.__dict__.get(_RECENT_ATTR)
+            if pre is not None and pre[0] == turn.conversation.id:
+                recent: Iterable[str] = pre[1]
+            else:
+                recent = (
+                    await turn.session.execute(
+                        _RECENT_TEXTS, {"conversation_id": turn.conversation.id}
+                    )
+                ).scalars()
             if sum(t.strip().casefold() == key for t in recent) >= 3:
                 return "frustrated"
         if turn.intent == FALLBACK and (turn.contact.attributes or {}).get(
@@ -601,6 +622,31 @@ _RECENT_TEXTS = (
     .order_by(Message.id.desc())
     .limit(6)
 )
+_RECENT_ATTR = "_handoff_recent_texts"  # (conversation id, its last inbound texts)
+
+
+# the same for many conversations, in one statement whatever their number: per conversation
+# the id of its sixth-newest inbound text (index lookup), then its rows from there on
+_M = aliased(Message)
+_FLOOR = (
+    select(_M.id)
+    .where(_M.conversation_id == Conversation.id, _M.direction == "in", _M.payload.is_(None))
+    .order_by(_M.id.desc())
+    .limit(1)
+    .offset(5)
+    .correlate(Conversation)
+    .scalar_subquery()
+)
+_CUT = (
+    select(Conversation.id.label("cid"), func.coalesce(_FLOOR, 0).label("floor"))
+    .where(Conversation.id.in_(bindparam("conversation_ids", expanding=True)))
+    .subquery()
+)
+_RECENT_TEXTS_MANY = (
+    select(Message.conversation_id, Message.text)
+    .join(_CUT, and_(Message.conversation_id == _CUT.c.cid, Message.id >= _CUT.c.floor))
+    .where(Message.direction == "in", Message.payload.is_(None))
+)
 
 
 def service_of(runtime: Runtime) -> HandoffService:
@@ -617,6 +663,7 @@ def setup(runtime: Runtime) -> None:
     runtime.services["handoff"] = svc
     runtime.handoff = svc  # type: ignore[attr-defined]
     runtime.engine.add_policy("handoff", svc.policy, priority=20)
+    runtime.engine.add_prefetch(svc.prefetch)
     runtime.worker.before_send.append(svc.before_send)
     runtime.worker.after_sent.append(svc.after_sent)
     runtime.worker.after_dead.append(svc.after_dead)

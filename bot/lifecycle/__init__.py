@@ -32,6 +32,7 @@ def setup(runtime: Runtime) -> LifecycleService:
     # before the handoff feature (20): "next" typed three times in a tutorial is progress, not
     # frustration; a flow lets go of what it cannot answer (and of conversations staff hold)
     engine.add_policy("flows", svc.runner.policy, priority=15)
+    engine.add_prefetch(svc.runner.prefetch)
     engine.add_after_turn(svc.runner.after_turn)
     engine.add_after_turn(svc.followup_hook)
     runtime.add_background(svc.sweep_loop)
