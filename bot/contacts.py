@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import Consent, Contact, Conversation, Identity, Message, OutboxMessage
@@ -109,22 +109,24 @@ async def create_people(
 ) -> list[tuple[Identity, Contact, Conversation]]:
     """New contacts, each with its first identity and an open conversation, for
     ``(channel, external_id, address, display_name)``: a statement a table, however many."""
-    contacts = [
-        Contact(
+    ids: tuple[int, int, int] | None = None
+    bind = session.bind
+    if len(people) > 1 and bind is not None and bind.dialect.name == "sqlite":
+        # the ORM inserts rows whose keys the database picks a row at a time (to read each
+        # key back); this transaction holds SQLite's write lock from its BEGIN IMMEDIATE, so
+        # the keys are known up front (SQLite's own choice: the largest plus one)
+        top = (await session.execute(_TOP_IDS)).one()
+        ids = (top[0] or 0, top[1] or 0, top[2] or 0)
+    out = []
+    for n, (channel, external_id, address, name) in enumerate(people, start=1):
+        contact = Contact(
             display_name=name,
             created_at=now,
             updated_at=now,
             last_seen_at=now,
             attributes={},
         )
-        for _, _, _, name in people
-    ]
-    session.add_all(contacts)
-    await session.flush()
-    out = []
-    for (channel, external_id, address, name), contact in zip(people, contacts, strict=True):
         identity = Identity(
-            contact_id=contact.id,
             channel=channel,
             external_id=external_id,
             address=address or external_id,
@@ -132,11 +134,25 @@ async def create_people(
             created_at=now,
             last_seen_at=now,
         )
-        conv = Conversation(contact_id=contact.id, created_at=now, updated_at=now, state={})
+        conv = Conversation(created_at=now, updated_at=now, state={})
+        if ids is not None:
+            contact.id, identity.id, conv.id = ids[0] + n, ids[1] + n, ids[2] + n
         out.append((identity, contact, conv))
-    session.add_all([x for i, _, c in out for x in (i, c)])
+    if ids is None:  # the contacts' keys first, from the database
+        session.add_all([c for _, c, _ in out])
+        await session.flush()
+    for identity, contact, conv in out:
+        identity.contact_id = conv.contact_id = contact.id
+    session.add_all([x for i, c, v in out for x in (c, i, v)])
     await session.flush()
     return out
+
+
+_TOP_IDS = select(
+    select(func.max(Contact.id)).scalar_subquery(),
+    select(func.max(Identity.id)).scalar_subquery(),
+    select(func.max(Conversation.id)).scalar_subquery(),
+)
 
 
 async def contact_for_user(session: AsyncSession, user_id: str, now: datetime) -> Contact:
