@@ -110,8 +110,17 @@ class Database:
             async with self.sessionmaker() as s, s.begin():
                 yield s
             return
-        async with self._write_lock, self.sessionmaker() as s, s.begin():
-            yield s
+        async with self._write_lock:
+            s = self.sessionmaker()
+            try:
+                async with s.begin():
+                    yield s
+            finally:
+                # not AsyncSession's own exit: that closes in a task of its own (so that a
+                # cancellation cannot cut a close short), which costs turns of the event loop
+                # while the write lock is held: every request waiting there ran first (a chat
+                # turn alone took 20 ms instead of 2). Closing a SQLite session never suspends.
+                await s.close()
         self._maybe_checkpoint()
 
     def _maybe_checkpoint(self) -> None:
