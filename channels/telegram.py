@@ -335,7 +335,12 @@ class TelegramChannel:
     async def _typing(self, chat_id: str) -> None:
         with contextlib.suppress(Exception):
             while True:
-                await self.bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
+                # a quick turn ends before the request is out: it still goes (shielded from
+                # the cancel), only the next rounds are cancelled; Telegram clears "typing" when
+                # the answer arrives
+                await asyncio.shield(
+                    self.bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
+                )
                 await asyncio.sleep(4.5)
 
     # --- webhook ---------------------------------------------------------------------------
