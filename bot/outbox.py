@@ -20,9 +20,9 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -130,6 +130,9 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(concurrency)
         self._stopping = False
+        # sent rows waiting to be written down, and the task writing them
+        self._sent: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Tell the worker new rows are due (saves waiting for the next poll)."""
@@ -140,18 +143,23 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        while not self._stopping:
-            try:
-                n = await self.run_once()
-            except Exception:
-                log.exception("delivery round failed")
-                n = 0
-            if n == 0 and not self._stopping:
+        try:
+            while not self._stopping:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                except TimeoutError:
-                    pass
-                self._wake.clear()
+                    n = await self.run_once()
+                except Exception:
+                    log.exception("delivery round failed")
+                    n = 0
+                if n == 0 and not self._stopping:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    except TimeoutError:
+                        pass
+                    self._wake.clear()
+        finally:
+            # stopped or cancelled: what went out is written down before the worker ends
+            if self._recorder is not None and not self._recorder.done():
+                await asyncio.shield(self._recorder)
 
     async def run_once(self) -> int:
         """Claim one batch of due rows and deliver it; returns how many were claimed."""
@@ -297,24 +305,40 @@ class DeliveryWorker:
             except Exception as e:  # a bug or an unexpected library error: retry, then dead
                 log.exception("sender %s failed", row.channel)
                 return await self._retry(row, f"{type(e).__name__}: {e}", delivery=delivery)
-        async with self.db.session() as s:
-            await s.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id)
-                .values(
-                    status=SENT,
-                    sent_at=self.clock.now(),
-                    platform_message_id=result.platform_message_id,
-                    locked_until=None,
-                    last_error=None,
-                )
-            )
+        await self._record_sent(row.id, result.platform_message_id)
         for after in self.after_sent:
             try:
                 await after(delivery, result)
             except Exception:
                 log.exception("after-sent hook failed for outbox %s", row.id)
         return DeliveryOutcome(row.id, SENT)
+
+    async def _record_sent(self, row_id: int, platform_message_id: str | None) -> None:
+        """Write down at once that a row went out (and the platform's id for it). Rows sent
+        meanwhile, to other addresses, share the transaction: one commit for all of them
+        instead of one each (group commit); the address's next row waits for this one."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        sent = {"row_id": row_id, "at": self.clock.now(), "pmid": platform_message_id}
+        self._sent.append((sent, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = loop.create_task(self._record())
+        await done
+
+    async def _record(self) -> None:
+        while self._sent:
+            batch, self._sent = self._sent, []
+            try:
+                async with self.db.session() as s:
+                    await s.execute(_MARK_SENT, [sent for sent, _ in batch])
+            except Exception as e:  # the rows stay leased: sent again once the lease is over
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(e)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, capped."""
@@ -389,6 +413,20 @@ class DeliveryWorker:
                 .values(status=DEAD, locked_until=None, last_error=f"unreachable: {reason}")
                 .execution_options(synchronize_session=False)
             )
+
+
+_OUTBOX_TABLE = cast(Table, OutboxMessage.__table__)
+_MARK_SENT = (
+    update(_OUTBOX_TABLE)
+    .where(_OUTBOX_TABLE.c.id == bindparam("row_id"))
+    .values(
+        status=SENT,
+        sent_at=bindparam("at"),
+        platform_message_id=bindparam("pmid"),
+        locked_until=None,
+        last_error=None,
+    )
+)
 
 
 async def requeue_dead(session: AsyncSession, outbox_id: int, now: datetime) -> bool:
