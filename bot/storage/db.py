@@ -75,7 +75,13 @@ class Database:
             _check_sqlite_location(url)
             # statements run on the event loop (sqlite_fast): the connection is opened in
             # aiosqlite's thread and used from the loop's
-            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+            # (a batch of n turns sends statements whose text depends on n: room for them all in
+            # the connection's cache of prepared statements)
+            kwargs["connect_args"] = {
+                "timeout": 30,
+                "check_same_thread": False,
+                "cached_statements": 512,
+            }
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
