@@ -184,3 +184,32 @@ async def test_two_workers_send_each_message_once(db: Database) -> None:
     for addr in "abcdefghij":  # per address, in order
         texts = [t for a, t in s1.sent + s2.sent if a == addr]
         assert sorted(texts) == [f"{addr}1", f"{addr}2", f"{addr}3"]
+
+
+async def test_rows_sent_together_are_written_down_together(db: Database) -> None:
+    """Ten people answered in one round: their ten confirmations share one commit, and each
+    keeps the platform's own message id."""
+    from sqlalchemy import event
+
+    clock = ManualClock()
+    for i in range(10):
+        await queue(db, clock, [f"hi {i}"], address=f"p{i}")
+    updates: list[str] = []
+
+    def record(_c: object, _cur: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE OUTBOX SET STATUS"):
+            updates.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        sender = RecordingSender()
+        await worker(db, sender, clock).drain()
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    assert sorted(a for a, _ in sender.sent) == sorted(f"p{i}" for i in range(10))
+    assert set((await statuses(db)).values()) == {"sent"}
+    # the claim is one UPDATE; the confirmations another (executemany), not ten transactions
+    assert len(updates) <= 3, updates
+    async with db.session() as s:
+        ids = (await s.execute(select(OutboxMessage.platform_message_id))).scalars().all()
+    assert sorted(ids, key=int) == [str(i) for i in range(1, 11)]
