@@ -257,6 +257,9 @@ class Engine:
                 [Outbound(text=text, sender="system")], None, None, [], refused="too_large"
             )
 
+        if self._runner is not None and asyncio.current_task() is self._runner:
+            # a policy or hook waiting for a turn of its own would wait for itself
+            raise RuntimeError("Engine.handle called from inside a turn; queue a reply instead")
         parse = parse_payload(inbound.payload) if inbound.payload else None
         hint = inbound.language or self._recent_language.get((inbound.channel, inbound.external_id))
         unhinted = False

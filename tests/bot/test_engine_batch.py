@@ -162,3 +162,18 @@ async def test_the_same_question_three_times_reaches_staff_amid_other_traffic(
             await s.execute(select(Identity.contact_id).where(Identity.external_id == "stuck"))
         ).scalar_one()
     assert [(h.contact_id, h.reason) for h in handoffs] == [(stuck, "frustrated")]
+
+
+async def test_a_policy_calling_the_engine_fails_loudly_instead_of_waiting_forever(
+    rt: Runtime,
+) -> None:
+    async def reentrant(turn: Turn) -> bool:
+        if turn.inbound.text == "again":
+            await rt.engine.handle(msg("hello", "inner"))
+        return False
+
+    rt.engine.add_policy("reentrant", reentrant, priority=1)
+    with pytest.raises(RuntimeError, match="inside a turn"):
+        await asyncio.wait_for(rt.engine.handle(msg("again", "outer")), 10)
+    ok = await rt.engine.handle(msg(QUESTIONS[0][0], "next"))  # the engine goes on
+    assert QUESTIONS[0][1] in ok.replies[0].text
