@@ -641,56 +641,28 @@ class Engine:
             parts = [p for p in parts if p[1] not in existing]
         if not parts:
             return [[] for _ in specs]
-        rows = []
-        for sp, _, m in parts:
-            merged = {**sp.meta, **m.metadata}
-            rows.append(
-                {
-                    "conversation_id": sp.conversation_id,
-                    "contact_id": sp.contact_id,
-                    "direction": "out",
-                    "sender": m.sender,
-                    "channel": sp.channel,
-                    "text": m.text,
-                    "buttons": [b.to_dict() for b in m.buttons] or None,
-                    "intent": merged.get("intent"),
-                    "confidence": merged.get("confidence"),
-                    "language": sp.language,
-                    "meta": merged,
-                    "created_at": sp.now,
-                    "feedback": None,
-                    "payload": None,
-                    "platform_message_id": None,
-                    "client_id": None,
-                }
+        rows = [
+            _reply_row(
+                sp.conversation_id, sp.contact_id, sp.channel, sp.language, m, sp.meta, sp.now
             )
+            for sp, _, m in parts
+        ]
         # Core statements, compiled once and cached (ORM bulk inserts compile every time)
         msg_ids = await _insert_messages(s, rows)
-        ob_rows = []
-        for (sp, key, m), mid in zip(parts, msg_ids, strict=True):
-            ob_rows.append(
-                {
-                    "idempotency_key": key,
-                    "channel": sp.channel,
-                    "address": sp.address,
-                    "contact_id": sp.contact_id,
-                    "message_id": mid,
-                    "purpose": str(m.purpose),
-                    "payload": Outbound(
-                        text=m.text,
-                        buttons=m.buttons,
-                        purpose=m.purpose,
-                        sender=m.sender,
-                        thread_id=m.thread_id,
-                        metadata={**m.metadata, "message_id": mid},
-                    ).to_dict(),
-                    "status": outbox.SENT if sp.sent else outbox.PENDING,
-                    "attempts": 1 if sp.sent else 0,
-                    "next_attempt_at": sp.not_before or sp.now,
-                    "created_at": sp.now,
-                    "sent_at": sp.now if sp.sent else None,
-                }
+        ob_rows = [
+            _outbox_row(
+                key,
+                sp.channel,
+                sp.address,
+                sp.contact_id,
+                mid,
+                m,
+                sent=sp.sent,
+                due=sp.not_before or sp.now,
+                now=sp.now,
             )
+            for (sp, key, m), mid in zip(parts, msg_ids, strict=True)
+        ]
         pg = (s.bind.dialect.name if s.bind else "sqlite") == "postgresql"
         if len(ob_rows) == 1:
             stmt = _INSERT_OUTBOX_PG if pg else _INSERT_OUTBOX_SQLITE
@@ -744,29 +716,10 @@ class Engine:
         todo = [p for p in parts if p[1] not in existing]
         if not todo:
             return {}
-        rows = []
-        for r, _, m in todo:
-            merged = {**r.meta, **m.metadata}
-            rows.append(
-                {
-                    "conversation_id": r.conversation_id,
-                    "contact_id": r.contact_id,
-                    "direction": "out",
-                    "sender": m.sender,
-                    "channel": r.channel,
-                    "text": m.text,
-                    "buttons": [b.to_dict() for b in m.buttons] or None,
-                    "intent": merged.get("intent"),
-                    "confidence": merged.get("confidence"),
-                    "language": r.language,
-                    "meta": merged,
-                    "created_at": now,
-                    "feedback": None,
-                    "payload": None,
-                    "platform_message_id": None,
-                    "client_id": None,
-                }
-            )
+        rows = [
+            _reply_row(r.conversation_id, r.contact_id, r.channel, r.language, m, r.meta, now)
+            for r, _, m in todo
+        ]
         pg = (s.bind.dialect.name if s.bind else "sqlite") == "postgresql"
         if pg:  # ids first: plain INSERTs pipelined, no many-parameter statements to plan
             msg_ids = await _next_ids(s, "messages", len(rows))
@@ -776,27 +729,17 @@ class Engine:
         else:
             msg_ids = await _insert_messages(s, rows)
         ob_rows = [
-            {
-                "idempotency_key": key,
-                "channel": r.channel,
-                "address": r.address,
-                "contact_id": r.contact_id,
-                "message_id": mid,
-                "purpose": str(m.purpose),
-                "payload": Outbound(
-                    text=m.text,
-                    buttons=m.buttons,
-                    purpose=m.purpose,
-                    sender=m.sender,
-                    thread_id=m.thread_id,
-                    metadata={**m.metadata, "message_id": mid},
-                ).to_dict(),
-                "status": outbox.PENDING,
-                "attempts": 0,
-                "next_attempt_at": r.not_before or now,
-                "created_at": now,
-                "sent_at": None,
-            }
+            _outbox_row(
+                key,
+                r.channel,
+                r.address,
+                r.contact_id,
+                mid,
+                m,
+                sent=False,
+                due=r.not_before or now,
+                now=now,
+            )
             for (r, key, m), mid in zip(todo, msg_ids, strict=True)
         ]
         written: dict[str, tuple[int, int | None]] = {}
@@ -848,6 +791,74 @@ _INSERT_MANY_OUTBOX_SQLITE = (
     .on_conflict_do_nothing(index_elements=["idempotency_key"])
     .returning(_OUTBOX.c.id, _OUTBOX.c.idempotency_key, _OUTBOX.c.message_id)
 )
+
+
+def _reply_row(
+    conversation_id: int,
+    contact_id: int,
+    channel: str,
+    language: str | None,
+    m: Outbound,
+    meta: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The transcript row of an outbound message (the columns of :data:`_INSERT_MESSAGE`)."""
+    merged = {**meta, **m.metadata}
+    return {
+        "conversation_id": conversation_id,
+        "contact_id": contact_id,
+        "direction": "out",
+        "sender": m.sender,
+        "channel": channel,
+        "text": m.text,
+        "buttons": [b.to_dict() for b in m.buttons] or None,
+        "intent": merged.get("intent"),
+        "confidence": merged.get("confidence"),
+        "language": language,
+        "meta": merged,
+        "created_at": now,
+        "feedback": None,
+        "payload": None,
+        "platform_message_id": None,
+        "client_id": None,
+    }
+
+
+def _outbox_row(
+    key: str,
+    channel: str,
+    address: str,
+    contact_id: int,
+    message_id: int,
+    m: Outbound,
+    *,
+    sent: bool,
+    due: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """The outbox row of a transcript message: pending from ``due``, or already sent (the
+    caller delivers it itself)."""
+    return {
+        "idempotency_key": key,
+        "channel": channel,
+        "address": address,
+        "contact_id": contact_id,
+        "message_id": message_id,
+        "purpose": str(m.purpose),
+        "payload": Outbound(
+            text=m.text,
+            buttons=m.buttons,
+            purpose=m.purpose,
+            sender=m.sender,
+            thread_id=m.thread_id,
+            metadata={**m.metadata, "message_id": message_id},
+        ).to_dict(),
+        "status": outbox.SENT if sent else outbox.PENDING,
+        "attempts": 1 if sent else 0,
+        "next_attempt_at": due,
+        "created_at": now,
+        "sent_at": now if sent else None,
+    }
 
 
 _MAX_MESSAGE_ID = select(func.max(_MESSAGES.c.id))

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import defaultdict
@@ -152,10 +153,8 @@ class DeliveryWorker:
                     log.exception("delivery round failed")
                     n = 0
                 if n == 0 and not self._stopping:
-                    try:
+                    with contextlib.suppress(TimeoutError):  # woken, or the next poll
                         await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                    except TimeoutError:
-                        pass
                     self._wake.clear()
         finally:
             # stopped or cancelled: what went out is written down before the worker ends
