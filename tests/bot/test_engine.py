@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
@@ -12,14 +12,6 @@ from bot.settings import Settings
 from bot.storage.models import Message, OutboxMessage
 from bot.types import Inbound
 from tests.conftest import REFERENCE_SHOP
-
-
-@pytest.fixture
-async def rt(db_url: str, make_settings: Callable[..., Settings]) -> AsyncIterator[Runtime]:
-    r = Runtime(make_settings(db_url, content_dir=REFERENCE_SHOP), start_worker=False)
-    await r.start(migrate=False)
-    yield r
-    await r.stop()
 
 
 def msg(text: str, who: str = "u1", **kw: object) -> Inbound:

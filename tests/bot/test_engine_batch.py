@@ -5,7 +5,7 @@ everyone gets their own answer, a person's messages keep their order, and a turn
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,23 +15,13 @@ from sqlalchemy import event, select
 from bot.engine import Turn, TurnResult
 from bot.handoff.models import Handoff
 from bot.runtime import Runtime
-from bot.settings import Settings
 from bot.storage.models import Identity, Message, OutboxMessage
 from bot.types import Inbound
-from tests.conftest import REFERENCE_SHOP
 
 QUESTIONS = [
     ("How long is the warranty on the machines?", "3-year"),
     ("Wie lange gilt die Garantie auf die Maschinen?", "3 Jahre"),
 ]
-
-
-@pytest.fixture
-async def rt(db_url: str, make_settings: Callable[..., Settings]) -> AsyncIterator[Runtime]:
-    r = Runtime(make_settings(db_url, content_dir=REFERENCE_SHOP), start_worker=False)
-    await r.start(migrate=False)
-    yield r
-    await r.stop()
 
 
 def msg(text: str, who: str, **kw: Any) -> Inbound:
