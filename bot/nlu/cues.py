@@ -5,10 +5,12 @@ the two, the character features barely. Here each shipped language lists the com
 the acts every assistant sees (greeting, farewell, yes, no, thanks, asking for a person, asking
 whether it is a bot, stopping messages). A text containing one gets a cue token beside its words
 (``cue_hello``); the classifier learns from the shop's own examples which intent each cue goes
-with (so intent names do not matter). A language without a list simply gets no cues.
+with (so intent names do not matter). A language without a list simply gets no cues. The shop
+concepts of ``bot.nlu.concepts`` (shipping, cost, returns, ...) are cues of the same kind.
 
 Entries are folded (lower case, no accents); ``word*`` matches every word starting with it (for
-the inflection of Hungarian, Polish, ...); ``two words`` matches the pair in a row.
+the inflection of Hungarian, Polish, ...); ``two_words`` matches the pair in a row; ``*part*``
+a word containing ``part``, ``*end`` a word ending in ``end`` (compounds).
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from __future__ import annotations
 from functools import lru_cache
 from itertools import pairwise
 
+from bot.nlu.concepts import SHOP
+
 _RAW: dict[str, dict[str, str]] = {
     "en": {
         "hello": "hello hi hey hiya howdy greetings yo good_morning good_afternoon good_evening",
-        "bye": "bye goodbye farewell cya ciao good_night see_you talk_later take_care later",
+        "bye": "bye goodbye farewell cya ciao good_night see_you talk_later take_care later "
+        "have_a nice_day all_the gotta_go got_to catch_you",
         "yes": "yes yeah yep yup sure ok okay correct absolutely definitely indeed exactly "
-        "of_course fine perfect sounds_good alright",
+        "of_course fine perfect sounds_good alright s_right thats_right agreed",
         "no": "no nope nah not never don doesn isn cannot neither wrong incorrect no_thanks",
         "thanks": "thank* thx ty cheers appreciate* grateful",
         "person": "human* person people someone somebody staff representative operator "
@@ -34,7 +39,8 @@ _RAW: dict[str, dict[str, str]] = {
         "hello": "hallo hi hey moin servus gruss* grusse* gruezi guten_tag guten_morgen "
         "guten_abend willkommen",
         "bye": "tschuss tschuess ciao wiedersehen wiederhoren bis_bald bis_spater bis_dann "
-        "gute_nacht ade servus machs_gut",
+        "gute_nacht ade servus machs_gut tschau schonen_tag schonen_abend alles_gute "
+        "bis_morgen",
         "yes": "ja jawohl genau klar sicher gerne gern okay ok stimmt richtig naturlich "
         "passt super prima einverstanden jep jo",
         "no": "nein nee ne no nicht kein* nie niemals falsch nein_danke",
@@ -45,10 +51,12 @@ _RAW: dict[str, dict[str, str]] = {
         "stop": "abmelden* abbestell* austragen* abmeld* stopp stop",
     },
     "hu": {
-        "hello": "szia sziasztok hello helo hali hello udv udvozl* jo_napot csokolom szervusz hey",
-        "bye": "viszlat* viszontlatas* szia csao pa jo_ejszakat tovabbi_szep",
+        "hello": "szia sziasztok hello helo hali hello udv udvozl* jo_napot csokolom szervusz hey "
+        "jo_estet jo_reggelt csa cso",
+        "bye": "viszlat* viszontlatas* szia csao pa papa jo_ejszakat tovabbi_szep szep_napot "
+        "szep_estet minden_jot mennem_kell kellemes_napot csa cso",
         "yes": "igen persze rendben oke okes ok termeszetesen hogyne pontosan nana aha stimmel "
-        "helyes jo_lesz",
+        "helyes jo_lesz mehet benne_vagyok egyetertek igaz",
         "no": "nem ne dehogy sosem soha semmi* nincs egyaltalan nem_koszonom",
         "thanks": "koszon* koszi kosz",
         "person": "ember* munkatars* ugyintez* ugyfelszolgalat* operator* kollega* szemely* "
@@ -57,8 +65,9 @@ _RAW: dict[str, dict[str, str]] = {
         "stop": "leiratkoz* stop ne_kuldj* le_akarok",
     },
     "sv": {
-        "hello": "hej hejsan halla tjena tjenare hallo god_morgon god_dag god_kvall goddag morrn",
-        "bye": "hej_da hejda adjo vi_ses ha_det hadet godnatt farval",
+        "hello": "hej hejsan halla tjena tjenare hallo god_morgon god_dag god_kvall goddag morrn "
+        "tja morsning",
+        "bye": "hej_da hejda adjo vi_ses ha_det hadet godnatt farval ha_en vi_hors hej_hej",
         "yes": "ja japp jo javisst visst absolut okej ok precis garna sakert stammer korrekt "
         "later_bra",
         "no": "nej na inte aldrig ingen inget nix nej_tack",
@@ -69,9 +78,12 @@ _RAW: dict[str, dict[str, str]] = {
         "stop": "avregistrer* avsluta* stopp sluta* avprenumerer*",
     },
     "pl": {
-        "hello": "czesc hej witam witaj* dzien_dobry siema elo hejka halo dobry_wieczor",
-        "bye": "do_widzenia pa papa nara czesc zegnam na_razie dobranoc trzymaj_sie",
-        "yes": "tak jasne oczywiscie ok okej dobrze zgoda pewnie owszem racja super swietnie",
+        "hello": "czesc hej witam witaj* dzien_dobry siema elo hejka halo dobry_wieczor siemka "
+        "hejo",
+        "bye": "do_widzenia pa papa nara czesc zegnam na_razie dobranoc trzymaj_sie "
+        "do_uslyszenia do_zobaczenia wszystkiego_dobrego milego narka bywaj",
+        "yes": "tak jasne oczywiscie ok okej dobrze zgoda pewnie owszem racja super swietnie "
+        "zgadza_sie moze_byc",
         "no": "nie nigdy zaden zadna zadne nic niestety nie_dziekuje",
         "thanks": "dziek* dzieki",
         "person": "czlowiek* konsultant* pracownik* osob* ktos* ludz* agent* doradc* obslug*",
@@ -84,25 +96,37 @@ _RAW: dict[str, dict[str, str]] = {
 class _Cues:
     def __init__(self, table: dict[str, str]) -> None:
         self.words: dict[str, set[str]] = {}
-        self.prefixes: list[tuple[str, str]] = []
+        self.prefixes: dict[str, set[str]] = {}
+        self.suffixes: list[tuple[str, str]] = []
+        self.parts: list[tuple[str, str]] = []
         self.pairs: dict[tuple[str, str], set[str]] = {}
         for act, entries in table.items():
             for entry in entries.split():
                 if "_" in entry:
                     a, b = entry.split("_", 1)
                     self.pairs.setdefault((a, b), set()).add(act)
+                elif entry.startswith("*") and entry.endswith("*"):
+                    self.parts.append((entry[1:-1], act))
+                elif entry.startswith("*"):
+                    self.suffixes.append((entry[1:], act))
                 elif entry.endswith("*"):
-                    self.prefixes.append((entry[:-1], act))
+                    self.prefixes.setdefault(entry[:-1], set()).add(act)
                 else:
                     self.words.setdefault(entry, set()).add(act)
+        self.word_acts = lru_cache(maxsize=50_000)(self._word_acts)
+
+    def _word_acts(self, w: str) -> frozenset[str]:
+        found = set(self.words.get(w, ()))
+        for k in range(1, len(w) + 1):
+            found |= self.prefixes.get(w[:k], set())
+        found |= {act for s, act in self.suffixes if w.endswith(s)}
+        found |= {act for p, act in self.parts if p in w}
+        return frozenset(found)
 
     def acts(self, words: list[str]) -> list[str]:
         found: set[str] = set()
         for w in words:
-            found |= self.words.get(w, set())
-            for p, act in self.prefixes:
-                if w.startswith(p):
-                    found.add(act)
+            found |= self.word_acts(w)
         for pair in pairwise(words):
             found |= self.pairs.get(pair, set())
         return sorted(found)
@@ -110,12 +134,13 @@ class _Cues:
 
 @lru_cache(maxsize=64)
 def _cues(language: str) -> _Cues | None:
-    table = _RAW.get(language)
+    table = dict(_RAW.get(language, {}))
+    table.update(SHOP.get(language, {}))
     return _Cues(table) if table else None
 
 
 def cue_tokens(folded_words: list[str], language: str) -> list[str]:
-    """``["cue_hello", ...]`` for the acts the (folded) words show; none for a language
-    without a list."""
+    """``["cue_hello", "cue_ship", ...]`` for the acts and shop concepts the (folded) words
+    show; none for a language without a list."""
     cues = _cues(language)
     return [f"cue_{a}" for a in cues.acts(folded_words)] if cues else []

@@ -25,7 +25,12 @@ def acts(text: str, language: str) -> list[str]:
         ("hej då!", "sv", ["cue_bye", "cue_hello"]),  # the pair, and "hej" alone
         ("Rozmawiam z botem?", "pl", ["cue_bot"]),
         ("Do widzenia", "pl", ["cue_bye"]),
-        ("What does shipping cost?", "en", []),
+        ("What does shipping cost?", "en", ["cue_cost", "cue_ship"]),  # shop concepts
+        ("Wie hoch sind die Versandkosten?", "de", ["cue_cost", "cue_ship"]),  # a compound
+        ("Mennyi a postaköltség Svájcba?", "hu", ["cue_abroad", "cue_cost", "cue_ship"]),
+        ("Czy mogę zapłacić w ratach?", "pl", ["cue_cost", "cue_instalment", "cue_pay"]),
+        ("Kan jag returnera varan?", "sv", ["cue_return"]),
+        ("Tell me a joke", "en", []),
         ("hello", "xx", []),  # a language without a list: no cues
     ],
 )
@@ -62,3 +67,47 @@ def test_a_cue_moves_a_word_the_examples_never_used_towards_its_act(
     without = scores()
     for text in unseen:  # none of these words is in the examples: only the cues know them
         assert with_cues[text] > without[text], text
+
+
+def test_a_shop_concept_carries_an_intent_from_one_language_to_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Polish examples name no cost, delivery time or return; the German ones do. A Polish
+    question in words no example uses still finds its intent through the concepts the German
+    examples show (analysed as German: their own stems and concept lists)."""
+
+    def ex(language: str, intent: str, *texts: str) -> list[Example]:
+        return [Example(text=t, intent=intent, language=language) for t in texts]
+
+    data = {
+        "de": TrainingData(
+            language="de",
+            examples=ex("de", "faq/shipping_cost", "Was kostet der Versand?", "Versandkosten?")
+            + ex("de", "faq/delivery_time", "Wie lange dauert die Lieferung?", "Lieferzeit?")
+            + ex("de", "faq/returns", "Kann ich zurückschicken?", "Rücksendung möglich?"),
+        ),
+        "pl": TrainingData(
+            language="pl",
+            examples=ex("pl", "faq/shipping_cost", "pytanie o Nordbrew")
+            + ex("pl", "faq/delivery_time", "pytanie o sklep")
+            + ex("pl", "faq/returns", "pytanie o zamówienie"),
+        ),
+    }
+    unseen = {
+        "Ile wynosi opłata za przesyłkę?": "faq/shipping_cost",
+        "Jak długo czeka się na paczkę?": "faq/delivery_time",
+        "Czy mogę oddać towar i dostać zwrot?": "faq/returns",
+    }
+
+    def answers() -> dict[str, str]:
+        # the Polish classifier itself (three Polish examples are too few to tell the language)
+        clf = EmbeddedNLU.train(data, responses={}).intents["pl"]
+        return {t: clf.classes[int(clf.predict_proba([t])[0].argmax())] for t in unseen}
+
+    assert answers() == unseen
+    monkeypatch.setattr(cues, "SHOP", {})
+    cues._cues.cache_clear()
+    try:
+        assert answers() != unseen  # without the concepts nothing links the two languages
+    finally:
+        cues._cues.cache_clear()
