@@ -30,7 +30,7 @@ SHOP: dict[str, dict[str, str]] = {
         "warranty": "warrant* guarantee* defect* broken faulty repair* stopped_working",
         "pay": "pay paying paid payment* card cards credit debit visa mastercard amex paypal "
         "klarna apple_pay google_pay bank_transfer transfer cash checkout",
-        "instalment": "instalment* installment* monthly finance* financing split pay_later spread",
+        "instalment": "chunks instalment* installment* monthly finance* financing split pay_later spread",
         "invoice": "invoice* vat tax receipt* bill billing company business* b2b",
         "discount": "discount* code codes coupon* promo* sale offer* deal deals newsletter* "
         "welcome first_order percent",
@@ -40,14 +40,14 @@ SHOP: dict[str, dict[str, str]] = {
         "pickup": "pick_up pickup collect* store stores showroom* in_person visit* location* "
         "physical try_out",
         "parts": "spare* part parts replacement* accessor* gasket* seal seals filter* component*",
-        "hours": "open opening hour hours available reachable weekend* saturday* sunday* "
+        "hours": "what_time times night evening* open opening hour hours available reachable weekend* saturday* sunday* "
         "monday* friday* o_clock clock am pm",
         "privacy": "privacy private data personal gdpr delete* deletion erase* cookie* server* "
         "stored",
         "subscription": "subscri* recurring regular* every",
         "compare": "compar* difference* differ* versus vs better which",
         "electric": "volt* plug* socket* outlet* power adapter*",
-        "capacity": "capacit* litre* liter* volume size dimension* tank hold holds ml",
+        "capacity": "reservoir* container* fits fit capacit* litre* liter* volume size dimension* tank hold holds ml",
         "cheaper": "cheaper lower price_match match beat elsewhere competitor*",
         "clean": "clean* descal* limescale scale maintenance maintain*",
         "account": "account* login log_in password* sign_in register*",
@@ -71,7 +71,7 @@ SHOP: dict[str, dict[str, str]] = {
         "instalment": "rate raten ratenzahl* ratenkauf monatlich* finanzier* abzahl* monatsrate*",
         "invoice": "rechnung* *rechnung ust* mwst* steuer* umsatzsteuer* firma firmen* gewerb* "
         "unternehm* beleg* quittung*",
-        "discount": "rabatt* *rabatt* gutscheincode* code codes coupon* aktion* angebot* "
+        "discount": "reduziert* rabatt* *rabatt* gutscheincode* code codes coupon* aktion* angebot* "
         "newsletter* willkommen* erstbestell* neukund* prozent",
         "gift": "geschenk* *gutschein* geburtstag*",
         "track": "sendungsverfolg* verfolg* *tracking* status wo_bleibt unterwegs",
@@ -80,14 +80,14 @@ SHOP: dict[str, dict[str, str]] = {
         "pickup": "abhol* abzuhol* laden* geschaft* filiale* showroom* ausstellung* vor_ort "
         "personlich* besuch* anschau* ausprobier*",
         "parts": "ersatzteil* *ersatz* teil teile dichtung* *dichtung* zubehor* filter*",
-        "hours": "offnungszeit* geoffnet offen erreichbar* uhr wochenende* samstag* sonntag* "
+        "hours": "uhrzeit* nachts abends morgens nacht offnungszeit* geoffnet offen erreichbar* uhr wochenende* samstag* sonntag* "
         "montag* freitag* *zeiten",
         "privacy": "datenschutz* dsgvo daten *daten* personenbezog* losch* server* "
         "gespeichert* speicher* cookie*",
         "subscription": "abo abos abonn* regelmassig* *abo wochentlich*",
         "compare": "vergleich* unterschied* unterscheid* versus vs besser welche*",
         "electric": "volt *spannung* stecker* steckdose* *stecker* strom* adapter*",
-        "capacity": "fassungsvermogen liter* *tank* volumen grosse gross",
+        "capacity": "behalter* *behalter* fassungsvermogen liter* *tank* volumen grosse gross",
         "cheaper": "gunstiger billiger *preisgarantie* preisanpass* woanders anderswo konkurren*",
         "clean": "reinig* entkalk* *kalk* wartung* pflege* putzen",
         "account": "konto* kundenkonto* login anmeld* passwort* registrier*",
@@ -116,7 +116,7 @@ SHOP: dict[str, dict[str, str]] = {
         "cancel": "lemond* torol* sztorn* visszavon* veletlen* tevedes*",
         "pickup": "atvet* atvenn* szemelyesen bemutato* uzlet* bolt* kiprobal* megnez* showroom*",
         "parts": "alkatresz* potalkatresz* tomites* tartozek* szuro* csere*",
-        "hours": "nyitvatart* nyitva elerhet* ora orakor orara hetvege* szombat* vasarnap* "
+        "hours": "kor reggel este ejjel* ejszaka* hany_orakor nyitvatart* nyitva elerhet* ora orakor orara hetvege* szombat* vasarnap* "
         "hetfo* pentek* munkaido*",
         "privacy": "adatvedel* adat* gdpr torl* szerver* tarol* suti* szemelyes_adat*",
         "subscription": "elofizet* rendszeres* hetente kethetente havonta",
@@ -143,12 +143,12 @@ SHOP: dict[str, dict[str, str]] = {
         "pengarna_tillbaka angerratt* byta* byte",
         "warranty": "garanti* reklamation* reklamera* trasig* defekt* fel felaktig* "
         "reparation* reparera*",
-        "pay": "betal* kort kortet kreditkort* visa mastercard paypal klarna swish apple_pay "
+        "pay": "swish* visakort betal* kort kortet kreditkort* visa mastercard paypal klarna swish apple_pay "
         "google_pay bankoverforing* overforing*",
-        "instalment": "delbetal* avbetal* manad* manadsvis finansier* dela_upp",
+        "instalment": "omgang* delbetal* avbetal* manad* manadsvis finansier* dela_upp",
         "invoice": "faktura* moms* momsnummer* momsregistrer* foretag* organisationsnummer* "
         "orgnr kvitto*",
-        "discount": "rabatt* *rabatt* rabattkod* kod koden kupong* erbjudande* kampanj* "
+        "discount": "rea rabatt* *rabatt* rabattkod* kod koden kupong* erbjudande* kampanj* "
         "nyhetsbrev* valkomst* forsta_kop forsta_bestallning procent*",
         "gift": "present* presentkort* *presentkort* gavokort* gava fodelsedag*",
         "track": "spara sparning* *sparning* status* kolli*",
@@ -156,15 +156,15 @@ SHOP: dict[str, dict[str, str]] = {
         "pickup": "hamt* *hamtning* butik* showroom* utstallning* pa_plats personligen besok* "
         "prova* titta*",
         "parts": "reservdel* *reservdel* del delar packning* tillbehor* filter*",
-        "hours": "oppettid* oppet oppna* nas tillganglig* klockan helg* helgen lordag* "
+        "hours": "vilka_tider kvall* natt* natten oppettid* oppet oppna* nas tillganglig* klockan helg* helgen lordag* "
         "sondag* mandag* fredag*",
         "privacy": "integritet* dataskydd* gdpr personuppgift* uppgifter data radera* ta_bort "
         "server* lagra* cookie* kakor",
         "subscription": "prenumer* abonnemang* regelbund* varannan var_fjarde",
         "compare": "jamfor* skillnad* skiljer* versus vs battre vilken vilket",
         "electric": "volt spanning* stickpropp* kontakt* uttag* strom* adapter*",
-        "capacity": "kapacitet* liter* volym* tank* *tank* rymmer ryms storlek*",
-        "cheaper": "billigare lagre prisgaranti* prismatch* annanstans konkurrent*",
+        "capacity": "behallare* far_plats kapacitet* liter* volym* tank* *tank* rymmer ryms storlek*",
+        "cheaper": "mellanskillnad* billigare lagre prisgaranti* prismatch* annanstans konkurrent*",
         "clean": "rengor* avkalk* *kalk* underhall* diska",
         "account": "konto* logga* inlogg* losenord* registrer*",
         "stock": "lager lagret restnoterad* slutsald*",
@@ -192,12 +192,12 @@ SHOP: dict[str, dict[str, str]] = {
         "pickup": "odbior* odebrac* odbiore salon* stacjonarn* osobisc* obejrz* przetest* "
         "showroom* na_zywo",
         "parts": "zamienn* czesci_zamienne uszczel* akcesori* filtr*",
-        "hours": "godzin* otwar* czynne dostepn* sobot* niedziel* poniedzial* piat* weekend*",
+        "hours": "od_ktorej do_ktorej rano wieczor* nocy noc godzin* otwar* czynne dostepn* sobot* niedziel* poniedzial* piat* weekend*",
         "privacy": "prywatn* dane danych rodo gdpr usun* serwer* przechow* cookie* osobow*",
         "subscription": "subskrypc* prenumerat* abonament* regularn* cykliczn* co_tydzien co_dwa",
         "compare": "porown* roznic* rozni* lepsz* ktory ktora ktore versus vs",
         "electric": "napiec* wolt* wtycz* gniazd* prad* adapter* zasilan*",
-        "capacity": "pojemn* litr* zbiornik* miesci* rozmiar* wymiar*",
+        "capacity": "pojemnik* pojemn* litr* zbiornik* miesci* rozmiar* wymiar*",
         "cheaper": "taniej tansz* nizsz* wyrown* konkurencj* gdzie_indziej",
         "clean": "czyszcz* odkamien* kamien* konserwac* wyczysc*",
         "account": "konto konta koncie kontem zaloguj* logow* haslo hasla rejestr*",

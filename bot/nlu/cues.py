@@ -33,7 +33,7 @@ _RAW: dict[str, dict[str, str]] = {
         "employee* colleague* agent* real_person live_chat",
         "bot": "bot bots robot* ai machine automated automatic computer chatbot program* "
         "artificial",
-        "stop": "unsubscribe* stop opt_out optout spam",
+        "stop": "unsubscribe* stop opt_out optout spam notification* no_more stop_sending leave_me",
     },
     "de": {
         "hello": "hallo hi hey moin servus gruss* grusse* gruezi guten_tag guten_morgen "
@@ -48,7 +48,8 @@ _RAW: dict[str, dict[str, str]] = {
         "person": "mensch* mitarbeiter* person* jemand* berater* kundendienst* kundenservice* "
         "support agent* kollege* echte*",
         "bot": "bot bots roboter* ki maschine* automat* computer chatbot programm* kunstlich*",
-        "stop": "abmelden* abbestell* austragen* abmeld* stopp stop",
+        "stop": "abmelden* abbestell* austragen* abmeld* stopp stop benachrichtigung* "
+        "keine_nachrichten keine_mehr",
     },
     "hu": {
         "hello": "szia sziasztok hello helo hali hello udv udvozl* jo_napot csokolom szervusz hey "
@@ -62,12 +63,12 @@ _RAW: dict[str, dict[str, str]] = {
         "person": "ember* munkatars* ugyintez* ugyfelszolgalat* operator* kollega* szemely* "
         "valaki*",
         "bot": "bot bott* robot* gep gepp* gepi mesterseges* ai chatbot program* automat*",
-        "stop": "leiratkoz* stop ne_kuldj* le_akarok",
+        "stop": "leiratkoz* stop ne_kuldj* le_akarok ertesites* ne_irj* tobb_uzenet*",
     },
     "sv": {
         "hello": "hej hejsan halla tjena tjenare hallo god_morgon god_dag god_kvall goddag morrn "
         "tja morsning",
-        "bye": "hej_da hejda adjo vi_ses ha_det hadet godnatt farval ha_en vi_hors hej_hej",
+        "bye": "hej_da hejda adjo vi_ses ha_det hadet godnatt farval ha_en vi_hors",
         "yes": "ja japp jo javisst visst absolut okej ok precis garna sakert stammer korrekt "
         "later_bra",
         "no": "nej na inte aldrig ingen inget nix nej_tack",
@@ -75,7 +76,8 @@ _RAW: dict[str, dict[str, str]] = {
         "person": "manniska* person* medarbetare* handlaggare* kundtjanst* agent* nagon "
         "riktig* personal*",
         "bot": "bot bott* robot* ai maskin* dator* chatbot program* automat* artificiell*",
-        "stop": "avregistrer* avsluta* stopp sluta* avprenumerer*",
+        "stop": "avregistrer* avsluta* stopp sluta* avprenumerer* avisering* notis* inga_fler "
+        "kontakta_mig",
     },
     "pl": {
         "hello": "czesc hej witam witaj* dzien_dobry siema elo hejka halo dobry_wieczor siemka "
@@ -88,7 +90,7 @@ _RAW: dict[str, dict[str, str]] = {
         "thanks": "dziek* dzieki",
         "person": "czlowiek* konsultant* pracownik* osob* ktos* ludz* agent* doradc* obslug*",
         "bot": "bot bota botem robot* maszyn* ai sztuczn* komputer* program* automat*",
-        "stop": "wypisz* wypisac* rezygnuj* stop przestan*",
+        "stop": "wypisz* wypisac* rezygnuj* stop przestan* powiadomie* nie_pisz* nie_wysylaj*",
     },
 }
 
