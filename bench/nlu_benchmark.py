@@ -189,7 +189,7 @@ def memory() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-banking", action="store_true")
-    ap.add_argument("--threshold", type=float, default=0.25)
+    ap.add_argument("--threshold", type=float, default=0.3)
     args = ap.parse_args()
     print(f"cpus={os.cpu_count()}")
     if not args.skip_banking:
