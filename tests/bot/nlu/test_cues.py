@@ -111,3 +111,16 @@ def test_a_shop_concept_carries_an_intent_from_one_language_to_another(
         assert answers() != unseen  # without the concepts nothing links the two languages
     finally:
         cues._cues.cache_clear()
+
+
+def test_every_shipped_language_names_the_same_shop_concepts() -> None:
+    # a concept only one language knows teaches the others nothing (and is most likely a typo)
+    from bot.nlu.concepts import SHOP
+
+    names = {lang: set(table) for lang, table in SHOP.items()}
+    assert set(names) >= {"en", "de", "hu", "sv", "pl"}
+    assert all(n == names["en"] for n in names.values()), names
+    for lang, table in SHOP.items():
+        for concept, entries in table.items():
+            for entry in entries.split():  # folded: what the matcher compares against
+                assert entry == fold(entry), (lang, concept, entry)
