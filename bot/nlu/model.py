@@ -354,11 +354,11 @@ class EmbeddedNLU:
                         pool += [
                             (t, intent, w, other) for a in answer_texts for t in answer_parts(a)
                         ]
+            pool_texts, pool_intents, pool_weights, pool_languages = map(
+                list, zip(*pool, strict=True)
+            )
             nlu.intents[lang] = IntentClassifier(lang).fit(
-                [p[0] for p in pool],
-                [p[1] for p in pool],
-                [p[2] for p in pool],
-                [p[3] for p in pool],
+                pool_texts, pool_intents, pool_weights, pool_languages
             )
             nlu.entities[lang] = EntityExtractor(d)
         nlu.langid.fit(texts, labels)
