@@ -48,7 +48,8 @@ SHOP: dict[str, dict[str, str]] = {
         "compare": "compar* difference* differ* versus vs better which",
         "electric": "volt* plug* socket* outlet* power adapter*",
         "capacity": "reservoir* container* fits fit capacit* litre* liter* volume size dimension* tank hold holds ml",
-        "cheaper": "cheaper lower price_match match beat elsewhere competitor*",
+        "cheaper": "cheaper lower price_match match beat elsewhere competitor* price_guarantee "
+        "price_protection lowest_price best_price",
         "clean": "clean* descal* limescale scale maintenance maintain*",
         "account": "account* login log_in password* sign_in register*",
         "stock": "stock availability sold_out restock* back_in",
@@ -88,7 +89,8 @@ SHOP: dict[str, dict[str, str]] = {
         "compare": "vergleich* unterschied* unterscheid* versus vs besser welche*",
         "electric": "volt *spannung* stecker* steckdose* *stecker* strom* adapter*",
         "capacity": "behalter* *behalter* fassungsvermogen liter* *tank* volumen grosse gross",
-        "cheaper": "gunstiger billiger *preisgarantie* preisanpass* woanders anderswo konkurren*",
+        "cheaper": "gunstiger billiger *preisgarantie* preisanpass* woanders anderswo konkurren* "
+        "bestpreis* tiefpreis* gunstigst* billigst*",
         "clean": "reinig* entkalk* *kalk* wartung* pflege* putzen",
         "account": "konto* kundenkonto* login anmeld* passwort* registrier*",
         "stock": "lager* lieferbar verfugbar* ausverkauft vorratig",
@@ -102,7 +104,7 @@ SHOP: dict[str, dict[str, str]] = {
         "drag* olcs* euro eur forint* ft",
         "time": "mennyi_ido meddig mikor nap napot napon napig het hetet gyors* hamar ido "
         "idot idobe ideer* erkez* megerkez* ma holnap munkanap*",
-        "return": "visszakuld* visszaad* visszaterit* visszafizet* elallas* elall* "
+        "return": "visszakuld* visszaad* visszaterit* visszafizet* visszakap* visszavesz* elallas* elall* "
         "csere* kicserel*",
         "warranty": "garancia* jotall* szavatoss* hibas* elromlot* javit* serul*",
         "pay": "fizet* kartya* bankkartya* visa mastercard paypal klarna apple_pay google_pay "
@@ -113,7 +115,7 @@ SHOP: dict[str, dict[str, str]] = {
         "discount": "kedvezmeny* kupon* kod kodot kuponkod* akcio* learaz* hirlevel* szazalek*",
         "gift": "ajandek* utalvany* ajandekkartya* szuletesnap*",
         "track": "nyomon* nyomkov* kovet* statusz* hol_tart merre_jar csomagkovet*",
-        "cancel": "lemond* torol* sztorn* visszavon* veletlen* tevedes*",
+        "cancel": "lemond* visszamond* torol* sztorn* visszavon* veletlen* tevedes*",
         "pickup": "atvet* atvenn* szemelyesen bemutato* uzlet* bolt* kiprobal* megnez* showroom*",
         "parts": "alkatresz* potalkatresz* tomites* tartozek* szuro* csere*",
         "hours": "kor reggel este ejjel* ejszaka* hany_orakor nyitvatart* nyitva elerhet* ora orakor orara hetvege* szombat* vasarnap* "
@@ -124,7 +126,8 @@ SHOP: dict[str, dict[str, str]] = {
         "electric": "feszultseg* volt voltos* dugo* villasdugo* konnektor* aljzat* aram* "
         "adapter* atalakit*",
         "capacity": "urtartalom* liter* literes tartaly* mekkora* meret*",
-        "cheaper": "olcsobb* arcsokken* csokken* argarancia* mashol konkurenc*",
+        "cheaper": "olcsobb* arcsokken* csokken* argarancia* mashol konkurenc* legolcsobb* "
+        "legalacsonyabb*",
         "clean": "tisztit* vizko* vizkotelenit* karbantart*",
         "account": "fiok* bejelentkez* jelszo* regisztr*",
         "stock": "raktar* kaphato* elfogyott keszlet*",
@@ -164,7 +167,8 @@ SHOP: dict[str, dict[str, str]] = {
         "compare": "jamfor* skillnad* skiljer* versus vs battre vilken vilket",
         "electric": "volt spanning* stickpropp* kontakt* uttag* strom* adapter*",
         "capacity": "behallare* far_plats kapacitet* liter* volym* tank* *tank* rymmer ryms storlek*",
-        "cheaper": "mellanskillnad* billigare lagre prisgaranti* prismatch* annanstans konkurrent*",
+        "cheaper": "mellanskillnad* billigare lagre prisgaranti* prismatch* annanstans konkurrent* "
+        "billigast* lagsta_pris",
         "clean": "rengor* avkalk* *kalk* underhall* diska",
         "account": "konto* logga* inlogg* losenord* registrer*",
         "stock": "lager lagret restnoterad* slutsald*",
@@ -198,7 +202,7 @@ SHOP: dict[str, dict[str, str]] = {
         "compare": "porown* roznic* rozni* lepsz* ktory ktora ktore versus vs",
         "electric": "napiec* wolt* wtycz* gniazd* prad* adapter* zasilan*",
         "capacity": "pojemnik* pojemn* litr* zbiornik* miesci* rozmiar* wymiar*",
-        "cheaper": "taniej tansz* nizsz* wyrown* konkurencj* gdzie_indziej",
+        "cheaper": "taniej tansz* nizsz* wyrown* konkurencj* gdzie_indziej najtansz* najnizsz*",
         "clean": "czyszcz* odkamien* kamien* konserwac* wyczysc*",
         "account": "konto konta koncie kontem zaloguj* logow* haslo hasla rejestr*",
         "stock": "magazyn* wyprzedan*",

@@ -3,7 +3,10 @@
 A shop writes ten examples of "hello"; a visitor writes "Servus". The word features cannot link
 the two, the character features barely. Here each shipped language lists the common words of
 the acts every assistant sees (greeting, farewell, yes, no, thanks, asking for a person, asking
-whether it is a bot, stopping messages). A text containing one gets a cue token beside its words
+whether it is a bot, stopping messages) and the words that tell a request from a question
+("I want / connect me / help" against "are you ...?", "real", "live"), which separate asking
+for a person from asking whether this is one: 5-fold on the reference shop 94.9% -> 95.3%, on
+our own nlu_data/ 90.1% -> 91.0%. A text containing one gets a cue token beside its words
 (``cue_hello``); the classifier learns from the shop's own examples which intent each cue goes
 with (so intent names do not matter). A language without a list simply gets no cues. The shop
 concepts of ``bot.nlu.concepts`` (shipping, cost, returns, ...) are cues of the same kind.
@@ -33,6 +36,11 @@ _RAW: dict[str, dict[str, str]] = {
         "employee* colleague* agent* real_person live_chat",
         "bot": "bot bots robot* ai machine automated automatic computer chatbot program* "
         "artificial",
+        "talk": "talk* speak* chat chatting connect* transfer* escalat* put_through put_me",
+        "want": "want* wanna would_like need* let_me rather prefer*",
+        "you_are": "are_you you_are is_this am_i is_it youre r_u",
+        "real": "real actual* live genuine",
+        "help": "help* assist*",
         "stop": "unsubscribe* stop opt_out optout spam notification* no_more stop_sending leave_me",
     },
     "de": {
@@ -48,14 +56,20 @@ _RAW: dict[str, dict[str, str]] = {
         "person": "mensch* mitarbeiter* person* jemand* berater* kundendienst* kundenservice* "
         "support agent* kollege* echte*",
         "bot": "bot bots roboter* ki maschine* automat* computer chatbot programm* kunstlich*",
+        "talk": "rede reden redet sprech* sprich spricht verbind* durchstell* weiterleit* chatten chatte",
+        "want": "mochte* will wollen wurde_gerne hatte_gerne brauch* lieber",
+        "you_are": "bist_du sind_sie du_bist ist_das bin_ich",
+        "real": "echt echte* echter wirklich* lebend*",
+        "help": "helf* hilf* hilfe unterstutz*",
         "stop": "abmelden* abbestell* austragen* abmeld* stopp stop benachrichtigung* "
         "keine_nachrichten keine_mehr",
     },
     "hu": {
         "hello": "szia sziasztok hello helo hali hello udv udvozl* jo_napot csokolom szervusz hey "
         "jo_estet jo_reggelt csa cso",
-        "bye": "viszlat* viszontlatas* szia csao pa papa jo_ejszakat tovabbi_szep szep_napot "
-        "szep_estet minden_jot mennem_kell kellemes_napot csa cso",
+        "bye": "viszlat* viszontlatas* csao pa papa jo_ejszakat tovabbi_szep szep_napot "
+        "szep_estet szep_hetveget kellemes_hetveget minden_jot mennem_kell kellemes_napot "
+        "akkor_ennyi mara_ennyi majd_jovok",
         "yes": "igen persze rendben oke okes ok termeszetesen hogyne pontosan nana aha stimmel "
         "helyes jo_lesz mehet benne_vagyok egyetertek igaz",
         "no": "nem ne dehogy sosem soha semmi* nincs egyaltalan nem_koszonom",
@@ -63,7 +77,13 @@ _RAW: dict[str, dict[str, str]] = {
         "person": "ember* munkatars* ugyintez* ugyfelszolgalat* operator* kollega* szemely* "
         "valaki*",
         "bot": "bot bott* robot* gep gepp* gepi mesterseges* ai chatbot program* automat*",
-        "stop": "leiratkoz* stop ne_kuldj* le_akarok ertesites* ne_irj* tobb_uzenet*",
+        "talk": "beszel* kapcsolj_at atkapcsol* atiranyit* iranyit* osszekot* osszekapcsol* chatel* cseveg*",
+        "want": "szeretn* akar* kerek kerem kernek kerne* inkabb",
+        "you_are": "vagy vagytok",
+        "real": "igazi valodi elo eleven",
+        "help": "segit* segits*",
+        "stop": "leiratkoz* stop ne_kuldj* le_akarok ertesites* ne_irj* tobb_uzenet* kikapcsol* "
+        "kapcsold_ki kapcsoljatok_ki",
     },
     "sv": {
         "hello": "hej hejsan halla tjena tjenare hallo god_morgon god_dag god_kvall goddag morrn "
@@ -76,6 +96,11 @@ _RAW: dict[str, dict[str, str]] = {
         "person": "manniska* person* medarbetare* handlaggare* kundtjanst* agent* nagon "
         "riktig* personal*",
         "bot": "bot bott* robot* ai maskin* dator* chatbot program* automat* artificiell*",
+        "talk": "prata* tala* snacka* koppla* chatta*",
+        "want": "vill ville skulle_vilja behov* hellre onskar*",
+        "you_are": "ar_du ar_det ar_ni",
+        "real": "riktig* verklig* levande akta",
+        "help": "hjalp*",
         "stop": "avregistrer* avsluta* stopp sluta* avprenumerer* avisering* notis* inga_fler "
         "kontakta_mig",
     },
@@ -90,6 +115,11 @@ _RAW: dict[str, dict[str, str]] = {
         "thanks": "dziek* dzieki",
         "person": "czlowiek* konsultant* pracownik* osob* ktos* ludz* agent* doradc* obslug*",
         "bot": "bot bota botem robot* maszyn* ai sztuczn* komputer* program* automat*",
+        "talk": "rozmaw* porozmaw* pogada* gadac polacz* przelacz* przekier* czat*",
+        "want": "chce chcial* chcemy prosze poprosze potrzeb* wolal* wole",
+        "you_are": "jestes jestescie czy_to",
+        "real": "prawdziw* zyw* realn* rzeczywist*",
+        "help": "pomoc* pomoz* pomogl*",
         "stop": "wypisz* wypisac* rezygnuj* stop przestan* powiadomie* nie_pisz* nie_wysylaj*",
     },
 }

@@ -19,11 +19,11 @@ def acts(text: str, language: str) -> list[str]:
     ("text", "language", "expected"),
     [
         ("Moin!", "de", ["cue_hello"]),
-        ("Kann ich mit einem Mitarbeiter sprechen?", "de", ["cue_person"]),
-        ("Beszélhetnék egy munkatárssal?", "hu", ["cue_person"]),  # inflected: prefix
+        ("Kann ich mit einem Mitarbeiter sprechen?", "de", ["cue_person", "cue_talk"]),
+        ("Beszélhetnék egy munkatárssal?", "hu", ["cue_person", "cue_talk"]),  # inflected: prefix
         ("Köszönjük szépen", "hu", ["cue_thanks"]),
         ("hej då!", "sv", ["cue_bye", "cue_hello"]),  # the pair, and "hej" alone
-        ("Rozmawiam z botem?", "pl", ["cue_bot"]),
+        ("Rozmawiam z botem?", "pl", ["cue_bot", "cue_talk"]),
         ("Do widzenia", "pl", ["cue_bye"]),
         ("What does shipping cost?", "en", ["cue_cost", "cue_ship"]),  # shop concepts
         ("Wie hoch sind die Versandkosten?", "de", ["cue_cost", "cue_ship"]),  # a compound
@@ -124,3 +124,77 @@ def test_every_shipped_language_names_the_same_shop_concepts() -> None:
         for concept, entries in table.items():
             for entry in entries.split():  # folded: what the matcher compares against
                 assert entry == fold(entry), (lang, concept, entry)
+
+
+def test_asking_for_a_person_and_asking_whether_this_is_one_stay_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both name a person: the request ("I want to talk ...") and the question ("are you
+    ...?") tell a handoff from a bot challenge. The English examples teach the German
+    classifier, whose own examples say nothing, through the acts alone."""
+
+    def ex(language: str, intent: str, *texts: str) -> list[Example]:
+        return [Example(text=t, intent=intent, language=language) for t in texts]
+
+    data = {
+        "en": TrainingData(
+            language="en",
+            examples=ex(
+                "en",
+                "request_human",
+                "I want to talk to a person",
+                "please connect me with a human",
+                "I'd like to speak to someone",
+            )
+            + ex(
+                "en",
+                "bot_challenge",
+                "are you a person?",
+                "is this a human or a bot?",
+                "are you real?",
+            ),
+        ),
+        "de": TrainingData(
+            language="de",
+            examples=ex("de", "request_human", "Nordbrew A")
+            + ex("de", "bot_challenge", "Nordbrew B"),
+        ),
+    }
+    unseen = {
+        "Ich möchte mit einem Menschen reden": "request_human",
+        "Verbinden Sie mich bitte mit jemandem": "request_human",
+        "Bist du ein Mensch?": "bot_challenge",
+        "Ist das ein echter Mitarbeiter?": "bot_challenge",
+    }
+
+    def scores() -> dict[str, float]:
+        clf = EmbeddedNLU.train(data, responses={}).intents["de"]
+        return {
+            t: float(clf.predict_proba([t])[0][clf.classes.index(intent)])
+            for t, intent in unseen.items()
+        }
+
+    with_acts = scores()
+    assert all(p > 0.5 for p in with_acts.values()), with_acts
+    without = {
+        lang: {a: e for a, e in table.items() if a not in {"talk", "want", "you_are", "real"}}
+        for lang, table in cues._RAW.items()
+    }
+    monkeypatch.setattr(cues, "_RAW", without)
+    cues._cues.cache_clear()
+    try:
+        without_acts = scores()
+    finally:
+        cues._cues.cache_clear()
+    for text in unseen:  # "Mensch", "jemand", "Mitarbeiter" name a person in both intents
+        assert with_acts[text] > without_acts[text] + 0.2, text
+
+
+def test_every_shipped_language_names_the_same_dialogue_acts() -> None:
+    names = {lang: set(table) for lang, table in cues._RAW.items()}
+    assert set(names) >= {"en", "de", "hu", "sv", "pl"}
+    assert all(n == names["en"] for n in names.values()), names
+    for lang, table in cues._RAW.items():
+        for act, entries in table.items():
+            for entry in entries.split():
+                assert entry == fold(entry), (lang, act, entry)
