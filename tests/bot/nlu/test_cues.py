@@ -30,6 +30,11 @@ def acts(text: str, language: str) -> list[str]:
         ("Mennyi a postaköltség Svájcba?", "hu", ["cue_abroad", "cue_cost", "cue_ship"]),
         ("Czy mogę zapłacić w ratach?", "pl", ["cue_cost", "cue_instalment", "cue_pay"]),
         ("Kan jag returnera varan?", "sv", ["cue_return"]),
+        ("Can I send it back?", "en", ["cue_return", "cue_ship"]),  # a pair one word apart
+        ("Ne küldjetek több hírlevelet", "hu", ["cue_discount", "cue_no", "cue_ship", "cue_stop"]),
+        # a Hungarian preverb away from its verb ("lemond", "visszaküld"), either side
+        ("Mondd le a tegnapi rendelést!", "hu", ["cue_cancel"]),
+        ("Küldhetem vissza a csomagot?", "hu", ["cue_return", "cue_ship"]),
         ("Tell me a joke", "en", []),
         ("hello", "xx", []),  # a language without a list: no cues
     ],
@@ -198,3 +203,11 @@ def test_every_shipped_language_names_the_same_dialogue_acts() -> None:
         for act, entries in table.items():
             for entry in entries.split():
                 assert entry == fold(entry), (lang, act, entry)
+
+
+def test_a_hungarian_preverb_is_split_off_only_where_it_is_one() -> None:
+    assert cues._separated("visszakuld*", "hu") == ["vissza_kuld*", "kuld*_vissza"]
+    assert cues._separated("elofizet*", "hu") == ["elo_fizet*", "fizet*_elo"]  # not "el"
+    for entry in ("beszel*", "legolcsobb*", "lengyel*", "ki", "*kuld*"):
+        assert cues._separated(entry, "hu") == [], entry
+    assert cues._separated("visszakuld*", "pl") == []  # other languages: no preverbs
