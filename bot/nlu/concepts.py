@@ -40,7 +40,7 @@ SHOP: dict[str, dict[str, str]] = {
         "pickup": "pick_up pickup collect* store stores showroom* in_person visit* location* "
         "physical try_out",
         "parts": "spare* part parts replacement* accessor* gasket* seal seals filter* component*",
-        "hours": "what_time times night evening* open opening hour hours available reachable weekend* saturday* sunday* "
+        "hours": "working_hours business_hours office_hours what_time times night evening* open opening hour hours available reachable weekend* saturday* sunday* "
         "monday* friday* o_clock clock am pm",
         "privacy": "privacy private data personal gdpr delete* deletion erase* cookie* server* "
         "stored",
@@ -81,7 +81,7 @@ SHOP: dict[str, dict[str, str]] = {
         "pickup": "abhol* abzuhol* laden* geschaft* filiale* showroom* ausstellung* vor_ort "
         "personlich* besuch* anschau* ausprobier*",
         "parts": "ersatzteil* *ersatz* teil teile dichtung* *dichtung* zubehor* filter*",
-        "hours": "uhrzeit* nachts abends morgens nacht offnungszeit* geoffnet offen erreichbar* uhr wochenende* samstag* sonntag* "
+        "hours": "arbeitet arbeiten uhrzeit* nachts abends morgens nacht offnungszeit* geoffnet offen erreichbar* uhr wochenende* samstag* sonntag* "
         "montag* freitag* *zeiten",
         "privacy": "datenschutz* dsgvo daten *daten* personenbezog* losch* server* "
         "gespeichert* speicher* cookie*",
@@ -118,7 +118,7 @@ SHOP: dict[str, dict[str, str]] = {
         "cancel": "lemond* visszamond* torol* sztorn* visszavon* veletlen* tevedes*",
         "pickup": "atvet* atvenn* szemelyesen bemutato* uzlet* bolt* kiprobal* megnez* showroom*",
         "parts": "alkatresz* potalkatresz* tomites* tartozek* szuro* csere*",
-        "hours": "kor reggel este ejjel* ejszaka* hany_orakor nyitvatart* nyitva elerhet* ora orakor orara hetvege* szombat* vasarnap* "
+        "hours": "dolgoz* kor reggel este ejjel* ejszaka* hany_orakor nyitvatart* nyitva elerhet* ora orakor orara hetvege* szombat* vasarnap* "
         "hetfo* pentek* munkaido*",
         "privacy": "adatvedel* adat* gdpr torl* szerver* tarol* suti* szemelyes_adat*",
         "subscription": "elofizet* rendszeres* hetente kethetente havonta",
@@ -159,7 +159,7 @@ SHOP: dict[str, dict[str, str]] = {
         "pickup": "hamt* *hamtning* butik* showroom* utstallning* pa_plats personligen besok* "
         "prova* titta*",
         "parts": "reservdel* *reservdel* del delar packning* tillbehor* filter*",
-        "hours": "vilka_tider kvall* natt* natten oppettid* oppet oppna* nas tillganglig* klockan helg* helgen lordag* "
+        "hours": "jobbar arbetar vilka_tider kvall* natt* natten oppettid* oppet oppna* nas tillganglig* klockan helg* helgen lordag* "
         "sondag* mandag* fredag*",
         "privacy": "integritet* dataskydd* gdpr personuppgift* uppgifter data radera* ta_bort "
         "server* lagra* cookie* kakor",
@@ -195,8 +195,8 @@ SHOP: dict[str, dict[str, str]] = {
         "cancel": "anul* rezygn* wycofa* odwola* pomylk* cofnac cofnij",
         "pickup": "odbior* odebrac* odbiore salon* stacjonarn* osobisc* obejrz* przetest* "
         "showroom* na_zywo",
-        "parts": "zamienn* czesci_zamienne uszczel* akcesori* filtr*",
-        "hours": "od_ktorej do_ktorej rano wieczor* nocy noc godzin* otwar* czynne dostepn* sobot* niedziel* poniedzial* piat* weekend*",
+        "parts": "zamienn* czesci czesciami czesciach uszczel* akcesori* filtr*",
+        "hours": "pracuj* od_ktorej do_ktorej rano wieczor* nocy noc godzin* otwar* czynne dostepn* sobot* niedziel* poniedzial* piat* weekend*",
         "privacy": "prywatn* dane danych rodo gdpr usun* serwer* przechow* cookie* osobow*",
         "subscription": "subskrypc* prenumerat* abonament* regularn* cykliczn* co_tydzien co_dwa",
         "compare": "porown* roznic* rozni* lepsz* ktory ktora ktore versus vs",
