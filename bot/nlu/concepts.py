@@ -185,7 +185,7 @@ SHOP: dict[str, dict[str, str]] = {
         "warranty": "gwaranc* rekojm* reklamac* uszkodz* zepsu* napraw* wad*",
         "pay": "plac* platn* zaplac* karta kart* visa mastercard paypal klarna blik apple_pay "
         "google_pay przelew* gotowk* pobran*",
-        "instalment": "rat raty rata ratach ratami ratal* miesiecz* co_miesiac finansow* "
+        "instalment": "rat raty rata ratach ratami ratal* czesciami miesiecz* co_miesiac finansow* "
         "splat* splac*",
         "invoice": "faktur* vat nip firm* dzialalnosc* paragon* rachun* podatk*",
         "discount": "rabat* znizk* kod kodu kodem kupon* promocj* promo newsletter* "
@@ -195,7 +195,7 @@ SHOP: dict[str, dict[str, str]] = {
         "cancel": "anul* rezygn* wycofa* odwola* pomylk* cofnac cofnij",
         "pickup": "odbior* odebrac* odbiore salon* stacjonarn* osobisc* obejrz* przetest* "
         "showroom* na_zywo",
-        "parts": "zamienn* czesci czesciami czesciach uszczel* akcesori* filtr*",
+        "parts": "zamienn* czesci uszczel* akcesori* filtr*",
         "hours": "pracuj* od_ktorej do_ktorej rano wieczor* nocy noc godzin* otwar* czynne dostepn* sobot* niedziel* poniedzial* piat* weekend*",
         "privacy": "prywatn* dane danych rodo gdpr usun* serwer* przechow* cookie* osobow*",
         "subscription": "subskrypc* prenumerat* abonament* regularn* cykliczn* co_tydzien co_dwa",

@@ -35,6 +35,10 @@ def acts(text: str, language: str) -> list[str]:
         # a Hungarian preverb away from its verb ("lemond", "visszaküld"), either side
         ("Mondd le a tegnapi rendelést!", "hu", ["cue_cancel"]),
         ("Küldhetem vissza a csomagot?", "hu", ["cue_return", "cue_ship"]),
+        # folded alike: "części" (parts), "częściami" (in instalments), "cześć" (hello, bye)
+        ("Gdzie kupię części do ekspresu?", "pl", ["cue_parts"]),
+        ("Czy mogę płacić częściami?", "pl", ["cue_instalment", "cue_pay"]),
+        ("Cześć!", "pl", ["cue_bye", "cue_hello"]),
         ("Tell me a joke", "en", []),
         ("hello", "xx", []),  # a language without a list: no cues
     ],
