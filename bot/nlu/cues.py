@@ -152,17 +152,14 @@ class _Cues:
         self.prefixes: dict[str, set[str]] = {}
         self.suffixes: list[tuple[str, str]] = []
         self.parts: list[tuple[str, str]] = []
-        self.pairs: dict[tuple[str, str], set[str]] = {}
-        self.pair_patterns: list[tuple[str, str, str]] = []
+        # pairs: (first half, second half, act); a half is a word or a ``prefix*``
+        self.pairs: list[tuple[str, str, str]] = []
         for act, entries in table.items():
             listed = entries.split()
             for entry in listed + [e for x in listed for e in _separated(x, language)]:
                 if "_" in entry:
                     a, b = entry.split("_", 1)
-                    if a.endswith("*") or b.endswith("*"):
-                        self.pair_patterns.append((a, b, act))
-                    else:
-                        self.pairs.setdefault((a, b), set()).add(act)
+                    self.pairs.append((a, b, act))
                 elif entry.startswith("*") and entry.endswith("*"):
                     self.parts.append((entry[1:-1], act))
                 elif entry.startswith("*"):
@@ -172,6 +169,13 @@ class _Cues:
                 else:
                     self.words.setdefault(entry, set()).add(act)
         self.word_acts = lru_cache(maxsize=50_000)(self._word_acts)
+        # per word, the pairs whose first (second) half it matches: a text's pairs are then
+        # set intersections, not a scan of every pair entry
+        self.first_of = lru_cache(maxsize=50_000)(lambda w: self._halves(w, 0))
+        self.second_of = lru_cache(maxsize=50_000)(lambda w: self._halves(w, 1))
+
+    def _halves(self, w: str, side: int) -> frozenset[int]:
+        return frozenset(i for i, pair in enumerate(self.pairs) if _matches(w, pair[side]))
 
     def _word_acts(self, w: str) -> frozenset[str]:
         found = set(self.words.get(w, ()))
@@ -185,17 +189,10 @@ class _Cues:
         found: set[str] = set()
         for w in words:
             found |= self.word_acts(w)
-        for pair in self._pairs(words):
-            found |= self.pairs.get(pair, set())
-            for a, b, act in self.pair_patterns:
-                if _matches(pair[0], a) and _matches(pair[1], b):
-                    found.add(act)
+        # neighbours, and words one apart ("send it back", "vissza lehet küldeni")
+        for a, b in [*pairwise(words), *zip(words, words[2:], strict=False)]:
+            found |= {self.pairs[i][2] for i in self.first_of(a) & self.second_of(b)}
         return sorted(found)
-
-    @staticmethod
-    def _pairs(words: list[str]) -> list[tuple[str, str]]:
-        """Neighbours, and words one apart ("send it back", "vissza lehet küldeni")."""
-        return [*pairwise(words), *zip(words, words[2:], strict=False)]
 
 
 def _matches(word: str, entry: str) -> bool:
