@@ -280,6 +280,14 @@ def main() -> None:
     ap.add_argument("--skip-banking", action="store_true")
     ap.add_argument("--threshold", type=float, default=0.3)
     args = ap.parse_args()
+    need = [SHOP] + ([] if args.skip_banking else [BANKING])
+    if missing := [p for p in need if not p.is_dir()]:
+        # the benchmark data is not part of the repository (tests never need it)
+        sys.exit(
+            f"missing benchmark data: {', '.join(map(str, missing))}. Put the project's shared/ "
+            f"folder (reference-shop/, bench-data/) beside the repository, at {SHARED}; "
+            "--skip-banking runs without bench-data/banking77."
+        )
     print(f"cpus={os.cpu_count()}")
     if not args.skip_banking:
         banking()

@@ -8,13 +8,12 @@ import pytest
 
 from bot.runtime import Runtime
 from bot.settings import Settings
-from tests.conftest import REFERENCE_SHOP
 
 
 @pytest.fixture
 async def rt(db_url: str, make_settings: Callable[..., Settings]) -> AsyncIterator[Runtime]:
-    """A started runtime with the reference shop's content (no delivery worker)."""
-    r = Runtime(make_settings(db_url, content_dir=REFERENCE_SHOP), start_worker=False)
+    """A started runtime with the demo shop's content (nlu_data/, flows/) (no delivery worker)."""
+    r = Runtime(make_settings(db_url), start_worker=False)
     await r.start(migrate=False)
     yield r
     await r.stop()

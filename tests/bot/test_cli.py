@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from bot.cli import app
-from tests.conftest import REFERENCE_SHOP
+from tests.conftest import REPO
 
 runner = CliRunner()
 
@@ -74,14 +74,14 @@ def test_terminal_chat_answers_and_offers_buttons(tmp_path: Path) -> None:
     r = concierge(
         "chat",
         "--content",
-        str(REFERENCE_SHOP),
+        str(REPO),
         "--database-url",
         f"sqlite:///{tmp_path}/c.db",
         stdin="How long is the warranty on the machines?\n1\n\n",
         env={"CONCIERGE_MODEL_DIR": str(tmp_path / "m")},
     )
     assert r.returncode == 0, r.stderr
-    assert "3-year warranty" in r.stdout
+    assert "2-year warranty" in r.stdout
     assert "[1] Yes" in r.stdout
     assert "Thanks for letting me know" in r.stdout  # pressed button 1
 

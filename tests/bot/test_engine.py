@@ -1,4 +1,4 @@
-"""One turn of the engine, with the reference shop's content."""
+"""One turn of the engine, with the demo shop's content (nlu_data/, flows/)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.storage.models import Message, OutboxMessage
 from bot.types import Inbound
-from tests.conftest import REFERENCE_SHOP
 
 
 def msg(text: str, who: str = "u1", **kw: object) -> Inbound:
@@ -20,7 +19,7 @@ def msg(text: str, who: str = "u1", **kw: object) -> Inbound:
 
 async def test_answer_is_written_to_transcript_and_outbox(rt: Runtime) -> None:
     res = await rt.engine.handle(msg("How long is the warranty on the machines?"))
-    assert "3-year" in res.replies[0].text
+    assert "2-year" in res.replies[0].text
     async with rt.db.session() as s:
         out = (await s.execute(select(Message).where(Message.direction == "out"))).scalars().all()
         queued = (await s.execute(select(func.count()).select_from(OutboxMessage))).scalar()
@@ -85,7 +84,7 @@ async def test_a_short_text_is_answered_in_the_language_the_person_writes(
         res = await rt.engine.handle(msg(short, who="anna"))
         assert res.language == "en", short
     # a restarted server does not remember: the contact's stored language does
-    again = Runtime(make_settings(db_url, content_dir=REFERENCE_SHOP), start_worker=False)
+    again = Runtime(make_settings(db_url), start_worker=False)
     await again.start(migrate=False)
     try:
         res = await again.engine.handle(msg("ok", who="anna"))

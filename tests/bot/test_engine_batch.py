@@ -19,8 +19,8 @@ from bot.storage.models import Identity, Message, OutboxMessage
 from bot.types import Inbound
 
 QUESTIONS = [
-    ("How long is the warranty on the machines?", "3-year"),
-    ("Wie lange gilt die Garantie auf die Maschinen?", "3 Jahre"),
+    ("How long is the warranty on the machines?", "2-year"),
+    ("Wie lange gilt die Garantie auf die Maschinen?", "2 Jahre"),
 ]
 
 

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.types import Inbound
-from tests.conftest import REFERENCE_SHOP
 
 
 async def test_a_stopped_runtime_frees_its_memory(
@@ -17,7 +16,7 @@ async def test_a_stopped_runtime_frees_its_memory(
 ) -> None:
     # each runtime holds an NLU model of tens of MB: a process that starts runtimes again
     # (an embedding host, the test suite) must get that back after stop()
-    rt = Runtime(make_settings(db_url, content_dir=REFERENCE_SHOP), start_worker=False)
+    rt = Runtime(make_settings(db_url), start_worker=False)
     await rt.start(migrate=False)
     await rt.engine.handle(Inbound(channel="rest", external_id="u1", text="hello"))
     await rt.stop()

@@ -12,7 +12,7 @@ import pytest
 from bot.settings import Settings
 from tests.auxil.build_messages import slack_block_action, slack_dm
 from tests.auxil.warm import warm_nlu
-from tests.conftest import REFERENCE_SHOP, LiveServer
+from tests.conftest import LiveServer
 from tests.fakes.slack_api import FakeSlack, event_callback, send_action, send_event
 
 SECRET = "signing-secret"
@@ -45,7 +45,6 @@ def server(
     return start_server(
         make_settings(
             db_url,
-            content_dir=REFERENCE_SHOP,
             slack_bot_token="xoxb-test",
             slack_signing_secret=SECRET,
             slack_api_url=slack.api_url,
@@ -57,7 +56,7 @@ def test_dm_gets_an_answer_with_buttons(slack: FakeSlack, server: LiveServer) ->
     r = send_event(server.url, SECRET, slack_dm("How long is the warranty?", channel="D7"))
     assert r.status_code == 200
     posted = slack.wait_for("chat.postMessage", 2, where=lambda c: c.params.get("channel") == "D7")
-    assert "3-year warranty" in posted[0].params["text"]
+    assert "2-year warranty" in posted[0].params["text"]
     blocks = posted[1].params["blocks"]
     assert blocks[-1]["type"] == "actions"
     assert blocks[-1]["elements"][0]["value"].startswith("/feedback_helpful")
@@ -102,7 +101,6 @@ def test_retry_after_a_restart_is_dropped_by_event_id(
     process, and not every event carries a message id the engine could recognise."""
     settings = make_settings(
         db_url,
-        content_dir=REFERENCE_SHOP,
         slack_bot_token="xoxb-test",
         slack_signing_secret=SECRET,
         slack_api_url=slack.api_url,
@@ -157,7 +155,6 @@ def test_socket_mode_needs_no_public_url(
     start_server(
         make_settings(
             db_url,
-            content_dir=REFERENCE_SHOP,
             slack_bot_token="xoxb-test",
             slack_app_token="xapp-test",
             slack_api_url=slack.api_url,
@@ -167,7 +164,7 @@ def test_socket_mode_needs_no_public_url(
     body = event_callback(slack_dm("How long is the warranty?", channel="D20"))
     first = slack.push_envelope(body)
     posted = slack.wait_for("chat.postMessage", 2, where=lambda c: c.params.get("channel") == "D20")
-    assert "3-year warranty" in posted[0].params["text"]
+    assert "2-year warranty" in posted[0].params["text"]
     again = slack.push_envelope(body, retry_attempt=1)
     acks = slack.wait_for(
         "socket.ack", 2, where=lambda c: c.params.get("envelope_id") in (first, again)

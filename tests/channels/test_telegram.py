@@ -12,7 +12,7 @@ import pytest
 from bot.settings import Settings
 from tests.auxil.build_messages import tg_callback, tg_message
 from tests.auxil.warm import warm_nlu
-from tests.conftest import REFERENCE_SHOP, LiveServer
+from tests.conftest import LiveServer
 from tests.fakes.telegram_api import FakeTelegram
 
 
@@ -43,7 +43,6 @@ def polling(
     return start_server(
         make_settings(
             db_url,
-            content_dir=REFERENCE_SHOP,
             telegram_token=telegram.token,
             telegram_api_url=telegram.url,
         )
@@ -113,7 +112,6 @@ def test_long_button_payload_works_after_a_restart(
     message; pressing the button after a restart still gives the engine the whole payload."""
     settings = make_settings(
         db_url,
-        content_dir=REFERENCE_SHOP,
         telegram_token=telegram.token,
         telegram_api_url=telegram.url,
     )
@@ -193,7 +191,6 @@ def test_webhook_checks_the_secret_token(
     srv = start_server(
         make_settings(
             sqlite_url,
-            content_dir=REFERENCE_SHOP,
             telegram_token=telegram.token,
             telegram_api_url=telegram.url,
             telegram_mode="webhook",

@@ -12,7 +12,7 @@ import websockets
 
 from bot.settings import Settings
 from tests.auxil.build_messages import slack_block_action, tg_callback, tg_message
-from tests.conftest import REFERENCE_SHOP, LiveServer
+from tests.conftest import LiveServer
 from tests.fakes.slack_api import FakeSlack, send_action, send_event
 from tests.fakes.telegram_api import FakeTelegram
 
@@ -45,7 +45,6 @@ def server(
     return start_server(
         make_settings(
             db_url,
-            content_dir=REFERENCE_SHOP,
             telegram_token=tg.token,
             telegram_api_url=tg.url,
             slack_bot_token="xoxb-t",
@@ -128,7 +127,7 @@ def test_telegram_customer_to_slack_staff_and_back(
     tg.push_update(tg_message("How long is the warranty?", user_id=77))
     got = tg.wait_for("sendMessage", before + 5, where=lambda c: str(c.params["chat_id"]) == "77")
     assert (
-        "3-year warranty" in got[-1 if "warranty" in got[-1].params["text"] else -2].params["text"]
+        "2-year warranty" in got[-1 if "warranty" in got[-1].params["text"] else -2].params["text"]
     )
 
 

@@ -14,7 +14,6 @@ from bot.handoff.models import Handoff
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.types import Inbound
-from tests.conftest import REFERENCE_SHOP
 
 
 def test_next_opening_respects_zone_weekend_and_holidays() -> None:
@@ -38,7 +37,7 @@ def test_bad_working_hours_are_refused(bad: str) -> None:
 async def rt(db_url: str, make_settings: Callable[..., Settings]) -> AsyncIterator[Runtime]:
     clock = ManualClock(datetime(2026, 1, 9, 17, 30, tzinfo=UTC))  # Friday 18:30 in Berlin
     r = Runtime(
-        make_settings(db_url, content_dir=REFERENCE_SHOP, handoff_hours="mon-fri 09:00-17:00"),
+        make_settings(db_url, handoff_hours="mon-fri 09:00-17:00"),
         clock=clock,
         start_worker=False,
     )
@@ -116,9 +115,7 @@ async def test_sla_reposts_unanswered_handoffs_once_per_period(
 
     clock = ManualClock(datetime(2026, 1, 7, 10, 0, tzinfo=UTC))  # Wednesday, open
     rt = Runtime(
-        make_settings(
-            db_url, content_dir=REFERENCE_SHOP, slack_staff_channel="CSTAFF", handoff_sla_minutes=15
-        ),
+        make_settings(db_url, slack_staff_channel="CSTAFF", handoff_sla_minutes=15),
         clock=clock,
         start_worker=False,
     )

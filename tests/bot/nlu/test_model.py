@@ -1,4 +1,4 @@
-"""The embedded model on the reference shop (test data in ../shared) and the CLI."""
+"""The embedded model on the demo shop's content (nlu_data/) and the CLI."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from bot.nlu.data import load_content
 from bot.nlu.model import FALLBACK, EmbeddedNLU, answer_parts, find_responses, load_responses
 from bot.nlu.service import EmbeddedBackend, RasaBackend, load_or_train
 from bot.nlu.text import surface
-from tests.conftest import REFERENCE_SHOP
+from tests.conftest import REPO
 
-DATA = REFERENCE_SHOP / "nlu_data"
+DATA = REPO / "nlu_data"
 
 
 @pytest.fixture(scope="module")
@@ -27,23 +27,25 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedNLU:
     return load_or_train(DATA, tmp_path_factory.mktemp("m"))
 
 
-def test_language_identification_on_the_reference_shop(model: EmbeddedNLU) -> None:
+def test_language_identification_on_the_demo_shop(model: EmbeddedNLU) -> None:
     data = load_content(DATA)
     right = total = 0
     for lang, d in data.items():
         for ex in d.examples:
+            if len(ex.text.split()) < 2:  # "hi", "ja", "hej", "stop" are words of several languages
+                continue
             total += 1
             right += model.detect_language(ex.text)[0] == lang
-    assert right / total >= 0.99
+    assert total > 400 and right / total >= 0.99
 
 
 @pytest.mark.parametrize(
     ("text", "lang", "intent"),
     [
-        ("how much does shiping cost to norway", "en", "faq/shipping_cost"),  # typo
+        ("what does shiping cost to austria", "en", "faq/shipping"),  # typo
         ("Wie lange dauert die Lieferung in die Schweiz?", "de", "faq/delivery_time"),
         ("mennyi a garancia a kavegepre", "hu", "faq/warranty"),  # no accents
-        ("Vilka betalningssätt tar ni emot?", "sv", "faq/payment_methods"),
+        ("Vilka betalningssätt tar ni emot?", "sv", "faq/payment"),
         ("Czy mogę zwrócić ekspres?", "pl", "faq/returns"),
     ],
 )
@@ -168,7 +170,7 @@ async def test_rasa_backend_and_fallback_when_down(
         rasa_server.shutdown()
         rasa_server.server_close()
         down = await backend.parse("Do you ship to Norway?")
-        assert down["intent"]["name"] == "faq/shipping_countries"
+        assert down["intent"]["name"] == "faq/shipping"
         assert backend.failures == 1
     finally:
         await backend.aclose()

@@ -12,16 +12,14 @@ import websockets
 
 from bot.settings import Settings
 from channels.web.identity import user_hash
-from tests.conftest import REFERENCE_SHOP, LiveServer
+from tests.conftest import LiveServer
 
 
 @pytest.fixture
 def server(
     db_url: str, make_settings: Callable[..., Settings], start_server: Callable[..., LiveServer]
 ) -> LiveServer:
-    return start_server(
-        make_settings(db_url, content_dir=REFERENCE_SHOP, web_identity_secret="shop-secret")
-    )
+    return start_server(make_settings(db_url, web_identity_secret="shop-secret"))
 
 
 def ws_url(server: LiveServer, **params: str) -> str:
@@ -54,19 +52,19 @@ async def test_session_history_and_answer(server: LiveServer) -> None:
         assert session["max_message_bytes"] == 4096
         assert (await recv(ws, "history"))["messages"] == []
         await ws.send(
-            json.dumps({"type": "message", "text": "Do you ship to Norway?", "client_id": "c1"})
+            json.dumps({"type": "message", "text": "Do you ship to Austria?", "client_id": "c1"})
         )
         echo = await recv(ws, "message")
         assert echo["sender"] == "user" and echo["client_id"] == "c1"
         answer = await bot_message(ws)
-        assert "Norway" in answer["text"]
+        assert "every EU country" in answer["text"]
     # a reconnect with the token restores the conversation
     async with websockets.connect(ws_url(server, token=session["token"])) as ws:
         again = await recv(ws, "session")
         assert again["visitor_id"] == session["visitor_id"]
         history = (await recv(ws, "history"))["messages"]
         assert [m["sender"] for m in history][:2] == ["user", "bot"]
-        assert history[0]["text"] == "Do you ship to Norway?"
+        assert history[0]["text"] == "Do you ship to Austria?"
 
 
 async def test_bad_frames_get_errors_and_the_socket_lives_on(server: LiveServer) -> None:
@@ -126,7 +124,7 @@ async def test_shop_identification_merges_devices(server: LiveServer) -> None:
 async def test_history_survives_a_server_restart(
     sqlite_url: str, make_settings: Callable[..., Settings], start_server: Callable[..., LiveServer]
 ) -> None:
-    settings = make_settings(sqlite_url, content_dir=REFERENCE_SHOP)
+    settings = make_settings(sqlite_url)
     first = start_server(settings)
     async with websockets.connect(ws_url(first)) as ws:
         token = (await recv(ws, "session"))["token"]
@@ -143,7 +141,7 @@ async def test_pushes_reach_a_visitor_connected_to_another_process(
     pg_url: str, make_settings: Callable[..., Settings], start_server: Callable[..., LiveServer]
 ) -> None:
     """Two app processes on one PostgreSQL: whichever worker sends, the socket gets it."""
-    settings = make_settings(pg_url, content_dir=REFERENCE_SHOP)
+    settings = make_settings(pg_url)
     a, b = start_server(settings), start_server(settings)
     async with websockets.connect(ws_url(b)) as ws_b, websockets.connect(ws_url(a)) as ws_a:
         await recv(ws_a, "history")

@@ -8,14 +8,14 @@ import httpx
 import pytest
 
 from bot.settings import Settings
-from tests.conftest import REFERENCE_SHOP, LiveServer
+from tests.conftest import LiveServer
 
 
 @pytest.fixture
 def server(
     db_url: str, make_settings: Callable[..., Settings], start_server: Callable[..., LiveServer]
 ) -> LiveServer:
-    return start_server(make_settings(db_url, content_dir=REFERENCE_SHOP))
+    return start_server(make_settings(db_url))
 
 
 def test_rest_webhook_answers_in_rasa_shape(server: LiveServer) -> None:
@@ -41,7 +41,7 @@ def test_rest_webhook_button_payload_bypasses_nlu(server: LiveServer) -> None:
         json={"sender": "bob", "message": "/faq/warranty"},
     )
     assert r.status_code == 200
-    assert "3-year warranty" in r.json()[0]["text"]
+    assert "2-year warranty" in r.json()[0]["text"]
 
 
 @pytest.mark.parametrize(
