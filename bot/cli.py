@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from bot.internal.cli import app as internal_app
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, content_problem, load_settings
 from bot.storage.db import DatabaseError
 
 app = typer.Typer(
@@ -59,8 +59,14 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def settings_from(
-    content: Path | None = None, database_url: str | None = None, **extra: Any
+    content: Path | None = None,
+    database_url: str | None = None,
+    *,
+    need_content: bool = False,
+    **extra: Any,
 ) -> Settings:
+    """The settings, or a clear error; ``need_content``: the content folder (``--content``,
+    ``CONCIERGE_CONTENT_DIR`` or the default) must hold ``nlu_data/``."""
     overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
     if content is not None:
         if not content.is_dir():
@@ -69,9 +75,12 @@ def settings_from(
     if database_url is not None:
         overrides["database_url"] = database_url
     try:
-        return load_settings(**overrides)
+        settings = load_settings(**overrides)
     except SettingsError as e:
         raise fail(str(e)) from None
+    if need_content and (problem := content_problem(settings.content_dir)):
+        raise fail(problem)
+    return settings
 
 
 async def _freeze_startup_objects() -> None:
@@ -96,7 +105,7 @@ def run(
     from bot.runtime import Runtime
     from channels.app import create_app
 
-    settings = settings_from(content, database_url, host=host, port=port)
+    settings = settings_from(content, database_url, need_content=True, host=host, port=port)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -153,7 +162,7 @@ def chat(
     from bot.runtime import Runtime
     from bot.types import Button, Inbound
 
-    settings = settings_from(content, database_url)
+    settings = settings_from(content, database_url, need_content=True)
     who = user or getpass.getuser()
 
     async def go() -> None:

@@ -13,10 +13,32 @@ from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# the demo shop's nlu_data/ and flows/ as the wheel carries them (setup.py copies the
+# repository's folders here at build time; a source checkout has none and uses REPO_ROOT)
+PACKAGED_CONTENT = Path(__file__).resolve().parent / "demo_content"
 
 
 def _default_content_dir() -> Path:
+    """The current folder when it holds ``nlu_data/``, else the demo content: the copy in the
+    installed package, or the repository's own folders in a source checkout."""
+    here = Path.cwd()
+    if (here / "nlu_data").is_dir():
+        return here
+    if (PACKAGED_CONTENT / "nlu_data").is_dir():
+        return PACKAGED_CONTENT
     return REPO_ROOT
+
+
+def content_problem(content_dir: Path) -> str | None:
+    """One line saying what a content folder lacks, or None when it can be used."""
+    if not content_dir.is_dir():
+        return f"content folder {content_dir} does not exist"
+    if not (content_dir / "nlu_data").is_dir():
+        return (
+            f"content folder {content_dir} has no nlu_data/ folder "
+            "(nlu_data/<lang>/nlu.yml and responses.yml: the questions and answers)"
+        )
+    return None
 
 
 class SettingsError(Exception):

@@ -10,4 +10,5 @@ if [ ! -x .venv/bin/concierge ] || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/pip install --quiet -e .
   touch .venv/.installed
 fi
+echo "concierge is installed in $PWD/.venv: run '. .venv/bin/activate' to put the 'concierge' command on PATH (or call .venv/bin/concierge)."
 exec .venv/bin/concierge run "$@"

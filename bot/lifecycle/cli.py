@@ -184,10 +184,11 @@ def simulate(
     from rich.console import Console
     from rich.table import Table
 
+    from bot.cli import settings_from
     from bot.lifecycle.simulate import SimulationError, format_timeline, read_events
     from bot.lifecycle.simulate import simulate as run
 
-    settings = _settings(content, None)
+    settings = settings_from(content, None, need_content=True)
     try:
         evs = read_events(events, user)
     except SimulationError as e:

@@ -91,3 +91,34 @@ def test_help_lists_commands() -> None:
     assert r.exit_code == 0
     for cmd in ("run", "chat", "db"):
         assert cmd in r.output
+
+
+def test_content_folder_without_nlu_data_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "shop" / "flows").mkdir(parents=True)
+    db = f"sqlite:///{tmp_path}/c.db"
+    for args, env in (
+        (["run", "--content", str(tmp_path / "shop"), "--database-url", db, "--port", "0"], {}),
+        (["chat", "--database-url", db], {"CONCIERGE_CONTENT_DIR": str(tmp_path / "shop")}),
+    ):
+        r = concierge(*args, env=env, stdin="")
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert r.stderr.strip() == (
+            f"error: content folder {tmp_path / 'shop'} has no nlu_data/ folder "
+            "(nlu_data/<lang>/nlu.yml and responses.yml: the questions and answers)"
+        )
+    assert not (tmp_path / "c.db").exists()  # nothing was started
+
+
+def test_the_default_content_is_the_current_folder_when_it_has_nlu_data(tmp_path: Path) -> None:
+    from bot.settings import Settings
+
+    shop = tmp_path / "shop"
+    (shop / "nlu_data").mkdir(parents=True)
+    here = Path.cwd()
+    try:
+        os.chdir(shop)
+        assert Settings(_env_file=None).content_dir == shop  # type: ignore[call-arg]
+        os.chdir(tmp_path)  # no nlu_data/ here: the demo content
+        assert (Settings(_env_file=None).content_dir / "nlu_data" / "en" / "nlu.yml").is_file()  # type: ignore[call-arg]
+    finally:
+        os.chdir(here)
