@@ -42,6 +42,8 @@ app.add_typer(flows_app, name="flows")
 app.add_typer(events_app, name="events")
 app.add_typer(lifecycle_app, name="lifecycle")
 app.command("simulate")(simulate)
+docs_app = typer.Typer(help="Documentation generated from the code.", no_args_is_help=True)
+app.add_typer(docs_app, name="docs")
 
 ContentOpt = Annotated[
     Path | None,
@@ -204,6 +206,29 @@ def chat(
             await runtime.stop()
 
     asyncio.run(go())
+
+
+@docs_app.command("settings")
+def docs_settings(
+    out: Annotated[Path, typer.Option("--out", help="Where to write it")] = Path(
+        "docs/settings.md"
+    ),
+    check: Annotated[
+        bool, typer.Option("--check", help="Only compare: exit 1 when the file is out of date")
+    ] = False,
+) -> None:
+    """Write the settings reference (every CONCIERGE_* variable) from the settings models."""
+    from bot.docs import settings_reference
+
+    text = settings_reference()
+    if check:
+        if not out.is_file() or out.read_text(encoding="utf-8") != text:
+            raise fail(f"{out} is out of date: run `concierge docs settings --out {out}`", 1)
+        typer.echo(f"{out} is up to date")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}")
 
 
 def main() -> None:

@@ -58,79 +58,166 @@ class Settings(BaseSettings):
     content_dir: Path = Field(
         default_factory=_default_content_dir,
         description="Folder with nlu_data/ and flows/ (the shop's content)",
+        json_schema_extra={
+            "doc_default": "the current folder if it holds nlu_data/, else the demo shop's "
+            "content (shipped in the package)"
+        },
     )
     model_dir: Path | None = Field(
-        default=None, description="Where the trained NLU model is kept (default: <data>/model)"
+        default=None,
+        description="Where the trained NLU model is kept (retrained when the content changes)",
+        json_schema_extra={"doc_default": "concierge-model/ beside the SQLite file"},
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
+    host: str = Field(default="127.0.0.1", description="Interface the HTTP server listens on")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port the HTTP server listens on")
     public_url: str | None = Field(
         default=None, description="Public base URL (for links and Telegram webhooks)"
     )
     secret_key: str = Field(
         default="",
         description="Signs visitor tokens and admin sessions; generated and stored if empty",
+        json_schema_extra={
+            "doc_default": "generated, kept in .concierge-secret beside the database"
+        },
     )
     languages: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["en", "de", "hu", "sv", "pl"],
         description="Languages answered (comma-separated)",
     )
-    default_language: str = "en"
-    default_timezone: str = "Europe/Berlin"
-    log_level: str = "INFO"
+    default_language: str = Field(
+        default="en", description="Language of a person when nothing else tells"
+    )
+    default_timezone: str = Field(
+        default="Europe/Berlin", description="Time zone of people whose time zone is unknown"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     # --- web chat -------------------------------------------------------------------------
-    max_message_bytes: int = Field(default=4096, ge=64, le=1_000_000)
+    max_message_bytes: int = Field(
+        default=4096, ge=64, le=1_000_000, description="Longer messages are refused with a reply"
+    )
     web_identity_secret: str | None = Field(
         default=None, description="HMAC secret for shop identification of logged-in visitors"
     )
-    web_rate_limit_per_minute: int = Field(default=30, ge=1)
-    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    web_rate_limit_per_minute: int = Field(
+        default=30, ge=1, description="Messages a web visitor may send a minute"
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="Sites allowed to embed the widget (comma-separated origins; * for any)",
+    )
 
     # --- admin ------------------------------------------------------------------------------
     admin_password: str | None = Field(default=None, description="Password of the admin pages")
 
     # --- delivery ---------------------------------------------------------------------------
-    delivery_max_attempts: int = Field(default=8, ge=1)
-    delivery_backoff_base: float = Field(default=1.0, gt=0)
-    delivery_backoff_max: float = Field(default=300.0, gt=0)
-    delivery_poll_interval: float = Field(default=0.5, gt=0)
-    delivery_batch_size: int = Field(default=50, ge=1)
-    delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    delivery_max_attempts: int = Field(
+        default=8, ge=1, description="Tries before a message is dead-lettered with its reason"
+    )
+    delivery_backoff_base: float = Field(
+        default=1.0, gt=0, description="Seconds before the first retry (doubled each time)"
+    )
+    delivery_backoff_max: float = Field(
+        default=300.0, gt=0, description="Longest wait between two retries, in seconds"
+    )
+    delivery_poll_interval: float = Field(
+        default=0.5, gt=0, description="Seconds between outbox checks when it is idle"
+    )
+    delivery_batch_size: int = Field(
+        default=50, ge=1, description="Outbox messages the delivery worker claims at once"
+    )
+    delivery_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A claimed message not sent within this many seconds may be claimed again",
+    )
 
     # --- NLU --------------------------------------------------------------------------------
-    nlu_backend: str = Field(default="embedded", pattern="^(embedded|rasa)$")
+    nlu_backend: str = Field(
+        default="embedded",
+        pattern="^(embedded|rasa)$",
+        description="embedded (trained from nlu_data/) or rasa (a Rasa server's /model/parse)",
+    )
     # held out on the reference shop (bench/nlu_benchmark.py): at 0.3 82% answered right, 2%
     # wrong, the rest clarified; three out-of-scope questions in four fall back
-    nlu_threshold: float = Field(default=0.3, ge=0, le=1)
-    nlu_topic_thresholds: dict[str, float] = Field(default_factory=dict)
-    rasa_url: str | None = None
-    rasa_token: str | None = None
-    rasa_timeout: float = 2.0
+    nlu_threshold: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Below this confidence the answer is nlu_fallback (clarify, then offer a person)",
+    )
+    nlu_topic_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description='Thresholds per intent, e.g. {"faq/returns": 0.5} (JSON)',
+    )
+    rasa_url: str | None = Field(
+        default=None, description="Base URL of a Rasa server (with CONCIERGE_NLU_BACKEND=rasa)"
+    )
+    rasa_token: str | None = Field(default=None, description="Token for the Rasa server")
+    rasa_timeout: float = Field(
+        default=2.0, description="Seconds to wait for Rasa before the embedded model answers"
+    )
 
     # --- channels ---------------------------------------------------------------------------
-    telegram_token: str | None = None
-    telegram_api_url: str | None = None
-    telegram_webhook_secret: str | None = None
-    telegram_mode: str = Field(default="polling", pattern="^(polling|webhook)$")
-    telegram_bot_username: str | None = None
-    slack_bot_token: str | None = None
-    slack_signing_secret: str | None = None
-    slack_app_token: str | None = None
-    slack_api_url: str | None = None
-    slack_staff_channel: str | None = None
+    telegram_token: str | None = Field(
+        default=None, description="Telegram bot token from @BotFather; enables Telegram"
+    )
+    telegram_api_url: str | None = Field(
+        default=None,
+        description="Telegram Bot API base URL",
+        json_schema_extra={"doc_default": "Telegram's"},
+    )
+    telegram_webhook_secret: str | None = Field(
+        default=None, description="Checked against X-Telegram-Bot-Api-Secret-Token (webhook mode)"
+    )
+    telegram_mode: str = Field(
+        default="polling",
+        pattern="^(polling|webhook)$",
+        description="polling (no public URL needed) or webhook (needs CONCIERGE_PUBLIC_URL)",
+    )
+    telegram_bot_username: str | None = Field(
+        default=None, description="The bot's username, for t.me deep links"
+    )
+    slack_bot_token: str | None = Field(
+        default=None, description="Slack bot token (xoxb-...); enables Slack"
+    )
+    slack_signing_secret: str | None = Field(
+        default=None, description="Checks the signature of Slack's HTTP requests"
+    )
+    slack_app_token: str | None = Field(
+        default=None, description="App-level token (xapp-...): Socket Mode instead of HTTP events"
+    )
+    slack_api_url: str | None = Field(
+        default=None,
+        description="Slack Web API base URL",
+        json_schema_extra={"doc_default": "Slack's"},
+    )
+    slack_staff_channel: str | None = Field(
+        default=None, description="Slack channel id where handoffs are posted for staff"
+    )
 
     # --- handoff to staff -------------------------------------------------------------------
     handoff_hours: str = Field(
         default="mon-fri 09:00-17:00", description="When staff answer, e.g. 'mon-fri 09:00-17:00'"
     )
-    handoff_timezone: str = "Europe/Berlin"
-    handoff_holidays: Annotated[list[date], NoDecode] = Field(default_factory=list)
-    handoff_sla_minutes: int = Field(default=15, ge=1)
-    handoff_internal_marker: str = "//"
+    handoff_timezone: str = Field(
+        default="Europe/Berlin", description="Time zone of CONCIERGE_HANDOFF_HOURS"
+    )
+    handoff_holidays: Annotated[list[date], NoDecode] = Field(
+        default_factory=list, description="Days without staff (comma-separated YYYY-MM-DD)"
+    )
+    handoff_sla_minutes: int = Field(
+        default=15, ge=1, description="Staff are reminded of a handoff waiting this long"
+    )
+    handoff_internal_marker: str = Field(
+        default="//", description="Staff replies starting with it stay internal notes"
+    )
 
     # --- events API -------------------------------------------------------------------------
-    events_secret: str | None = None
+    events_secret: str | None = Field(
+        default=None,
+        description="HMAC key of the shop events API (/api/v1/events); the API is off without it",
+    )
 
     @field_validator("handoff_holidays", mode="before")
     @classmethod

@@ -34,7 +34,7 @@ class InternalSettings(BaseSettings):
         env_prefix="CONCIERGE_INTERNAL_", env_file=".env", extra="ignore", validate_default=True
     )
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Send internal updates at all")
     weekly_cap: int = Field(default=3, ge=0, description="Updates per employee per 7 days")
     important_weekly_cap: int = Field(
         default=1, ge=0, description="'important' updates that may pass the weekly cap per 7 days"
@@ -46,16 +46,24 @@ class InternalSettings(BaseSettings):
     digest_time: time = Field(default=time(15, 0), description="Local time of the digest")
     working_hours: str = Field(default="09:00-17:00", description="Local working hours")
     working_days: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"]
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"],
+        description="Days updates are delivered (comma-separated mon..sun)",
     )
     calendar_file: Path | None = Field(
-        default=None, description="Company dates (default: <content>/updates/calendar.yml)"
+        default=None,
+        description="Company dates (holidays, launches)",
+        json_schema_extra={"doc_default": "<content>/updates/calendar.yml"},
     )
-    timezone: str | None = Field(default=None, description="Company time zone (default: core)")
+    timezone: str | None = Field(
+        default=None,
+        description="Company time zone",
+        json_schema_extra={"doc_default": "CONCIERGE_DEFAULT_TIMEZONE"},
+    )
     # Slack profile fields -> employee attributes: a standard profile key ("title") or the id
     # of a custom profile field ("Xf01ABCD").
     profile_fields: dict[str, str] = Field(
-        default_factory=lambda: {"department": "department", "title": "title"}
+        default_factory=lambda: {"department": "department", "title": "title"},
+        description="Employee attribute -> Slack profile key or custom field id (JSON)",
     )
     fetch_custom_fields: bool = Field(
         default=False, description="Call users.profile.get per user for custom profile fields"
@@ -63,15 +71,30 @@ class InternalSettings(BaseSettings):
     slack_sync_hours: float = Field(
         default=6.0, ge=0, description="Sync people from Slack every N hours (0: only the CLI)"
     )
-    pulse_min_group_size: int = Field(default=5, ge=1)
-    topics: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_TOPICS))
-    new_hire_days: int = Field(default=30, ge=1)
-    team_digest: bool = True
-    team_digest_audience: str = "department:support, department:sales"
-    team_digest_day: str = "mon"
-    team_digest_time: time = time(9, 0)
+    pulse_min_group_size: int = Field(
+        default=5, ge=1, description="Pulse results are shown only for groups at least this big"
+    )
+    topics: dict[str, list[str]] = Field(
+        default_factory=lambda: dict(DEFAULT_TOPICS),
+        description="Topics employees may subscribe to or mute, with the words that name them (JSON)",
+    )
+    new_hire_days: int = Field(
+        default=30,
+        ge=1,
+        description="Employees who joined within this many days count as new hires",
+    )
+    team_digest: bool = Field(
+        default=True, description="Create the weekly support & sales digest update"
+    )
+    team_digest_audience: str = Field(
+        default="department:support, department:sales", description="Who gets the team digest"
+    )
+    team_digest_day: str = Field(default="mon", description="Weekday of the team digest")
+    team_digest_time: time = Field(default=time(9, 0), description="Local time of the team digest")
     scheduler: bool = Field(default=True, description="Run the scheduler loop in this process")
-    scheduler_interval: float = Field(default=30.0, gt=0)
+    scheduler_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between scheduler rounds"
+    )
 
     @field_validator("working_days", mode="before")
     @classmethod

@@ -237,20 +237,27 @@ def sweep(content: ContentOpt = None, database_url: DbOpt = None) -> None:
 @lifecycle_app.command("link-token")
 def link_token(
     user_id: Annotated[str, typer.Argument(help="The shop's user id")],
-    days: Annotated[int, typer.Option(min=1, max=3650, help="Valid for this many days")] = 30,
+    days: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=3650,
+            help="Valid for this many days (default: CONCIERGE_LIFECYCLE_LINK_TTL_DAYS, 30)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """A signed token (and Telegram deep link) that connects a chat to USER_ID."""
     from bot.lifecycle.links import deep_link, make_start_token
     from bot.lifecycle.settings import LifecycleSettings
 
     settings = _settings(None, None)
-    secret = (
-        LifecycleSettings().link_secret or settings.events_secret or settings.web_identity_secret
-    )
+    lifecycle = LifecycleSettings()
+    secret = lifecycle.link_secret or settings.events_secret or settings.web_identity_secret
     if not secret:
         raise _fail("set CONCIERGE_EVENTS_SECRET (or CONCIERGE_LIFECYCLE_LINK_SECRET) first")
     try:
-        token = make_start_token(secret, user_id, ttl_days=days)
+        token = make_start_token(secret, user_id, ttl_days=days or lifecycle.link_ttl_days)
     except ValueError as e:
         raise _fail(str(e)) from None
     typer.echo(token)

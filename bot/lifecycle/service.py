@@ -256,6 +256,8 @@ class LifecycleService:
             seen.add((c.id, e.type))
             props = dict(e.properties or {})
             facts = {**props, "type": e.type, "first": first}
+            if not c.language and (lang := self._language(props.get("language"))):
+                c.language = lang  # the shop knows it before the person writes to us
             moves = machine.apply_event(
                 cfg,
                 c,
@@ -279,6 +281,16 @@ class LifecycleService:
         if flows and to_start:
             started = await self.runner.trigger_outside(s, c, to_start, now)
         return moves_total, started
+
+    def _language(self, value: Any) -> str | None:
+        """``properties.language`` of an event (``de``, ``de-AT``) if the shop answers it."""
+        if not isinstance(value, str):
+            return None
+        code = value.strip().lower().replace("_", "-")
+        for candidate in (code, code.split("-", 1)[0]):
+            if candidate in self.runtime.settings.languages:
+                return candidate
+        return None
 
     async def _replay(
         self,

@@ -37,12 +37,19 @@ class LifecycleSettings(BaseSettings):
     future_tolerance: timedelta = Field(
         default=timedelta(minutes=10), description="How far in the future occurred_at may be"
     )
-    max_body_bytes: int = Field(default=4_000_000, ge=1024)
+    max_body_bytes: int = Field(
+        default=4_000_000, ge=1024, description="Largest request body the events API takes"
+    )
     link_secret: str | None = Field(
         default=None,
         description="Signs Telegram deep-link tokens (default: CONCIERGE_EVENTS_SECRET)",
     )
-    link_ttl_days: int = Field(default=30, ge=1, le=3650)
+    link_ttl_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days a token of `concierge lifecycle link-token` stays valid (default of --days)",
+    )
 
     @field_validator("flow_expire_after", "event_trigger_within", "future_tolerance", mode="before")
     @classmethod

@@ -62,12 +62,15 @@ class PromptSettings(BaseSettings):
         env_prefix="CONCIERGE_PROMPTS_", env_file=".env", extra="ignore", validate_default=True
     )
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Send proactive prompts at all")
     file: Path | None = Field(
-        default=None, description="Prompt definitions (default: <content>/flows/prompts.yml)"
+        default=None,
+        description="Prompt definitions (docs/prompts.md)",
+        json_schema_extra={"doc_default": "<content>/flows/prompts.yml"},
     )
     marketing_cap: str = Field(
-        default="2/7d", description="Marketing prompts per contact across all prompts and channels"
+        default="2/7d",
+        description="Marketing prompts per contact across all prompts and channels (COUNT/DURATION)",
     )
     channel_caps: dict[str, str] = Field(
         default_factory=dict,
@@ -85,8 +88,17 @@ class PromptSettings(BaseSettings):
         default_factory=lambda: ["telegram", "slack", "web"],
         description="Channels tried after the contact's preferred one",
     )
-    csat_suppress_below: int = Field(default=3, ge=1, le=6)
-    csat_suppress_days: int = Field(default=30, ge=0)
+    csat_suppress_below: int = Field(
+        default=3,
+        ge=1,
+        le=6,
+        description="A handoff rated below this (1-5) suppresses marketing prompts to the person",
+    )
+    csat_suppress_days: int = Field(
+        default=30,
+        ge=0,
+        description="How many days such a rating suppresses marketing prompts",
+    )
     scheduler: bool = Field(default=True, description="Run the scheduler loop in this process")
     interval: float = Field(default=15.0, gt=0, description="Seconds between scheduler rounds")
     sweep_interval: float = Field(
@@ -95,13 +107,21 @@ class PromptSettings(BaseSettings):
     horizon_hours: float = Field(
         default=36.0, gt=0, description="How far ahead sweeps schedule prompts"
     )
-    batch_size: int = Field(default=500, ge=1, le=10_000)
-    lease_seconds: float = Field(default=120.0, gt=0)
+    batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Due prompts one scheduler round claims at once"
+    )
+    lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="A claimed prompt not done within this many seconds may be claimed again",
+    )
     review_url: str = Field(
         default="https://brewhaus.example/reviews", description="Where review buttons link"
     )
-    referral_url: str = Field(default="https://brewhaus.example/invite")
-    shop_name: str = "Brewhaus"
+    referral_url: str = Field(
+        default="https://brewhaus.example/invite", description="Where referral buttons link"
+    )
+    shop_name: str = Field(default="Brewhaus", description="{shop} in prompt texts")
     salt: str = Field(default="", description="Experiment salt (change to reshuffle groups)")
 
     @field_validator("channel_order", mode="before")
