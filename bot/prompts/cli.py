@@ -34,6 +34,15 @@ def _settings(content: Path | None, database_url: str | None) -> Settings:
 
 @report_app.command("prompts")
 def report_prompts(
+    content: Annotated[
+        Path | None,
+        typer.Option(
+            "--content",
+            help="Content folder whose flows/prompts.yml lists the prompts: those with no "
+            "activity yet are shown too",
+            show_default=False,
+        ),
+    ] = None,
     database_url: DbOpt = None,
     prompt: Annotated[str | None, typer.Option(help="Only this prompt id")] = None,
     since: Annotated[
@@ -42,9 +51,11 @@ def report_prompts(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text")] = False,
 ) -> None:
     """Sends, skips by reason, conversions and lift against the holdout (95% CI)."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
     from bot.cli import fail
     from bot.clock import utcnow
-    from bot.prompts.report import format_report, prompt_report
+    from bot.prompts.report import PromptFigures, format_report, prompt_report
     from bot.storage.db import Database, DatabaseError
 
     window: timedelta | None = None
@@ -53,7 +64,22 @@ def report_prompts(
             window = parse_duration(since)
         except ValueError as e:
             raise fail(str(e)) from None
-    settings = _settings(None, database_url)
+    settings = _settings(content, database_url)
+    defined: list[str] = []
+    if content is not None:
+        from bot.prompts.config import load_prompt_settings
+        from bot.prompts.definitions import PromptFileError, load_prompts
+        from bot.settings import SettingsError
+
+        try:
+            path = load_prompt_settings().file or settings.flows_dir / "prompts.yml"
+            if not path.is_file():
+                raise fail(f"{path} does not exist (the prompts of --content {content})")
+            defined = list(load_prompts(path).prompts)
+        except (SettingsError, PromptFileError) as e:
+            raise fail(str(e)) from None
+        if prompt is not None and prompt not in defined:
+            raise fail(f"no prompt {prompt!r} in {path} ({', '.join(defined) or 'none'})")
 
     async def go() -> list[dict[str, object]] | str:
         db = Database(settings.database_url)
@@ -65,12 +91,25 @@ def report_prompts(
                 )
         finally:
             await db.dispose()
+        seen = {f.prompt_id for f in figures}
+        figures += [
+            PromptFigures(pid)
+            for pid in defined
+            if pid not in seen and (prompt is None or pid == prompt)
+        ]
+        figures.sort(key=lambda f: f.prompt_id)
         return [f.as_dict() for f in figures] if as_json else format_report(figures)
 
     try:
         result = asyncio.run(go())
     except DatabaseError as e:
         raise fail(str(e)) from None
+    except SQLAlchemyError as e:  # e.g. a database never migrated: no prompt tables
+        raise fail(
+            f"cannot read the prompts of {settings.database_url}: {type(e).__name__} "
+            f"({str(e.orig if isinstance(e, DBAPIError) else e).splitlines()[0]}); "
+            "run `concierge db upgrade` on it first"
+        ) from None
     typer.echo(
         json.dumps(result, indent=2) if as_json else str(result), nl=not isinstance(result, str)
     )

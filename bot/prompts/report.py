@@ -136,7 +136,7 @@ def _pp(x: float) -> str:
 def format_report(figures: list[PromptFigures]) -> str:
     """A plain-text report, one block per prompt."""
     if not figures:
-        return "No prompts were sent or skipped yet."
+        return "No prompts were sent or skipped yet.\n"
     lines: list[str] = []
     for f in figures:
         lines.append(f"{f.prompt_id}")
