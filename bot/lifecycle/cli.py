@@ -178,9 +178,13 @@ def simulate(
     events: Annotated[Path, typer.Option("--events", help="JSONL file of events")],
     days: Annotated[int, typer.Option("--days", min=1, max=3650, help="Days to simulate")] = 30,
     content: ContentOpt = None,
+    channel: Annotated[
+        str, typer.Option(help="The channel the person can be written to: web, telegram, slack")
+    ] = "web",
 ) -> None:
-    """Print one person's timeline: events, stage changes, flows, and the messages they would
-    get, on a throw-away database with a simulated clock. Nothing is sent."""
+    """Print one person's timeline: events, stage changes, flows, prompts (scheduled, sent,
+    deferred, skipped with the reason) and the messages they would get in their language, on a
+    throw-away database with a simulated clock. Nothing is sent."""
     from rich.console import Console
     from rich.table import Table
 
@@ -195,13 +199,22 @@ def simulate(
         raise _fail(str(e)) from None
     if not evs:
         typer.secho(f"note: no events of user {user!r} in {events}", fg=typer.colors.YELLOW)
-    timeline, figures = asyncio.run(run(settings, user, evs, days))
+    if channel not in ("web", "telegram", "slack"):
+        raise _fail(f"--channel {channel!r}: use web, telegram or slack")
+    timeline, figures = asyncio.run(run(settings, user, evs, days, channel=channel))
     table = Table(title=f"{user}: {days} days", show_lines=False)
     table.add_column("when", no_wrap=True)
     table.add_column("what", no_wrap=True)
     table.add_column("detail")
-    colors = {"event": "cyan", "stage": "magenta", "flow": "yellow", "message": "green"}
-    for when, kind, text in format_timeline(timeline):
+    colors = {
+        "event": "cyan",
+        "stage": "magenta",
+        "flow": "yellow",
+        "prompt": "blue",
+        "message": "green",
+    }
+    table.caption = f"times in {settings.default_timezone}"
+    for when, kind, text in format_timeline(timeline, settings.default_timezone):
         table.add_row(when, f"[{colors.get(kind, 'white')}]{kind}[/]", text)
     console = Console()
     console.print(table)

@@ -1,9 +1,12 @@
 """``concierge simulate``: one person's timeline from a file of events, on a throw-away SQLite
 database and a clock that jumps from one moment to the next. Nothing is sent anywhere.
 
-The person gets a simulated chat identity, so flows "write" to them; what they would receive
-is read back from the outbox. Flows that ask something wait for an answer that never comes
-(the timeline says so). The inactivity sweep runs once a simulated day.
+The person gets a chat identity on one channel (web unless told), so flows and prompts "write"
+to them; what they would receive is read back from the outbox, in their language (an event's
+``properties.language``). Flows that ask something wait for an answer that never comes (the
+timeline says so). The prompt scheduler runs whenever a prompt is due, on the same clock, and
+the timeline shows each prompt scheduled, sent, deferred or skipped with the reason. The
+inactivity sweep and the prompt sweeps run once a simulated day.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -26,7 +30,7 @@ from bot.lifecycle.service import service_of
 from bot.settings import Settings
 from bot.storage.models import Contact, Identity, OutboxMessage
 
-CHANNEL = "simulated"
+CHANNEL = "web"
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,12 @@ def read_events(path: Path, user: str) -> list[EventIn]:
 
 
 async def simulate(
-    settings: Settings, user: str, events: list[EventIn], days: int, start: datetime | None = None
+    settings: Settings,
+    user: str,
+    events: list[EventIn],
+    days: int,
+    start: datetime | None = None,
+    channel: str = CHANNEL,
 ) -> tuple[list[Entry], dict[str, Any]]:
     """Run the simulation; returns the timeline and the person's figures at the end."""
     from bot.runtime import Runtime
@@ -82,15 +91,26 @@ async def simulate(
         runtime = Runtime(sim_settings, clock=clock, start_worker=False)
         await runtime.db.upgrade()
         try:
-            return await _run(runtime, clock, user, events, end)
+            return await _run(runtime, clock, user, events, end, channel)
         finally:
             await runtime.db.dispose()
 
 
 async def _run(
-    runtime: Any, clock: ManualClock, user: str, events: list[EventIn], end: datetime
+    runtime: Any,
+    clock: ManualClock,
+    user: str,
+    events: list[EventIn],
+    end: datetime,
+    channel: str,
 ) -> tuple[list[Entry], dict[str, Any]]:
+    from bot.prompts import service_of as prompts_of
+
     svc = service_of(runtime)
+    try:
+        prompts = prompts_of(runtime)
+    except LookupError:  # CONCIERGE_PROMPTS_ENABLED=false
+        prompts = None
     timeline: list[Entry] = []
     now = clock.now()
     async with runtime.db.session() as s:
@@ -108,7 +128,7 @@ async def _run(
         s.add(
             Identity(
                 contact_id=c.id,
-                channel=CHANNEL,
+                channel=channel,
                 external_id=user,
                 address=user,
                 started=True,
@@ -117,13 +137,16 @@ async def _run(
                 last_seen_at=now,
             )
         )
-    seen = _Seen()
+    seen = _Seen(runtime.settings.default_timezone)
     pending = list(events)
     next_sweep = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     while True:
         due = await _next_due(runtime)
+        prompt_due = await _next_prompt(runtime) if prompts is not None else None
         candidates = [
-            t for t in (pending[0].occurred_at if pending else None, due, next_sweep) if t
+            t
+            for t in (pending[0].occurred_at if pending else None, due, prompt_due, next_sweep)
+            if t
         ]
         when = min(candidates)
         if when > end:
@@ -140,8 +163,12 @@ async def _run(
             await svc.ingest(batch, source="import", now=now)
         elif due is not None and due <= now:
             await svc.runner.run_due(now)
+        elif prompts is not None and prompt_due is not None and prompt_due <= now:
+            await prompts.process_due(now)
         else:
             await svc.sweep(now)
+            if prompts is not None:
+                await prompts.sweep(now)
             next_sweep += timedelta(days=1)
         timeline += await seen.collect(runtime)
     for e in pending:
@@ -165,13 +192,30 @@ async def _next_due(runtime: Any) -> datetime | None:
     return due
 
 
-class _Seen:
-    """Reads what is new since the last look: transitions, flow changes, messages."""
+async def _next_prompt(runtime: Any) -> datetime | None:
+    from bot.prompts.models import PENDING, PromptAction
 
-    def __init__(self) -> None:
+    async with runtime.db.session() as s:
+        due: datetime | None = (
+            await s.execute(
+                select(PromptAction.due_at)
+                .where(PromptAction.status == PENDING)
+                .order_by(PromptAction.due_at)
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    return due
+
+
+class _Seen:
+    """Reads what is new since the last look: transitions, flow changes, prompts, messages."""
+
+    def __init__(self, timezone: str) -> None:
+        self.tz = ZoneInfo(timezone)
         self.transition = 0
         self.outbox = 0
         self.flows: dict[int, tuple[str, str | None]] = {}
+        self.prompts: dict[int, tuple[str, datetime, str | None]] = {}
 
     async def collect(self, runtime: Any, final: bool = False) -> list[Entry]:
         out: list[Entry] = []
@@ -198,6 +242,7 @@ class _Seen:
                     continue
                 self.flows[f.id] = state
                 out.append(Entry(f.updated_at, "flow", _flow_text(f, before is None, final)))
+            out += await self._prompts(s)
             for m in (
                 await s.execute(
                     select(OutboxMessage)
@@ -212,6 +257,52 @@ class _Seen:
                 if buttons:
                     text += "  [" + " | ".join(buttons) + "]"
                 out.append(Entry(m.created_at, "message", text))
+        return out
+
+    async def _prompts(self, s: Any) -> list[Entry]:
+        """Each prompt action that is new or changed: scheduled, deferred, sent, skipped (with
+        the reason), held out, cancelled."""
+        from bot.prompts.models import PromptAction, PromptSend, PromptSkip
+
+        out: list[Entry] = []
+        for a in (await s.execute(select(PromptAction).order_by(PromptAction.id))).scalars():
+            state = (a.status, a.due_at, a.reason)
+            before = self.prompts.get(a.id)
+            if before == state:
+                continue
+            self.prompts[a.id] = state
+            due = f"{a.due_at.astimezone(self.tz):%Y-%m-%d %H:%M}"
+            if a.status == "pending":
+                if before is None:
+                    out.append(Entry(a.created_at, "prompt", f"{a.prompt_id} scheduled for {due}"))
+                else:
+                    out.append(
+                        Entry(
+                            a.updated_at, "prompt", f"{a.prompt_id} deferred to {due} ({a.reason})"
+                        )
+                    )
+                continue
+            if before is None and a.created_at < a.updated_at:
+                out.append(Entry(a.created_at, "prompt", f"{a.prompt_id} scheduled for {due}"))
+            if a.status == "sent":
+                send = (
+                    await s.execute(select(PromptSend).where(PromptSend.action_id == a.id))
+                ).scalar_one_or_none()
+                where = f" on {send.channel}" if send is not None else ""
+                variant = f", variant {a.variant}" if a.variant and a.variant != "a" else ""
+                text = f"{a.prompt_id} sent{where}{variant}"
+            elif a.status in ("skipped", "held"):
+                skip = (
+                    await s.execute(select(PromptSkip).where(PromptSkip.action_id == a.id).limit(1))
+                ).scalar_one_or_none()
+                detail = f": {skip.detail}" if skip is not None and skip.detail else ""
+                if a.reason == "holdout":
+                    text = f"{a.prompt_id} held out (experiment holdout: nothing sent)"
+                else:
+                    text = f"{a.prompt_id} skipped: {a.reason}{detail}"
+            else:
+                text = f"{a.prompt_id} {a.status}: {a.reason}"
+            out.append(Entry(a.updated_at, "prompt", text))
         return out
 
 
@@ -247,6 +338,10 @@ async def _figures(runtime: Any, user: str, now: datetime) -> dict[str, Any]:
         }
 
 
-def format_timeline(entries: Iterable[Entry]) -> list[tuple[str, str, str]]:
+def format_timeline(
+    entries: Iterable[Entry], timezone: str | None = None
+) -> list[tuple[str, str, str]]:
+    """(when, kind, text) rows in time order; ``timezone``: the times shown in it."""
+    tz = ZoneInfo(timezone) if timezone else None
     rows = sorted(entries, key=lambda e: e.at)
-    return [(e.at.strftime("%Y-%m-%d %H:%M"), e.kind, e.text) for e in rows]
+    return [(e.at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), e.kind, e.text) for e in rows]
