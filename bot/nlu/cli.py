@@ -94,18 +94,70 @@ def test(
 
 @data_app.command("validate")
 def validate_cmd(
-    content: Annotated[Path, typer.Option("--content", help="content folder")] = Path("."),
+    content: Annotated[
+        Path | None,
+        typer.Option(
+            "--content",
+            help="content folder (or its nlu_data/); default: CONCIERGE_CONTENT_DIR, the current "
+            "folder if it holds nlu_data/, else the demo content",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Check nlu.yml and responses.yml of every language; exits 1 on errors."""
+    """Check nlu.yml and responses.yml of every language; say what was checked; exits 1 on
+    errors."""
     from bot.nlu.validate import validate
 
+    if content is None:
+        from bot.cli import settings_from
+
+        content = settings_from().content_dir
     problems = validate(content)
     for p in problems:
         typer.secho(str(p), fg=typer.colors.RED if p.severity == "error" else typer.colors.YELLOW)
+    for line in _checked(content):
+        typer.echo(line)
     errors = sum(p.severity == "error" for p in problems)
     typer.echo(f"{errors} error(s), {len(problems) - errors} warning(s)")
     if errors:
         raise typer.Exit(1)
+
+
+def _checked(content: Path) -> list[str]:
+    """What ``data validate`` looked at: per language, the intents, examples and responses."""
+    from bot.nlu.data import language_folders, load_nlu_file
+    from bot.nlu.model import load_responses
+
+    folders = language_folders(content)
+    if not folders:
+        return []
+    base = next(iter(folders.values())).parent
+    lines = [f"checked {base}: {len(folders)} language(s) ({', '.join(folders)})"]
+    totals = Counter[str]()
+    every_intent: set[str] = set()
+    for lang, folder in folders.items():
+        intents: set[str] = set()
+        examples = 0
+        for f in sorted(folder.glob("*.yml")):
+            if f.name == "responses.yml":
+                continue
+            try:
+                data = load_nlu_file(f, lang)
+            except (ContentError, ValueError):
+                continue  # reported above with file:line
+            intents.update(data.intents)
+            examples += len(data.examples)
+        responses = len(load_responses(folder / "responses.yml"))  # unreadable: 0, reported
+        every_intent |= intents
+        totals.update(examples=examples, responses=responses)
+        lines.append(
+            f"  {lang}: {len(intents)} intents, {examples} examples, {responses} responses"
+        )
+    lines.append(
+        f"  all: {len(every_intent)} intents, {totals['examples']} examples, "
+        f"{totals['responses']} responses"
+    )
+    return lines
 
 
 @faq_app.command("gaps")
