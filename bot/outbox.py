@@ -116,7 +116,9 @@ class DeliveryWorker:
         self.db = db
         self.senders = senders
         self.clock = clock or SystemClock()
-        self.limiters = limiters or {}
+        # the caller's mapping itself (not a copy): the runtime adds channels' limiters to it
+        # after the worker is built, and an empty mapping is falsy
+        self.limiters = limiters if limiters is not None else {}
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -249,6 +251,8 @@ class DeliveryWorker:
             try:
                 result = await sender.send(delivery)
             except RetryAfter as e:
+                if limiter:  # the whole channel waits, not only this message
+                    limiter.pause(e.seconds)
                 return await self._retry(row, e.reason, delay=e.seconds, count_attempt=False)
             except Unreachable as e:
                 await self._mark_unreachable(row, e.reason)

@@ -25,6 +25,8 @@ class TokenBucket:
 
     def _refill(self) -> None:
         now = self._monotonic()
+        if now <= self._stamp:  # paused: nothing flows in before the pause ends
+            return
         self._tokens = min(
             self.rate.burst, self._tokens + (now - self._stamp) * self.rate.per_second
         )
@@ -35,7 +37,17 @@ class TokenBucket:
         self._refill()
         if self._tokens >= 1:
             return 0.0
-        return (1 - self._tokens) / self.rate.per_second
+        now = self._monotonic()
+        return max(self._stamp - now, 0.0) + (1 - self._tokens) / self.rate.per_second
+
+    def pause(self, seconds: float) -> None:
+        """Nothing for ``seconds``; then the bucket fills from empty, so sending resumes at
+        the sustained rate rather than in a burst."""
+        until = self._monotonic() + seconds
+        if until > self._stamp:
+            self._refill()
+            self._tokens = min(self._tokens, 0.0)
+            self._stamp = until
 
     def take(self) -> None:
         self._refill()
@@ -64,6 +76,20 @@ class RateLimiter:
         self._buckets: dict[str, TokenBucket] = {}
         self._global = TokenBucket(overall, monotonic) if overall else None
         self._lock = asyncio.Lock()
+        self._paused_until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """The platform said "too many requests, retry after ``seconds``": its limit is the
+        whole channel's (Telegram's 30/s, Slack's per method and workspace), so no message
+        of this channel goes out before then, and afterwards they resume at the limit rate."""
+        self._paused_until = max(self._paused_until, self._monotonic() + seconds)
+        if self._global is not None:
+            self._global.pause(seconds)
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds left of a pause (0 when not paused)."""
+        return max(self._paused_until - self._monotonic(), 0.0)
 
     def _bucket(self, address: str) -> TokenBucket | None:
         b = self._buckets.get(address)
@@ -79,6 +105,10 @@ class RateLimiter:
     async def acquire(self, address: str) -> None:
         bucket = self._bucket(address)
         while True:
+            paused = self.paused_for
+            if paused > 0:
+                await asyncio.sleep(paused)
+                continue
             # the per-address wait happens outside the lock so other chats go on meanwhile
             w = bucket.wait_time() if bucket else 0.0
             if w > 0:
