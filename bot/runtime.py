@@ -21,6 +21,7 @@ from bot.engine import (
     feedback_policy,
     opt_out_policy,
 )
+from bot.health import Health
 from bot.outbox import DeliveryWorker
 from bot.ratelimit import RateLimiter
 from bot.responses import Responses
@@ -61,6 +62,7 @@ class Runtime:
         self.db = Database(settings.database_url)
         self.secret_key = settings.ensure_secret_key()
         self.signals = Signals()
+        self.health = Health()
         self.responses = Responses.from_folder(settings.nlu_data_dir, settings.default_language)
         self._nlu = nlu
         self.senders: dict[str, Sender] = {}

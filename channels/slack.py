@@ -2,10 +2,12 @@
 
 Inbound: direct messages and mentions become an :class:`~bot.types.Inbound`; a press on one of
 our Block Kit buttons carries the button's payload. Bolt verifies ``X-Slack-Signature`` (and its
-5-minute window) and acknowledges at once; the turn runs after the acknowledgement. A retried
-event (``X-Slack-Retry-Num``, or a Socket Mode envelope sent again) has the same ``event_id``:
-it is recorded in the database before any listener runs, so a retry is dropped even when it
-reaches another process or arrives after a restart.
+5-minute window); an event is acknowledged once its turn is stored (a turn takes milliseconds,
+well inside Slack's 3 seconds), so an event Slack saw acknowledged is never lost, and one that
+failed is sent again by Slack. A retried event (``X-Slack-Retry-Num``, or a Socket Mode
+envelope sent again) has the same ``event_id``: it is recorded as seen in the same transaction
+as its turn (or staff reply), so a retry after that is dropped even when it reaches another
+process or arrives after a restart, and a retry after a crash before it is processed.
 Outbound: :class:`SlackSender` posts ``chat.postMessage`` with Block Kit buttons.
 """
 
@@ -28,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.ratelimit import Rate, RateLimiter
 from bot.runtime import Runtime
-from bot.storage.seen import first_time
+from bot.storage.seen import seen_before
 from bot.types import (
     Delivery,
     Inbound,
@@ -127,7 +129,8 @@ class SlackChannel:
         self.app = AsyncApp(
             client=self.client,
             signing_secret=s.slack_signing_secret or "",
-            process_before_response=False,
+            # acknowledge after the listener: an acknowledged event is a stored turn
+            process_before_response=True,
             request_verification_enabled=bool(s.slack_signing_secret),
         )
         self.handler = AsyncSlackRequestHandler(self.app)
@@ -172,7 +175,7 @@ class SlackChannel:
     ) -> BoltResponse | None:
         """Drop an event delivered before (Slack's retries), whatever listener it is for."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not await first_time(
+        if event_id and await seen_before(
             self.runtime.db, CHANNEL, str(event_id), self.runtime.clock.now()
         ):
             log.info("Slack event %s was delivered before: dropped", event_id)
@@ -188,13 +191,13 @@ class SlackChannel:
         staff = self.runtime.settings.slack_staff_channel
         if staff and event.get("channel") == staff:
             if event.get("thread_ts") and event.get("user"):
-                await self._staff_reply(event)
+                await self._staff_reply(event, body.get("event_id"))
             return
         if event.get("channel_type") != "im":
             return
         await self._handle(event, body, event.get("text") or "")
 
-    async def _staff_reply(self, event: dict[str, Any]) -> None:
+    async def _staff_reply(self, event: dict[str, Any], event_id: str | None) -> None:
         """A staff member writes in a handoff's thread: the customer gets it (unless ``//``)."""
         svc = getattr(self.runtime, "handoff", None)
         if svc is None:
@@ -204,6 +207,7 @@ class SlackChannel:
             thread=(str(event["channel"]), str(event["thread_ts"])),
             staff=name,
             text=event.get("text") or "",
+            delivery=(CHANNEL, str(event_id)) if event_id else None,
         )
 
     async def _user_name(self, user: str) -> str:
@@ -252,6 +256,7 @@ class SlackChannel:
                 platform_message_id=str(msg_id),
                 thread_id=thread,
                 metadata={"team": body.get("team_id"), "event_id": body.get("event_id")},
+                delivery_id=str(body["event_id"]) if body.get("event_id") else None,
             )
         )
 

@@ -1,0 +1,126 @@
+"""Messages coming in, as ``concierge run`` takes them: the runtime and app factory the command
+builds (``Runtime(settings)`` then ``create_app(settings, runtime=...)``), under uvicorn, with
+the fake Telegram and Slack servers over real HTTP.
+
+What a person notices: a message that reached us is never lost, whatever fails while it is
+answered (they get a short apology in their language and their next message works); a platform
+event acknowledged once is processed once, even across a crash; polling survives any error.
+Every test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.engine import Turn
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.storage.db import Database
+from bot.storage.models import Message
+from tests.auxil.build_messages import tg_message
+from tests.auxil.warm import warm_nlu
+from tests.conftest import LiveServer
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.telegram_api import FakeTelegram
+
+SECRET = "signing-secret"
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def settings(
+    telegram: FakeTelegram, slack: FakeSlack, db_url: str, make_settings: Callable[..., Settings]
+) -> Settings:
+    return warm_nlu(
+        make_settings(
+            db_url,
+            telegram_token=telegram.token,
+            telegram_api_url=telegram.url,
+            slack_bot_token="xoxb-test",
+            slack_signing_secret=SECRET,
+            slack_api_url=slack.api_url,
+        )
+    )
+
+
+async def _boom(turn: Turn) -> bool:
+    if "boom" in turn.inbound.text:
+        raise ZeroDivisionError("a bug in a feature")
+    return False
+
+
+def stored(db_url: str, channel: str) -> list[tuple[str, str]]:
+    """``(direction, text)`` of the stored messages of a channel, oldest first."""
+
+    async def go() -> list[tuple[str, str]]:
+        db = Database(db_url)
+        try:
+            async with db.session() as s:
+                rows = await s.execute(
+                    select(Message.direction, Message.text)
+                    .where(Message.channel == channel)
+                    .order_by(Message.id)
+                )
+                return [(d, t) for d, t in rows.all()]
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(f"{name}{{{want}}} ") or (not labels and line.startswith(name + " ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_failing_feature_keeps_the_message_and_apologises_in_the_persons_language(
+    telegram: FakeTelegram,
+    settings: Settings,
+    db_url: str,
+    start_server: Callable[..., LiveServer],
+) -> None:
+    runtime = Runtime(settings)
+    runtime.engine.add_policy("boom", _boom, priority=1)
+    errors: list[tuple[str, BaseException]] = []
+    runtime.engine.error_hooks.append(lambda inbound, e: errors.append((inbound.text, e)))
+    server = start_server(settings, runtime=runtime)
+
+    telegram.push_update(tg_message("boom, wo ist mein Paket?", user_id=51, language_code="de"))
+    [apology] = telegram.wait_for(
+        "sendMessage", 1, timeout=20, where=lambda c: str(c.params["chat_id"]) == "51"
+    )
+    assert apology.params["text"].startswith("Entschuldigung, bei uns ist etwas schiefgelaufen")
+    assert ("in", "boom, wo ist mein Paket?") in stored(db_url, "telegram")
+    assert [(t, type(e)) for t, e in errors] == [("boom, wo ist mein Paket?", ZeroDivisionError)]
+    assert metric(server.url, "concierge_turn_errors_total", channel="telegram") == 1
+
+    # the person's next message is answered as usual
+    telegram.push_update(tg_message("Do you ship to Austria?", user_id=51, language_code="de"))
+    calls = telegram.wait_for(
+        "sendMessage", 2, timeout=20, where=lambda c: str(c.params["chat_id"]) == "51"
+    )
+    assert len(calls) >= 2
+    assert "schiefgelaufen" not in calls[1].params["text"]
+    assert [d for d, _ in stored(db_url, "telegram")].count("in") == 2
+    assert metric(server.url, "concierge_turn_errors_total", channel="telegram") == 1
