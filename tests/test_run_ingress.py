@@ -11,7 +11,10 @@ Every test runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,10 +25,12 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.models import Message
-from tests.auxil.build_messages import tg_message
+from tests.auxil.build_messages import slack_dm, tg_message
+from tests.auxil.process import REPO, ConciergeProcess
 from tests.auxil.warm import warm_nlu
 from tests.conftest import LiveServer
-from tests.fakes.slack_api import FakeSlack
+from tests.fakes.rasa_api import FakeRasa
+from tests.fakes.slack_api import FakeSlack, send_event
 from tests.fakes.telegram_api import FakeTelegram
 
 SECRET = "signing-secret"
@@ -86,6 +91,13 @@ def stored(db_url: str, channel: str) -> list[tuple[str, str]]:
     return asyncio.run(go())
 
 
+def until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def metric(url: str, name: str, **labels: str) -> float:
     want = ",".join(f'{k}="{v}"' for k, v in labels.items())
     for line in httpx.get(f"{url}/metrics").text.splitlines():
@@ -124,3 +136,61 @@ def test_a_failing_feature_keeps_the_message_and_apologises_in_the_persons_langu
     assert "schiefgelaufen" not in calls[1].params["text"]
     assert [d for d, _ in stored(db_url, "telegram")].count("in") == 2
     assert metric(server.url, "concierge_turn_errors_total", channel="telegram") == 1
+
+
+def test_a_slack_event_caught_by_a_crash_is_processed_when_slack_sends_it_again(
+    slack: FakeSlack, settings: Settings, db_url: str, tmp_path: Path
+) -> None:
+    """``concierge run`` is killed (kill -9) while an event's turn is under way: Slack got no
+    acknowledgement, sends the event again, and the restarted process answers it; a further
+    retry, after the event was processed, is dropped."""
+    rasa = FakeRasa().start()
+    env = {
+        "CONCIERGE_DATABASE_URL": db_url,
+        "CONCIERGE_CONTENT_DIR": str(REPO),
+        "CONCIERGE_MODEL_DIR": str(settings.resolved_model_dir),
+        "CONCIERGE_SECRET_KEY": "test-secret",
+        "CONCIERGE_SLACK_BOT_TOKEN": "xoxb-test",
+        "CONCIERGE_SLACK_SIGNING_SECRET": SECRET,
+        "CONCIERGE_SLACK_API_URL": slack.api_url,
+        # the NLU is a Rasa server that can be told to hang: the turn is caught midway
+        "CONCIERGE_NLU_BACKEND": "rasa",
+        "CONCIERGE_RASA_URL": rasa.url,
+        "CONCIERGE_RASA_TIMEOUT": "60",
+        "CONCIERGE_DELIVERY_POLL_INTERVAL": "0.05",
+    }
+    event = slack_dm("hello there", user="U9", channel="D9")
+    try:
+        rasa.play("hang", "parse")
+        first = ConciergeProcess(env, tmp_path / "run.log").start()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            delivery = pool.submit(send_event, first.url, SECRET, event, event_id="EvCRASH")
+            until(lambda: bool(rasa.calls_to("parse", failed=True)))
+            first.kill()  # the turn is waiting for the NLU
+            try:
+                acknowledged = delivery.result(10).status_code == 200
+            except httpx.HTTPError:
+                acknowledged = False
+        assert not acknowledged, "Slack was told the event arrived, then it was lost"
+        assert not [t for d, t in stored(db_url, "slack") if d == "in"]
+
+        second = ConciergeProcess(env, tmp_path / "run.log").start()
+        try:
+            again = send_event(second.url, SECRET, event, event_id="EvCRASH", retry=1)
+            assert again.status_code == 200
+            assert [t for d, t in stored(db_url, "slack") if d == "in"] == ["hello there"]
+            replies = slack.wait_for(
+                "chat.postMessage", 1, timeout=20, where=lambda c: c.params["channel"] == "D9"
+            )
+            assert replies, "the event sent again was not answered"
+            answered = len([d for d, _ in stored(db_url, "slack") if d == "out"])
+            # once processed, a retry is dropped: nothing more is stored (the acknowledgement
+            # comes after the processing, so this is seen at once)
+            late = send_event(second.url, SECRET, event, event_id="EvCRASH", retry=2)
+            assert late.status_code == 200
+            assert [d for d, _ in stored(db_url, "slack")].count("in") == 1
+            assert len([d for d, _ in stored(db_url, "slack") if d == "out"]) == answered
+        finally:
+            second.stop()
+    finally:
+        rasa.stop()

@@ -36,7 +36,10 @@ CALL = web.RequestKey("call", Call)
 class Scenario:
     """What the next matching call gets instead of the normal answer."""
 
-    kind: str  # "429" | "403" | "500" | "slow" | "reset" | "custom"
+    # "429" | "403" | "409" | "500" | "slow" | "reset" | "custom" | "hang" (the request is
+    # taken and never answered nor carried out, like a dead proxy: ``delay`` seconds, or until
+    # the client gives up)
+    kind: str
     method: str | None = None  # None: any method
     times: int = 1
     retry_after: float = 1.0
@@ -111,6 +114,9 @@ class FakeServer:
                         self.scenarios.remove(sc)
                     return sc
         return None
+
+    async def hang(self, sc: Scenario) -> None:
+        await asyncio.sleep(sc.delay or 3600)
 
     def record(
         self,
