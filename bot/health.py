@@ -20,6 +20,10 @@ class Health:
     def ok(self, name: str) -> None:
         self.state[name] = None
 
+    def pending(self, name: str, reason: str) -> None:
+        """Not working yet (starting up): degraded, but not a failure."""
+        self.state[name] = reason
+
     def failing(self, name: str, reason: str) -> None:
         self.state[name] = reason
         self.reconnects[name] = self.reconnects.get(name, 0) + 1

@@ -13,6 +13,7 @@ Outbound: :class:`SlackSender` posts ``chat.postMessage`` with Block Kit buttons
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,9 @@ CHANNEL = "slack"
 MAX_TEXT = 3000  # a section block's text limit
 ACTION_PREFIX = "concierge:"
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
+SOCKET = "slack_socket"  # the Socket Mode connection's name in /healthz and /metrics
+SOCKET_CHECK = 1.0  # how often the connection's state is looked at, seconds
+SOCKET_SDK_GRACE = 30.0  # a lost session the SDK has not restored in this time is reopened
 UNREACHABLE = {
     "channel_not_found",
     "not_in_channel",
@@ -163,7 +167,53 @@ class SlackChannel:
             self._socket = AsyncSocketModeHandler(
                 self.app, self.runtime.settings.slack_app_token, web_client=opener
             )
-            await self._socket.connect_async()
+            # connected (and reconnected) in the background: Slack away at start is waited
+            # out, not a failed start
+            self.runtime.health.pending(SOCKET, "socket mode: connecting to Slack")
+            self.runtime.add_background(self._keep_socket)
+
+    async def _keep_socket(self) -> None:
+        """Socket Mode's connection. The SDK opens it (retrying on any error) and reopens a
+        lost session by itself; this watches it, reports the state to ``/healthz`` and
+        ``/metrics`` (``slack_socket``), and opens a new session should the SDK not have
+        restored one in :data:`SOCKET_SDK_GRACE` seconds."""
+        health = self.runtime.health
+        client = self._socket.client
+        loop = asyncio.get_running_loop()
+        connecting: asyncio.Task[None] | None = None
+        lost_since: float | None = None
+        backoff = SOCKET_CHECK
+        try:
+            while True:
+                if await client.is_connected():
+                    if health.state.get(SOCKET, "") is not None:
+                        health.ok(SOCKET)
+                    lost_since = None
+                else:
+                    now = loop.time()
+                    if health.state.get(SOCKET, "") is None:  # it was up
+                        health.failing(SOCKET, "socket mode: connection lost, reconnecting")
+                    if lost_since is None:
+                        lost_since = now
+                    first = connecting is None
+                    if (first or now - lost_since > SOCKET_SDK_GRACE) and (
+                        connecting is None or connecting.done()
+                    ):
+                        try:  # the WebSocket's address first: its failure is the reason
+                            client.wss_uri = await client.issue_new_wss_url()
+                        except Exception as e:
+                            health.failing(SOCKET, f"socket mode: {type(e).__name__}: {e}")
+                            log.warning("Slack Socket Mode: %s; again in %.0fs", e, backoff)
+                            await asyncio.sleep(backoff)
+                            backoff = min(backoff * 2, 60.0)
+                            continue
+                        connecting = loop.create_task(client.connect())
+                        lost_since = now
+                        backoff = SOCKET_CHECK
+                await asyncio.sleep(SOCKET_CHECK)
+        finally:
+            if connecting is not None:
+                connecting.cancel()
 
     async def stop(self) -> None:
         if self._socket is not None:

@@ -15,6 +15,7 @@ import concurrent.futures
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,7 +31,7 @@ from tests.auxil.process import REPO, ConciergeProcess
 from tests.auxil.warm import warm_nlu
 from tests.conftest import LiveServer
 from tests.fakes.rasa_api import FakeRasa
-from tests.fakes.slack_api import FakeSlack, send_event
+from tests.fakes.slack_api import FakeSlack, event_callback, send_event
 from tests.fakes.telegram_api import FakeTelegram
 
 SECRET = "signing-secret"
@@ -98,10 +99,10 @@ def until(condition: Callable[[], bool], timeout: float = 20) -> None:
         time.sleep(0.02)
 
 
-def metric(url: str, name: str, **labels: str) -> float:
+def metric(url: str, metric_name: str, **labels: str) -> float:
     want = ",".join(f'{k}="{v}"' for k, v in labels.items())
     for line in httpx.get(f"{url}/metrics").text.splitlines():
-        if line.startswith(f"{name}{{{want}}} ") or (not labels and line.startswith(name + " ")):
+        if line.startswith(f"{metric_name}{{{want}}} "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 
@@ -194,3 +195,58 @@ def test_a_slack_event_caught_by_a_crash_is_processed_when_slack_sends_it_again(
             second.stop()
     finally:
         rasa.stop()
+
+
+def health(url: str) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(f"{url}/healthz").json()
+    return body
+
+
+def test_telegram_polling_survives_conflict_and_rate_limit_and_reports_its_state(
+    telegram: FakeTelegram, settings: Settings, start_server: Callable[..., LiveServer]
+) -> None:
+    """A 409 (another instance polls, as in a deploy) and a 429 on getUpdates: polling waits
+    and goes on; /healthz says degraded with the reason meanwhile, then ok; /metrics too."""
+    telegram.play("409", "getUpdates", times=1000)
+    server = start_server(settings)
+    until(lambda: health(server.url)["status"] == "degraded")
+    state = health(server.url)
+    assert "Conflict" in state["degraded"]["telegram"], state
+    assert metric(server.url, "concierge_connection_up", name="telegram") == 0
+    telegram.clear_scenarios()
+    telegram.play("429", "getUpdates", times=1, retry_after=1)
+    telegram.push_update(tg_message("Do you ship to Austria?", user_id=61))
+    assert telegram.wait_for(
+        "sendMessage", 1, timeout=30, where=lambda c: str(c.params["chat_id"]) == "61"
+    ), "polling did not come back"
+    assert health(server.url)["status"] == "ok"
+    assert metric(server.url, "concierge_connection_up", name="telegram") == 1
+    assert metric(server.url, "concierge_connection_failures_total", name="telegram") >= 2
+
+
+def test_slack_socket_mode_away_at_start_is_waited_out_and_reported(
+    slack: FakeSlack,
+    db_url: str,
+    make_settings: Callable[..., Settings],
+    start_server: Callable[..., LiveServer],
+) -> None:
+    """Slack refuses the first Socket Mode connections: the product starts anyway, says
+    degraded (with the reason) until the connection is up, then answers envelopes."""
+    slack.play("500", "apps.connections.open", times=1)
+    settings = warm_nlu(
+        make_settings(
+            db_url,
+            slack_bot_token="xoxb-test",
+            slack_app_token="xapp-test",
+            slack_api_url=slack.api_url,
+        )
+    )
+    server = start_server(settings)
+    state = health(server.url)
+    assert state["status"] == "degraded" and "socket mode" in state["degraded"]["slack_socket"]
+    until(lambda: "500" in health(server.url).get("degraded", {}).get("slack_socket", ""))
+    until(lambda: health(server.url)["status"] == "ok", timeout=30)
+    assert slack.calls_to("socket.connect")
+    assert metric(server.url, "concierge_connection_up", name="slack_socket") == 1
+    slack.push_envelope(event_callback(slack_dm("Do you ship to Austria?", channel="D30")))
+    assert slack.wait_for("chat.postMessage", 1, where=lambda c: c.params.get("channel") == "D30")
