@@ -102,6 +102,16 @@ class RateLimiter:
             b = self._buckets[address] = TokenBucket(rate, self._monotonic)
         return b
 
+    async def ready(self, address: str) -> None:
+        """Wait until ``address`` may have a message (its own pace, and a pause), without
+        taking anything: the caller then takes its turn with :meth:`acquire`."""
+        bucket = self._bucket(address)
+        while True:
+            w = max(self.paused_for, bucket.wait_time() if bucket else 0.0)
+            if w <= 0:
+                return
+            await asyncio.sleep(w)
+
     async def acquire(self, address: str) -> None:
         bucket = self._bucket(address)
         while True:

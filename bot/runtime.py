@@ -78,6 +78,8 @@ class Runtime:
             batch_size=settings.delivery_batch_size,
             lease_seconds=settings.delivery_lease_seconds,
             poll_interval=settings.delivery_poll_interval,
+            in_doubt=settings.delivery_in_doubt,
+            send_timeout=settings.delivery_send_timeout,
         )
         self.start_worker = start_worker
         self.engine = Engine(

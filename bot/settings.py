@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     delivery_poll_interval: float = Field(default=0.5, gt=0)
     delivery_batch_size: int = Field(default=50, ge=1)
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    # a platform call's longest wait for the answer (then it counts as failed and is retried)
+    delivery_send_timeout: float = Field(default=15.0, gt=0)
+    # sends per channel on the wire and not yet written down at a time: a crash (kill -9)
+    # may repeat at most this many messages per channel; more is faster with slow platforms
+    delivery_in_doubt: int = Field(default=1, ge=1, le=64)
 
     # --- NLU --------------------------------------------------------------------------------
     nlu_backend: str = Field(default="embedded", pattern="^(embedded|rasa)$")
@@ -194,6 +199,15 @@ class Settings(BaseSettings):
     @property
     def resolved_model_dir(self) -> Path:
         return self.model_dir or (self.data_dir / "concierge-model")
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Settings:
+        if self.delivery_lease_seconds < 2 * (self.delivery_send_timeout + 1):
+            raise ValueError(
+                "CONCIERGE_DELIVERY_LEASE_SECONDS must be at least twice "
+                "CONCIERGE_DELIVERY_SEND_TIMEOUT + 1 s (a send must end before its lease does)"
+            )
+        return self
 
     def ensure_secret_key(self) -> str:
         """The signing key: configured, or generated once and kept beside the database."""

@@ -63,7 +63,7 @@ UNREACHABLE = {
 
 def web_client(runtime: Runtime) -> AsyncWebClient:
     s = runtime.settings
-    kwargs: dict[str, Any] = {"token": s.slack_bot_token}
+    kwargs: dict[str, Any] = {"token": s.slack_bot_token, "timeout": s.delivery_send_timeout}
     if s.slack_api_url:
         kwargs["base_url"] = s.slack_api_url.rstrip("/") + "/"
     return AsyncWebClient(**kwargs)

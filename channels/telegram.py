@@ -99,7 +99,11 @@ def make_bot(settings: Settings) -> Bot:
         kwargs["base_file_url"] = base + "/file/bot"
     return Bot(
         settings.telegram_token,
-        request=HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15),
+        request=HTTPXRequest(
+            connection_pool_size=64,
+            read_timeout=settings.delivery_send_timeout,
+            write_timeout=settings.delivery_send_timeout,
+        ),
         get_updates_request=HTTPXRequest(read_timeout=40),
         **kwargs,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -155,3 +156,73 @@ def test_a_429_pauses_the_whole_channel_then_sending_resumes_at_the_limit_rate(
     texts = [str(c.params.get("text")) for c in calls]
     assert texts.count(str(refused.params.get("text"))) == 1
     assert len(set(texts)) == 90
+
+
+def test_a_database_outage_while_sending_doubles_and_loses_nothing(
+    telegram: FakeTelegram,
+    pg_url: str,
+    make_settings: Callable[..., Settings],
+    start_server: Callable[..., LiveServer],
+) -> None:
+    """PostgreSQL goes away for 4 s in the middle of a run of sends (its connections are
+    terminated and new ones refused): the "sent" record of the message on the wire fails; it
+    is retried, not sent again. Every message arrives, once."""
+    import asyncpg
+
+    from tests.conftest import PG_ADMIN_URL
+
+    name = pg_url.rsplit("/", 1)[1]
+    settings = make_settings(
+        pg_url,
+        telegram_token=telegram.token,
+        telegram_api_url=telegram.url,
+        delivery_lease_seconds=3.0,
+        delivery_send_timeout=0.5,
+        delivery_batch_size=10,
+    )
+    start_server(warm_nlu(settings))
+    telegram.delay = 0.05  # a send takes a while: the outage finds one on the wire
+    queue(pg_url, "telegram", [(str(2000 + i), f"note {i}") for i in range(40)])
+    telegram.wait_for("sendMessage", 8, timeout=20)
+
+    async def outage() -> None:
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            await asyncio.sleep(4.0)  # the outage itself
+        finally:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            await admin.close()
+
+    asyncio.run(outage())
+    calls = telegram.wait_for("sendMessage", 40, timeout=60)
+    texts = [str(c.params["text"]) for c in calls]
+    assert sorted(set(texts)) == sorted(f"note {i}" for i in range(40)), "messages were lost"
+
+    async def settled() -> dict[str, int]:
+        from sqlalchemy import func, select
+
+        from bot.storage.models import OutboxMessage
+
+        db = Database(pg_url)
+        try:
+            async with db.session() as s:
+                rows = await s.execute(
+                    select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+                )
+                return {st: n for st, n in rows.all()}
+        finally:
+            await db.dispose()
+
+    deadline = time.monotonic() + 30
+    while (st := asyncio.run(settled())) != {"sent": 40}:
+        assert time.monotonic() < deadline, st
+        time.sleep(0.1)
+    texts = [str(c.params["text"]) for c in telegram.calls_to("sendMessage")]
+    doubled = sorted({t for t in texts if texts.count(t) > 1})
+    assert not doubled, f"sent twice: {doubled}"
