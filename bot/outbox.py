@@ -316,7 +316,10 @@ class DeliveryWorker:
     def _slot(self, channel: str) -> asyncio.Semaphore:
         slot = self._slots.get(channel)
         if slot is None:
-            slot = self._slots[channel] = asyncio.Semaphore(self.in_doubt)
+            # a sender whose repeats do no harm (web frames carry their message id, which
+            # the widget shows once) says how many of its sends may be in doubt at once
+            limit = getattr(self.senders.get(channel), "in_doubt", None) or self.in_doubt
+            slot = self._slots[channel] = asyncio.Semaphore(limit)
         return slot
 
     async def _record_sent(
