@@ -77,6 +77,22 @@ class RateLimiter:
         self._global = TokenBucket(overall, monotonic) if overall else None
         self._lock = asyncio.Lock()
         self._paused_until = 0.0
+        self._share = 1
+
+    def share(self, processes: int) -> None:
+        """``processes`` send to the same platform (scale-out): this one keeps to 1/n of the
+        rates and bursts, so that together they keep to the limits."""
+        n = max(processes, 1)
+        if n == self._share:
+            return
+        self._share = n
+        if self.overall is not None:
+            self._global = TokenBucket(self._scaled(self.overall), self._monotonic)
+        self._buckets.clear()
+
+    def _scaled(self, rate: Rate) -> Rate:
+        n = self._share
+        return Rate(rate.per_second / n, burst=max(1.0, rate.burst / n))
 
     def pause(self, seconds: float) -> None:
         """The platform said "too many requests, retry after ``seconds``": its limit is the
@@ -97,6 +113,7 @@ class RateLimiter:
             rate = self.rate_of(address) if self.rate_of else self.per_address
             if rate is None:
                 return None
+            rate = self._scaled(rate)
             if len(self._buckets) > 10_000:
                 self._buckets.clear()
             b = self._buckets[address] = TokenBucket(rate, self._monotonic)

@@ -223,6 +223,7 @@ class _RuntimeSnapshot(Collector):
         self.errors = dict(runtime.engine.turn_errors)
         self.state = dict(runtime.health.state)
         self.reconnects = dict(runtime.health.reconnects)
+        self.processes = runtime.peers.count if runtime.peers is not None else 1
 
     def collect(self) -> Iterable[Metric]:
         errors = CounterMetricFamily(
@@ -242,7 +243,12 @@ class _RuntimeSnapshot(Collector):
         )
         for name, n in sorted(self.reconnects.items()):
             lost.add_metric([name], n)
-        return [errors, up, lost]
+        processes = GaugeMetricFamily(
+            "concierge_processes",
+            "concierge run processes sharing the database (and the send limits)",
+            value=self.processes,
+        )
+        return [errors, up, lost, processes]
 
 
 class _HandoffSnapshot(Collector):
