@@ -78,3 +78,77 @@ def test_two_processes_share_the_outbox_and_the_limits(
         assert processes(c.url) == 1
     finally:
         c.stop()
+
+
+def test_web_chat_across_two_processes_every_reply_reaches_its_socket(
+    pg_url: str, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Visitors dealt to two processes (as a round-robin proxy does): each reply is delivered
+    by whichever worker claims it, and reaches the visitor's socket on the other process over
+    PostgreSQL LISTEN/NOTIFY."""
+    import asyncio
+    import json
+
+    import websockets
+
+    settings = warm_nlu(make_settings(pg_url))
+    env = {
+        "CONCIERGE_DATABASE_URL": pg_url,
+        "CONCIERGE_CONTENT_DIR": str(REPO),
+        "CONCIERGE_MODEL_DIR": str(settings.resolved_model_dir),
+        "CONCIERGE_SECRET_KEY": "test-secret",
+        "CONCIERGE_DELIVERY_POLL_INTERVAL": "0.05",
+        "CONCIERGE_LOG_LEVEL": "WARNING",
+    }
+    a = ConciergeProcess(env, tmp_path / "a.log").start()
+    b = ConciergeProcess(env, tmp_path / "b.log").start()
+
+    async def visitor(url: str, i: int) -> int:
+        answers = 0
+        async with websockets.connect(url.replace("http://", "ws://") + "/ws/chat") as ws:
+            while json.loads(await ws.recv())["type"] != "history":
+                pass
+            for j in range(4):
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "message",
+                            "text": "Do you ship to Austria?",
+                            "client_id": f"{i}-{j}",
+                        }
+                    )
+                )
+                while True:
+                    f = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                    if f["type"] == "message" and f["sender"] != "user":
+                        answers += 1
+                        break
+        return answers
+
+    async def crossed() -> int:
+        from sqlalchemy import func, select
+
+        from bot.storage.db import Database
+        from bot.storage.models import OutboxMessage
+
+        db = Database(pg_url)
+        try:
+            async with db.session() as s:
+                q = select(func.count()).where(
+                    OutboxMessage.channel == "web",
+                    OutboxMessage.status == "sent",
+                    OutboxMessage.platform_message_id.like("%:0"),  # no local socket
+                )
+                return int((await s.execute(q)).scalar_one())
+        finally:
+            await db.dispose()
+
+    async def go() -> list[int]:
+        return await asyncio.gather(*(visitor((a, b)[i % 2].url, i) for i in range(12)))
+
+    try:
+        assert asyncio.run(go()) == [4] * 12
+        assert asyncio.run(crossed()) > 0, "no reply was delivered by the other process"
+    finally:
+        a.stop()
+        b.stop()
