@@ -250,3 +250,47 @@ def test_slack_socket_mode_away_at_start_is_waited_out_and_reported(
     assert metric(server.url, "concierge_connection_up", name="slack_socket") == 1
     slack.push_envelope(event_callback(slack_dm("Do you ship to Austria?", channel="D30")))
     assert slack.wait_for("chat.postMessage", 1, where=lambda c: c.params.get("channel") == "D30")
+
+
+def test_telegram_update_that_could_not_be_stored_is_fetched_again(
+    telegram: FakeTelegram,
+    pg_url: str,
+    make_settings: Callable[..., Settings],
+    start_server: Callable[..., LiveServer],
+) -> None:
+    """The database is away when an update arrives by polling: the offset stays before it,
+    Telegram hands it over again, and once the database is back it is answered."""
+    import asyncpg
+
+    from tests.conftest import PG_ADMIN_URL
+
+    name = pg_url.rsplit("/", 1)[1]
+    settings = warm_nlu(
+        make_settings(pg_url, telegram_token=telegram.token, telegram_api_url=telegram.url)
+    )
+    start_server(settings)
+
+    async def admin(*sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            for q in sql:
+                await conn.execute(q)
+        finally:
+            await conn.close()
+
+    asyncio.run(
+        admin(
+            f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+        )
+    )
+    try:
+        telegram.push_update(tg_message("Do you ship to Austria?", user_id=71))
+        # handed over, not stored, asked for again
+        until(lambda: len(telegram.calls_to("getUpdates")) >= 2, timeout=30)
+    finally:
+        asyncio.run(admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+    assert telegram.wait_for(
+        "sendMessage", 1, timeout=30, where=lambda c: str(c.params["chat_id"]) == "71"
+    ), "the update was lost"
