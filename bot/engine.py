@@ -40,6 +40,7 @@ from bot.responses import Responses
 from bot.splitting import split_text
 from bot.storage.db import Database
 from bot.storage.models import Contact, Conversation, Identity, Message, OutboxMessage
+from bot.storage.seen import SeenDelivery
 from bot.types import Button, Inbound, Outbound
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,9 @@ class Engine:
         self._policies: list[tuple[int, str, Policy]] = []
         self._after: list[AfterTurn] = []
         self._prefetch: list[Prefetch] = []
+        # a failed turn: called with the inbound message and the error (after logging)
+        self.error_hooks: list[Callable[[Inbound, BaseException], None]] = []
+        self.turn_errors: dict[str, int] = {}  # failed turns by channel (for /metrics)
         self._queue: list[_Pending] = []
         self._runner: asyncio.Task[None] | None = None
         # the language each person last wrote in, a hint for short texts ("ok", "hello") the
@@ -311,7 +315,8 @@ class Engine:
     async def _run_batch(self, batch: list[_Pending]) -> None:
         try:
             async with self.db.session() as s:
-                results = await self._turns(s, batch)
+                # a turn alone has an error boundary; a batch that fails runs turn by turn
+                results = await self._turns(s, batch, guarded=len(batch) == 1)
         except Exception as e:
             if len(batch) == 1:
                 self._failed(batch[0], e)
@@ -321,7 +326,7 @@ class Engine:
             for item in batch:
                 try:
                     async with self.db.session() as s:
-                        results = await self._turns(s, [item])
+                        results = await self._turns(s, [item], guarded=True)
                 except Exception as e1:
                     self._failed(item, e1)
                 else:
@@ -378,7 +383,9 @@ class Engine:
             rows = (await s.execute(_WHO_MANY, params)).all()
         return {(i.channel, i.external_id): (i, c, conv) for i, c, conv in rows}
 
-    async def _turns(self, s: AsyncSession, batch: list[_Pending]) -> list[TurnResult]:
+    async def _turns(
+        self, s: AsyncSession, batch: list[_Pending], *, guarded: bool = False
+    ) -> list[TurnResult]:
         found = await self._who(s, batch)
         new = [p for p in batch if (p.inbound.channel, p.inbound.external_id) not in found]
         if new:  # first messages: contacts, identities, conversations a statement each
@@ -464,6 +471,17 @@ class Engine:
         # the inbound messages in one cached Core statement, not a flush of the unit of work
         # (IntegrityError for a redelivered platform message); the rows join the session
         ids = await _insert_messages(s, rows)
+        delivered = [
+            {
+                "channel": p.inbound.channel,
+                "delivery_id": p.inbound.delivery_id[:255],
+                "seen_at": p.now,
+            }
+            for p in batch
+            if p.inbound.delivery_id
+        ]
+        if delivered:  # the platform's delivery is seen with its turn (a second: IntegrityError)
+            await s.execute(insert(SeenDelivery), delivered)
         turns: list[Turn] = []
         for (item, contact, identity, conversation, language, parse), fields, mid in zip(
             started, rows, ids, strict=True
@@ -485,34 +503,17 @@ class Engine:
                     parse=parse,
                 )
             )
+        if guarded:  # one turn alone: everything after its stored message under a savepoint
+            return [await self._guarded(s, turns[0], batch[0])]
         for fetch in self._prefetch:
             await fetch(s, turns)
         for turn in turns:
-            for _, name, policy in self._policies:
-                if await policy(turn):
-                    turn.answer_meta.setdefault("policy", name)
-                    break
-            for hook in self._after:
-                await hook(turn)
-
+            await self._answer(turn)
         # a policy may have linked the chat to another contact (deep link): use the turn's
         written = await self._write(
             s,
             [
-                _Write(
-                    contact_id=turn.contact.id,
-                    conversation_id=turn.conversation.id,
-                    channel=turn.inbound.channel,
-                    address=turn.inbound.reply_address,
-                    messages=turn.replies,
-                    keys=[f"reply:{turn.message.id}:{i}" for i in range(len(turn.replies))],
-                    now=turn.now,
-                    meta=turn.answer_meta,
-                    language=turn.language,
-                    sent=item.deliver_inline,
-                    not_before=None,
-                    check_existing=False,
-                )
+                self._reply_spec(turn, item, turn.contact.id, turn.conversation.id)
                 for turn, item in zip(turns, batch, strict=True)
             ],
         )
@@ -520,6 +521,73 @@ class Engine:
             TurnResult(turn.replies, turn.message.id, turn.contact.id, oids, language=turn.language)
             for turn, oids in zip(turns, written, strict=True)
         ]
+
+    async def _answer(self, turn: Turn) -> None:
+        for _, name, policy in self._policies:
+            if await policy(turn):
+                turn.answer_meta.setdefault("policy", name)
+                break
+        for hook in self._after:
+            await hook(turn)
+
+    def _reply_spec(
+        self, turn: Turn, item: _Pending, contact_id: int, conversation_id: int
+    ) -> _Write:
+        return _Write(
+            contact_id=contact_id,
+            conversation_id=conversation_id,
+            channel=turn.inbound.channel,
+            address=turn.inbound.reply_address,
+            messages=turn.replies,
+            keys=[f"reply:{turn.message.id}:{i}" for i in range(len(turn.replies))],
+            now=turn.now,
+            meta=turn.answer_meta,
+            language=turn.language,
+            sent=item.deliver_inline,
+            not_before=None,
+            check_existing=False,
+        )
+
+    async def _guarded(self, s: AsyncSession, turn: Turn, item: _Pending) -> TurnResult:
+        """The turn's error boundary. Its inbound message is stored; what the features do
+        with it runs under a savepoint. Should any of it fail (a bug in a policy, a hook, a
+        reply that cannot be written), the savepoint is rolled back, the error goes to the
+        error hooks, and the person gets a short apology in their language: the message is
+        kept (the platform was told it arrived) and the person's next turn starts afresh."""
+        # plain values: a rolled-back savepoint expires what was changed inside it
+        ids = (turn.contact.id, turn.conversation.id, turn.message.id)
+        try:
+            async with s.begin_nested():
+                for fetch in self._prefetch:
+                    await fetch(s, [turn])
+                await self._answer(turn)
+                [oids] = await self._write(
+                    s, [self._reply_spec(turn, item, turn.contact.id, turn.conversation.id)]
+                )
+        except Exception as e:
+            self.report_error(turn.inbound, e)
+            text = self.responses.text("utter_turn_failed", turn.language)
+            turn.replies = [Outbound(text=text, sender="system")]
+            turn.answer_meta = {"policy": "error", "error": type(e).__name__}
+            [oids] = await self._write(s, [self._reply_spec(turn, item, ids[0], ids[1])])
+        return TurnResult(turn.replies, ids[2], ids[0], oids, language=turn.language)
+
+    def report_error(self, inbound: Inbound, error: BaseException) -> None:
+        """A turn failed: the error hooks learn of it (the default logs it and counts it for
+        ``/metrics``), as python-telegram-bot's error handlers and bolt's ``@app.error``."""
+        self.turn_errors[inbound.channel] = self.turn_errors.get(inbound.channel, 0) + 1
+        log.error(
+            "turn failed: %s message %s from %s",
+            inbound.channel,
+            inbound.platform_message_id,
+            inbound.external_id,
+            exc_info=error,
+        )
+        for hook in self.error_hooks:
+            try:
+                hook(inbound, error)
+            except Exception:
+                log.exception("error hook failed")
 
     def _language(self, parse: dict[str, Any], inbound: Inbound, contact: Contact) -> str:
         for cand in (parse.get("language"), contact.language, inbound.language):

@@ -6,6 +6,12 @@
 - the :class:`DeliveryWorker` claims due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
   single-writer lock on SQLite), leases them, sends, and records the platform's message id at
   once; a crashed worker's lease runs out and another worker resumes the row;
+- a send is "in doubt" from the platform call until its "sent" record commits: a crash then
+  cannot tell whether the platform took it in, and the row is sent again. So each channel has
+  at most ``in_doubt`` (default 1) sends in doubt at a time per worker, the "sent" record is
+  retried in memory on a database error (tenacity) and never given up by this process, a row
+  is sent only while its lease outlasts the send timeout, and a row this process sent but
+  could not record is recorded, never sent again, when it comes back;
 - transient failures retry with exponential backoff and jitter, ``retry_after`` is honoured,
   permanent failures and too many attempts dead-letter the row with the reason;
 - messages to one address leave in the order they were written.
@@ -28,6 +34,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from bot.clock import Clock, SystemClock
 from bot.ratelimit import RateLimiter
@@ -112,11 +124,15 @@ class DeliveryWorker:
         lease_seconds: float = 60.0,
         poll_interval: float = 0.5,
         concurrency: int = 32,
+        in_doubt: int = 1,
+        send_timeout: float | None = None,
     ) -> None:
         self.db = db
         self.senders = senders
         self.clock = clock or SystemClock()
-        self.limiters = limiters or {}
+        # the caller's mapping itself (not a copy): the runtime adds channels' limiters to it
+        # after the worker is built, and an empty mapping is falsy
+        self.limiters = limiters if limiters is not None else {}
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -130,9 +146,18 @@ class DeliveryWorker:
         self.after_dead: list[Callable[[Delivery, str], Awaitable[None]]] = []
         self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(concurrency)
+        # sends in doubt at a time per channel: from the platform call until "sent" is written
+        self.in_doubt = in_doubt
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        # a row is sent only while this much of its lease is left (a send that times out
+        # still ends, and is written down, before another worker may take the row)
+        self.lease_margin = timedelta(seconds=(send_timeout + 1.0) if send_timeout else 0.0)
+        # rows sent whose "sent" record failed even after retrying: platform message id by
+        # row id (such a row is recorded when it comes back, never sent again)
+        self.unrecorded: dict[int, str | None] = {}
         self._stopping = False
         # sent rows waiting to be written down, and the task writing them
-        self._sent: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._sent: list[tuple[dict[str, Any], asyncio.Future[None], datetime | None]] = []
         self._claim_sql: tuple[Any, Any] | None = None  # built once (construction costs)
         self._recorder: asyncio.Task[None] | None = None
 
@@ -167,8 +192,13 @@ class DeliveryWorker:
         if not rows:
             return 0
         groups: dict[tuple[str, str], list[OutboxMessage]] = defaultdict(list)
+        again = [r for r in rows if r.id in self.unrecorded]
         for r in rows:
-            groups[(r.channel, r.address)].append(r)
+            if r.id not in self.unrecorded:
+                groups[(r.channel, r.address)].append(r)
+        for r in again:  # sent before, its record failed: written down now, not sent again
+            with contextlib.suppress(Exception):
+                await self._record_sent(r.id, self.unrecorded[r.id], r.locked_until)
         await asyncio.gather(*(self._deliver_group(g) for g in groups.values()))
         return len(rows)
 
@@ -238,7 +268,16 @@ class DeliveryWorker:
             idempotency_key=row.idempotency_key,
         )
         limiter = self.limiters.get(row.channel)
-        async with self._sem:
+        if limiter:  # a chat's own pace is waited for without holding the channel's slot
+            await limiter.ready(row.address)
+        async with self._sem, self._slot(row.channel):
+            if row.locked_until is not None and row.locked_until - self.clock.now() < (
+                self.lease_margin
+            ):
+                # too little of the lease is left to send and write it down before another
+                # worker may take the row: handed back, claimed afresh
+                await self._release([row])
+                return DeliveryOutcome(row.id, PENDING, "lease too short")
             try:
                 for hook in self.before_send:
                     delivery = await hook(delivery)
@@ -249,6 +288,8 @@ class DeliveryWorker:
             try:
                 result = await sender.send(delivery)
             except RetryAfter as e:
+                if limiter:  # the whole channel waits, not only this message
+                    limiter.pause(e.seconds)
                 return await self._retry(row, e.reason, delay=e.seconds, count_attempt=False)
             except Unreachable as e:
                 await self._mark_unreachable(row, e.reason)
@@ -260,7 +301,11 @@ class DeliveryWorker:
             except Exception as e:  # a bug or an unexpected library error: retry, then dead
                 log.exception("sender %s failed", row.channel)
                 return await self._retry(row, f"{type(e).__name__}: {e}", delivery=delivery)
-        await self._record_sent(row.id, result.platform_message_id)
+            # still in doubt until written down: the slot is held until then
+            try:
+                await self._record_sent(row.id, result.platform_message_id, row.locked_until)
+            except Exception as e:
+                return DeliveryOutcome(row.id, SENDING, f"sent, not recorded: {e}")
         for after in self.after_sent:
             try:
                 await after(delivery, result)
@@ -268,14 +313,29 @@ class DeliveryWorker:
                 log.exception("after-sent hook failed for outbox %s", row.id)
         return DeliveryOutcome(row.id, SENT)
 
-    async def _record_sent(self, row_id: int, platform_message_id: str | None) -> None:
+    def _slot(self, channel: str) -> asyncio.Semaphore:
+        slot = self._slots.get(channel)
+        if slot is None:
+            # a sender whose repeats do no harm (web frames carry their message id, which
+            # the widget shows once) says how many of its sends may be in doubt at once
+            limit = getattr(self.senders.get(channel), "in_doubt", None) or self.in_doubt
+            slot = self._slots[channel] = asyncio.Semaphore(limit)
+        return slot
+
+    async def _record_sent(
+        self, row_id: int, platform_message_id: str | None, leased_until: datetime | None
+    ) -> None:
         """Write down at once that a row went out (and the platform's id for it). Rows sent
         meanwhile, to other addresses, share the transaction: one commit for all of them
-        instead of one each (group commit); the address's next row waits for this one."""
+        instead of one each (group commit); the address's next row waits for this one.
+        A database error is retried in memory until the row's lease runs out; should it
+        still fail, the row is kept in :attr:`unrecorded` (this process never sends it
+        again) and the error raised."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         sent = {"row_id": row_id, "at": self.clock.now(), "pmid": platform_message_id}
-        self._sent.append((sent, done))
+        self.unrecorded[row_id] = platform_message_id
+        self._sent.append((sent, done, leased_until))
         if self._recorder is None or self._recorder.done():
             self._recorder = loop.create_task(self._record())
         await done
@@ -283,15 +343,31 @@ class DeliveryWorker:
     async def _record(self) -> None:
         while self._sent:
             batch, self._sent = self._sent, []
+            params = [sent for sent, _, _ in batch]
+            leases = [until for _, _, until in batch if until is not None]
+            patience = (min(leases) - self.clock.now()).total_seconds() if leases else 0.0
             try:
-                async with self.db.session() as s:
-                    await s.execute(_MARK_SENT, [sent for sent, _ in batch])
-            except Exception as e:  # the rows stay leased: sent again once the lease is over
-                for _, done in batch:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_delay(max(patience, 1.0)),
+                    wait=wait_random_exponential(multiplier=0.05, max=2.0),
+                    retry=retry_if_exception_type(Exception),
+                    reraise=True,
+                ):
+                    with attempt:
+                        async with self.db.session() as s:
+                            await s.execute(_MARK_SENT, params)
+            except Exception as e:
+                log.error(
+                    "outbox rows %s went out, writing that down failed: %s (kept in memory)",
+                    [p["row_id"] for p in params],
+                    e,
+                )
+                for _, done, _ in batch:
                     if not done.done():
                         done.set_exception(e)
             else:
-                for _, done in batch:
+                for sent, done, _ in batch:
+                    self.unrecorded.pop(sent["row_id"], None)
                     if not done.done():
                         done.set_result(None)
 

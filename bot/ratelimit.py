@@ -25,6 +25,8 @@ class TokenBucket:
 
     def _refill(self) -> None:
         now = self._monotonic()
+        if now <= self._stamp:  # paused: nothing flows in before the pause ends
+            return
         self._tokens = min(
             self.rate.burst, self._tokens + (now - self._stamp) * self.rate.per_second
         )
@@ -35,7 +37,17 @@ class TokenBucket:
         self._refill()
         if self._tokens >= 1:
             return 0.0
-        return (1 - self._tokens) / self.rate.per_second
+        now = self._monotonic()
+        return max(self._stamp - now, 0.0) + (1 - self._tokens) / self.rate.per_second
+
+    def pause(self, seconds: float) -> None:
+        """Nothing for ``seconds``; then the bucket fills from empty, so sending resumes at
+        the sustained rate rather than in a burst."""
+        until = self._monotonic() + seconds
+        if until > self._stamp:
+            self._refill()
+            self._tokens = min(self._tokens, 0.0)
+            self._stamp = until
 
     def take(self) -> None:
         self._refill()
@@ -64,6 +76,36 @@ class RateLimiter:
         self._buckets: dict[str, TokenBucket] = {}
         self._global = TokenBucket(overall, monotonic) if overall else None
         self._lock = asyncio.Lock()
+        self._paused_until = 0.0
+        self._share = 1
+
+    def share(self, processes: int) -> None:
+        """``processes`` send to the same platform (scale-out): this one keeps to 1/n of the
+        rates and bursts, so that together they keep to the limits."""
+        n = max(processes, 1)
+        if n == self._share:
+            return
+        self._share = n
+        if self.overall is not None:
+            self._global = TokenBucket(self._scaled(self.overall), self._monotonic)
+        self._buckets.clear()
+
+    def _scaled(self, rate: Rate) -> Rate:
+        n = self._share
+        return Rate(rate.per_second / n, burst=max(1.0, rate.burst / n))
+
+    def pause(self, seconds: float) -> None:
+        """The platform said "too many requests, retry after ``seconds``": its limit is the
+        whole channel's (Telegram's 30/s, Slack's per method and workspace), so no message
+        of this channel goes out before then, and afterwards they resume at the limit rate."""
+        self._paused_until = max(self._paused_until, self._monotonic() + seconds)
+        if self._global is not None:
+            self._global.pause(seconds)
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds left of a pause (0 when not paused)."""
+        return max(self._paused_until - self._monotonic(), 0.0)
 
     def _bucket(self, address: str) -> TokenBucket | None:
         b = self._buckets.get(address)
@@ -71,14 +113,29 @@ class RateLimiter:
             rate = self.rate_of(address) if self.rate_of else self.per_address
             if rate is None:
                 return None
+            rate = self._scaled(rate)
             if len(self._buckets) > 10_000:
                 self._buckets.clear()
             b = self._buckets[address] = TokenBucket(rate, self._monotonic)
         return b
 
+    async def ready(self, address: str) -> None:
+        """Wait until ``address`` may have a message (its own pace, and a pause), without
+        taking anything: the caller then takes its turn with :meth:`acquire`."""
+        bucket = self._bucket(address)
+        while True:
+            w = max(self.paused_for, bucket.wait_time() if bucket else 0.0)
+            if w <= 0:
+                return
+            await asyncio.sleep(w)
+
     async def acquire(self, address: str) -> None:
         bucket = self._bucket(address)
         while True:
+            paused = self.paused_for
+            if paused > 0:
+                await asyncio.sleep(paused)
+                continue
             # the per-address wait happens outside the lock so other chats go on meanwhile
             w = bucket.wait_time() if bucket else 0.0
             if w > 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.clock import Clock, SystemClock
 from bot.engine import (
@@ -21,6 +21,7 @@ from bot.engine import (
     feedback_policy,
     opt_out_policy,
 )
+from bot.health import Health
 from bot.outbox import DeliveryWorker
 from bot.ratelimit import RateLimiter
 from bot.responses import Responses
@@ -28,6 +29,9 @@ from bot.settings import Settings
 from bot.signals import Signals
 from bot.storage.db import Database
 from bot.types import Sender
+
+if TYPE_CHECKING:
+    from bot.peers import Peers
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ class Runtime:
         self.db = Database(settings.database_url)
         self.secret_key = settings.ensure_secret_key()
         self.signals = Signals()
+        self.health = Health()
         self.responses = Responses.from_folder(settings.nlu_data_dir, settings.default_language)
         self._nlu = nlu
         self.senders: dict[str, Sender] = {}
@@ -76,6 +81,8 @@ class Runtime:
             batch_size=settings.delivery_batch_size,
             lease_seconds=settings.delivery_lease_seconds,
             poll_interval=settings.delivery_poll_interval,
+            in_doubt=settings.delivery_in_doubt,
+            send_timeout=settings.delivery_send_timeout,
         )
         self.start_worker = start_worker
         self.engine = Engine(
@@ -102,9 +109,21 @@ class Runtime:
         # each feature's service by name (features look theirs up here, so a stopped runtime
         # and everything it holds go together)
         self.services: dict[str, Any] = {}
+        self.peers: Peers | None = None
+        if self.db.is_postgres:  # several processes may share the database and the limits
+            from bot.peers import Peers
+
+            self.peers = Peers(self.db, self._share_limits)
+            self.on_start(self.peers.start)
+            self.on_stop(self.peers.stop)
+            self.add_background(self.peers.run)
         from bot.features import setup_features
 
         setup_features(self)
+
+    def _share_limits(self, processes: int) -> None:
+        for limiter in self.limiters.values():
+            limiter.share(processes)
 
     @property
     def nlu(self) -> NLU:
@@ -115,6 +134,8 @@ class Runtime:
     def add_sender(self, sender: Sender, limiter: RateLimiter | None = None) -> None:
         self.senders[sender.channel] = sender
         if limiter is not None:
+            if self.peers is not None:
+                limiter.share(self.peers.count)
             self.limiters[sender.channel] = limiter
 
     def on_start(self, hook: Hook) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +130,17 @@ class Settings(BaseSettings):
         default=60.0,
         gt=0,
         description="A claimed message not sent within this many seconds may be claimed again",
+    )
+    delivery_send_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds a platform call waits for its answer (then it counts as failed and is retried)",
+    )
+    delivery_in_doubt: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Sends per channel on the wire and not yet recorded at a time: a crash (kill -9) may repeat at most this many messages per channel; more is faster with slow platforms",
     )
 
     # --- NLU --------------------------------------------------------------------------------
@@ -303,6 +314,15 @@ class Settings(BaseSettings):
     @property
     def resolved_model_dir(self) -> Path:
         return self.model_dir or (self.data_dir / "concierge-model")
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Settings:
+        if self.delivery_lease_seconds < 2 * (self.delivery_send_timeout + 1):
+            raise ValueError(
+                "CONCIERGE_DELIVERY_LEASE_SECONDS must be at least twice "
+                "CONCIERGE_DELIVERY_SEND_TIMEOUT + 1 s (a send must end before its lease does)"
+            )
+        return self
 
     def ensure_secret_key(self) -> str:
         """The signing key: configured, or generated once and kept beside the database."""

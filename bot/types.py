@@ -62,6 +62,9 @@ class Inbound:
     ``payload``: set when the person pressed a button (the button's payload); ``text`` then
     carries the button title for the transcript.
     ``platform_message_id``: the platform's id, used to drop duplicates (retries, redeliveries).
+    ``delivery_id``: the id of the platform's delivery that carried it (Slack's ``event_id``),
+    recorded as seen in the same transaction as the turn, so that a delivery acknowledged is a
+    turn stored and a redelivery after that is dropped.
     """
 
     channel: str
@@ -74,6 +77,7 @@ class Inbound:
     language: str | None = None
     thread_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    delivery_id: str | None = None
 
     @property
     def reply_address(self) -> str:

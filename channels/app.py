@@ -10,7 +10,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.applications import Starlette
@@ -90,7 +90,15 @@ def create_app(
             await runtime.db.check()
         except Exception as e:
             return JSONResponse({"status": "error", "database": str(e)}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "ok", "channels": sorted(runtime.senders)})
+        degraded = runtime.health.degraded
+        body: dict[str, Any] = {
+            "status": "degraded" if degraded else "ok",
+            "database": "ok",
+            "channels": sorted(runtime.senders),
+        }
+        if degraded:  # a connection of a channel fails (it keeps trying): why
+            body["degraded"] = degraded
+        return JSONResponse(body)
 
     async def metrics(_: Request) -> Response:
         async with runtime.db.session() as s:
@@ -115,6 +123,7 @@ def create_app(
             ).all()
         reg = CollectorRegistry()
         reg.register(_Snapshot(msgs, ob, stages))
+        reg.register(_RuntimeSnapshot(runtime))
         handoff = getattr(runtime, "handoff", None)
         if handoff is not None:
             reg.register(_HandoffSnapshot(await handoff.metrics()))
@@ -205,6 +214,41 @@ class _Snapshot(Collector):
         for stage, n in self.stages:
             c.add_metric([stage], n)
         return [m, o, c]
+
+
+class _RuntimeSnapshot(Collector):
+    """Failed turns, and the state of the channels' own connections (polling, Socket Mode)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.errors = dict(runtime.engine.turn_errors)
+        self.state = dict(runtime.health.state)
+        self.reconnects = dict(runtime.health.reconnects)
+        self.processes = runtime.peers.count if runtime.peers is not None else 1
+
+    def collect(self) -> Iterable[Metric]:
+        errors = CounterMetricFamily(
+            "concierge_turn_errors",
+            "Turns that failed (the person got an apology)",
+            labels=["channel"],
+        )
+        for channel, n in sorted(self.errors.items()):
+            errors.add_metric([channel], n)
+        up = GaugeMetricFamily(
+            "concierge_connection_up", "1 while a channel's connection works", labels=["name"]
+        )
+        for name, why in sorted(self.state.items()):
+            up.add_metric([name], 0 if why else 1)
+        lost = CounterMetricFamily(
+            "concierge_connection_failures", "A channel's connection failed", labels=["name"]
+        )
+        for name, n in sorted(self.reconnects.items()):
+            lost.add_metric([name], n)
+        processes = GaugeMetricFamily(
+            "concierge_processes",
+            "concierge run processes sharing the database (and the send limits)",
+            value=self.processes,
+        )
+        return [errors, up, lost, processes]
 
 
 class _HandoffSnapshot(Collector):

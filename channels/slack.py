@@ -2,15 +2,18 @@
 
 Inbound: direct messages and mentions become an :class:`~bot.types.Inbound`; a press on one of
 our Block Kit buttons carries the button's payload. Bolt verifies ``X-Slack-Signature`` (and its
-5-minute window) and acknowledges at once; the turn runs after the acknowledgement. A retried
-event (``X-Slack-Retry-Num``, or a Socket Mode envelope sent again) has the same ``event_id``:
-it is recorded in the database before any listener runs, so a retry is dropped even when it
-reaches another process or arrives after a restart.
+5-minute window); an event is acknowledged once its turn is stored (a turn takes milliseconds,
+well inside Slack's 3 seconds), so an event Slack saw acknowledged is never lost, and one that
+failed is sent again by Slack. A retried event (``X-Slack-Retry-Num``, or a Socket Mode
+envelope sent again) has the same ``event_id``: it is recorded as seen in the same transaction
+as its turn (or staff reply), so a retry after that is dropped even when it reaches another
+process or arrives after a restart, and a retry after a crash before it is processed.
 Outbound: :class:`SlackSender` posts ``chat.postMessage`` with Block Kit buttons.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -28,7 +31,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.ratelimit import Rate, RateLimiter
 from bot.runtime import Runtime
-from bot.storage.seen import first_time
+from bot.storage.seen import seen_before
 from bot.types import (
     Delivery,
     Inbound,
@@ -45,6 +48,9 @@ CHANNEL = "slack"
 MAX_TEXT = 3000  # a section block's text limit
 ACTION_PREFIX = "concierge:"
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
+SOCKET = "slack_socket"  # the Socket Mode connection's name in /healthz and /metrics
+SOCKET_CHECK = 1.0  # how often the connection's state is looked at, seconds
+SOCKET_SDK_GRACE = 30.0  # a lost session the SDK has not restored in this time is reopened
 UNREACHABLE = {
     "channel_not_found",
     "not_in_channel",
@@ -57,7 +63,7 @@ UNREACHABLE = {
 
 def web_client(runtime: Runtime) -> AsyncWebClient:
     s = runtime.settings
-    kwargs: dict[str, Any] = {"token": s.slack_bot_token}
+    kwargs: dict[str, Any] = {"token": s.slack_bot_token, "timeout": s.delivery_send_timeout}
     if s.slack_api_url:
         kwargs["base_url"] = s.slack_api_url.rstrip("/") + "/"
     return AsyncWebClient(**kwargs)
@@ -127,7 +133,8 @@ class SlackChannel:
         self.app = AsyncApp(
             client=self.client,
             signing_secret=s.slack_signing_secret or "",
-            process_before_response=False,
+            # acknowledge after the listener: an acknowledged event is a stored turn
+            process_before_response=True,
             request_verification_enabled=bool(s.slack_signing_secret),
         )
         self.handler = AsyncSlackRequestHandler(self.app)
@@ -160,7 +167,53 @@ class SlackChannel:
             self._socket = AsyncSocketModeHandler(
                 self.app, self.runtime.settings.slack_app_token, web_client=opener
             )
-            await self._socket.connect_async()
+            # connected (and reconnected) in the background: Slack away at start is waited
+            # out, not a failed start
+            self.runtime.health.pending(SOCKET, "socket mode: connecting to Slack")
+            self.runtime.add_background(self._keep_socket)
+
+    async def _keep_socket(self) -> None:
+        """Socket Mode's connection. The SDK opens it (retrying on any error) and reopens a
+        lost session by itself; this watches it, reports the state to ``/healthz`` and
+        ``/metrics`` (``slack_socket``), and opens a new session should the SDK not have
+        restored one in :data:`SOCKET_SDK_GRACE` seconds."""
+        health = self.runtime.health
+        client = self._socket.client
+        loop = asyncio.get_running_loop()
+        connecting: asyncio.Task[None] | None = None
+        lost_since: float | None = None
+        backoff = SOCKET_CHECK
+        try:
+            while True:
+                if await client.is_connected():
+                    if health.state.get(SOCKET, "") is not None:
+                        health.ok(SOCKET)
+                    lost_since = None
+                else:
+                    now = loop.time()
+                    if health.state.get(SOCKET, "") is None:  # it was up
+                        health.failing(SOCKET, "socket mode: connection lost, reconnecting")
+                    if lost_since is None:
+                        lost_since = now
+                    first = connecting is None
+                    if (first or now - lost_since > SOCKET_SDK_GRACE) and (
+                        connecting is None or connecting.done()
+                    ):
+                        try:  # the WebSocket's address first: its failure is the reason
+                            client.wss_uri = await client.issue_new_wss_url()
+                        except Exception as e:
+                            health.failing(SOCKET, f"socket mode: {type(e).__name__}: {e}")
+                            log.warning("Slack Socket Mode: %s; again in %.0fs", e, backoff)
+                            await asyncio.sleep(backoff)
+                            backoff = min(backoff * 2, 60.0)
+                            continue
+                        connecting = loop.create_task(client.connect())
+                        lost_since = now
+                        backoff = SOCKET_CHECK
+                await asyncio.sleep(SOCKET_CHECK)
+        finally:
+            if connecting is not None:
+                connecting.cancel()
 
     async def stop(self) -> None:
         if self._socket is not None:
@@ -172,7 +225,7 @@ class SlackChannel:
     ) -> BoltResponse | None:
         """Drop an event delivered before (Slack's retries), whatever listener it is for."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not await first_time(
+        if event_id and await seen_before(
             self.runtime.db, CHANNEL, str(event_id), self.runtime.clock.now()
         ):
             log.info("Slack event %s was delivered before: dropped", event_id)
@@ -188,13 +241,13 @@ class SlackChannel:
         staff = self.runtime.settings.slack_staff_channel
         if staff and event.get("channel") == staff:
             if event.get("thread_ts") and event.get("user"):
-                await self._staff_reply(event)
+                await self._staff_reply(event, body.get("event_id"))
             return
         if event.get("channel_type") != "im":
             return
         await self._handle(event, body, event.get("text") or "")
 
-    async def _staff_reply(self, event: dict[str, Any]) -> None:
+    async def _staff_reply(self, event: dict[str, Any], event_id: str | None) -> None:
         """A staff member writes in a handoff's thread: the customer gets it (unless ``//``)."""
         svc = getattr(self.runtime, "handoff", None)
         if svc is None:
@@ -204,6 +257,7 @@ class SlackChannel:
             thread=(str(event["channel"]), str(event["thread_ts"])),
             staff=name,
             text=event.get("text") or "",
+            delivery=(CHANNEL, str(event_id)) if event_id else None,
         )
 
     async def _user_name(self, user: str) -> str:
@@ -252,6 +306,7 @@ class SlackChannel:
                 platform_message_id=str(msg_id),
                 thread_id=thread,
                 metadata={"team": body.get("team_id"), "event_id": body.get("event_id")},
+                delivery_id=str(body["event_id"]) if body.get("event_id") else None,
             )
         )
 

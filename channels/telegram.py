@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -73,6 +74,11 @@ REF = "~"  # callback_data "~3": the payload of button 3 of the message, kept in
 PER_CHAT = Rate(1.0, burst=3)
 PER_GROUP = Rate(20 / 60, burst=3)
 OVERALL = Rate(29.0, burst=1)  # so never more than 30 in any one second
+POLL_BACKOFF = (1.0, 60.0)  # polling's first and longest wait after an error, seconds
+
+
+def _seconds(wait: float | timedelta) -> float:
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
 
 
 def callback_data(payload: str, index: int) -> str:
@@ -93,7 +99,11 @@ def make_bot(settings: Settings) -> Bot:
         kwargs["base_file_url"] = base + "/file/bot"
     return Bot(
         settings.telegram_token,
-        request=HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15),
+        request=HTTPXRequest(
+            connection_pool_size=64,
+            read_timeout=settings.delivery_send_timeout,
+            write_timeout=settings.delivery_send_timeout,
+        ),
         get_updates_request=HTTPXRequest(read_timeout=40),
         **kwargs,
     )
@@ -129,9 +139,7 @@ class TelegramSender:
                     chat_id=e.new_chat_id, text=m.text[:MAX_TEXT], reply_markup=markup
                 )
         except TgRetryAfter as e:
-            wait = e.retry_after
-            secs = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-            raise RetryAfter(secs) from e
+            raise RetryAfter(_seconds(e.retry_after)) from e
         except Forbidden as e:
             raise Unreachable(e.message) from e
         except BadRequest as e:
@@ -234,40 +242,74 @@ class TelegramChannel:
             await self.bot.shutdown()
 
     async def poll(self) -> None:
-        """Long polling: the offset moves past a batch only after it was handled, so a crash
-        gets the updates again (the engine drops the ones it already stored)."""
-        backoff = 1.0
+        """Long polling: the offset moves past a batch only after it was stored, so a crash
+        (or a database outage) gets the updates again (the engine drops the ones it already
+        stored). Any error of ``getUpdates`` (409 Conflict while another instance polls, 429,
+        5xx, the network) is waited out with backoff (``retry_after`` when Telegram gives
+        one) and polling goes on; ``/healthz`` reports ``degraded`` with the reason meanwhile."""
+        health = self.runtime.health
+        backoff = POLL_BACKOFF[0]
         while not self._stop.is_set():
             try:
                 updates = await self.bot.get_updates(
                     offset=self._offset, timeout=25, allowed_updates=["message", "callback_query"]
                 )
-                backoff = 1.0
-            except (TimedOut, NetworkError) as e:
+            except Exception as e:
                 if self._stop.is_set():  # the client was closed under the long poll
                     return
-                log.warning("Telegram polling failed (%s); retrying in %.0fs", e, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60)
+                wait = backoff
+                if isinstance(e, TgRetryAfter):
+                    wait = max(wait, _seconds(e.retry_after))
+                health.failing(CHANNEL, f"getUpdates: {type(e).__name__}: {e}")
+                log.warning(
+                    "Telegram polling failed (%s: %s); again in %.1fs", type(e).__name__, e, wait
+                )
+                await self._pause(wait)
+                backoff = min(backoff * 2, POLL_BACKOFF[1])
                 continue
-            if updates:
-                await self.handle_batch(updates)
+            if health.state.get(CHANNEL, "") is not None:
+                health.ok(CHANNEL)
+            if not updates:
+                backoff = POLL_BACKOFF[0]
+                continue
+            failed = await self.handle_batch(updates)
+            if failed is None:
                 self._offset = updates[-1].update_id + 1
+                backoff = POLL_BACKOFF[0]
+                continue
+            # an update could not be stored (the database is away): it and the ones after it
+            # come again, once the database is back
+            self._offset = failed
+            health.failing(CHANNEL, f"update {failed} could not be stored")
+            await self._pause(backoff)
+            backoff = min(backoff * 2, POLL_BACKOFF[1])
 
-    async def handle_batch(self, updates: Sequence[Update]) -> None:
-        """Chats at the same time, each chat's updates in order."""
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def handle_batch(self, updates: Sequence[Update]) -> int | None:
+        """Chats at the same time, each chat's updates in order. Returns the first update id
+        that could not be stored (to be fetched again), or ``None``."""
         chats: dict[str, list[Update]] = defaultdict(list)
         for u in updates:
             chats[_chat_key(u)].append(u)
+        failed: list[int] = []
 
         async def run(chain: list[Update]) -> None:
             for u in chain:
                 try:
                     await self.handle_update(u)
-                except Exception:
+                except (SQLAlchemyError, OSError, TimeoutError) as e:
+                    # storage failed: the chat's later updates wait too (their order holds)
+                    log.warning("Telegram update %s not stored (%s); fetched again", u.update_id, e)
+                    failed.append(u.update_id)
+                    return
+                except Exception:  # an update we cannot handle at all: not again and again
                     log.exception("Telegram update %s failed", u.update_id)
 
         await asyncio.gather(*(run(c) for c in chats.values()))
+        return min(failed) if failed else None
 
     # --- translation ---------------------------------------------------------------------
     async def handle_update(self, update: Update) -> None:

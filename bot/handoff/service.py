@@ -33,6 +33,7 @@ from sqlalchemy.orm import aliased
 from bot.engine import FALLBACK, Turn
 from bot.handoff.hours import WorkingHours
 from bot.handoff.models import ACTIVE, ASSIGNED, OPEN, RESOLVED, WAITING, Handoff
+from bot.storage import seen
 from bot.storage.models import Contact, Conversation, Message
 from bot.types import Button, Delivery, Outbound, SendResult
 
@@ -245,11 +246,16 @@ class HandoffService:
         staff: str,
         text: str,
         source: str = "slack",
+        delivery: tuple[str, str] | None = None,
     ) -> str:
         """A staff message for the customer (or an internal note). Returns what happened:
-        ``sent``, ``internal``, ``unknown`` or ``resolved``."""
+        ``sent``, ``internal``, ``unknown``, ``resolved`` or ``duplicate``. ``delivery``: the
+        platform's ``(channel, delivery id)``, recorded as seen with the reply (a redelivery
+        of it is then a duplicate)."""
         now = self.runtime.clock.now()
         async with self.runtime.db.session() as s:
+            if delivery is not None and not await seen.record(s, *delivery, now):
+                return "duplicate"
             h = None
             if handoff_id is not None:
                 h = await s.get(Handoff, handoff_id)

@@ -2,7 +2,9 @@
 
 Slack retries an event (``X-Slack-Retry-Num``, or a Socket Mode envelope again) when it did not
 see our acknowledgement in time; the retry may reach another process or arrive after a restart.
-``first_time`` records the delivery's id in the database and says whether it is new.
+The delivery's id is recorded in the same transaction as what it caused (the engine's turn, a
+staff reply: :func:`record`), so a crash between the two cannot leave an event marked as seen
+that was never processed; ``seen_before`` drops a redelivery early.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, delete
+from sqlalchemy import String, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.storage.db import Database
@@ -33,17 +36,31 @@ class SeenDelivery(Base):
 _calls = itertools.count(1)
 
 
-async def first_time(db: Database, channel: str, delivery_id: str, now: datetime) -> bool:
-    """Record ``delivery_id``; ``True`` when it was not seen before."""
-    ins = pg_insert if db.is_postgres else sqlite_insert
+async def record(s: AsyncSession, channel: str, delivery_id: str, now: datetime) -> bool:
+    """Record ``delivery_id`` in the caller's transaction; ``False`` when it was seen before
+    (the caller then does nothing: its transaction commits nothing of the redelivery)."""
+    postgres = (s.bind.dialect.name if s.bind else "sqlite") == "postgresql"
+    ins = pg_insert if postgres else sqlite_insert
     stmt = (
         ins(SeenDelivery)
         .values(channel=channel, delivery_id=delivery_id[:255], seen_at=now)
         .on_conflict_do_nothing(index_elements=["channel", "delivery_id"])
         .returning(SeenDelivery.delivery_id)
     )
+    return (await s.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def seen_before(db: Database, channel: str, delivery_id: str, now: datetime) -> bool:
+    """Whether ``delivery_id`` was processed before (read only: the processing records it)."""
     async with db.session() as s:
-        new = (await s.execute(stmt)).scalar_one_or_none() is not None
+        found = (
+            await s.execute(
+                select(SeenDelivery.delivery_id).where(
+                    SeenDelivery.channel == channel,
+                    SeenDelivery.delivery_id == delivery_id[:255],
+                )
+            )
+        ).scalar_one_or_none()
         if next(_calls) % PRUNE_EVERY == 0:
             await s.execute(delete(SeenDelivery).where(SeenDelivery.seen_at < now - KEEP))
-    return new
+    return found is not None

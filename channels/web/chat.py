@@ -89,6 +89,9 @@ class WebSender:
     """Delivers outbox rows to open sockets. A visitor who is away finds them in the history."""
 
     channel = CHANNEL
+    # sends on the wire before their "sent" record at once: a push repeated after a crash
+    # carries the same message id, which the widget shows once
+    in_doubt = 32
 
     def __init__(self, hub: Hub, fanout: PgFanout | None = None) -> None:
         self.hub = hub

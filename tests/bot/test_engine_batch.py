@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 from sqlalchemy import event, select
 
 from bot.engine import Turn, TurnResult
@@ -107,10 +106,17 @@ async def test_a_failing_turn_costs_only_itself(rt: Runtime) -> None:
     results = await together(
         rt, msg(QUESTIONS[0][0], "a"), msg("boom", "b"), msg(QUESTIONS[1][0], "c")
     )
-    assert isinstance(results[1], RuntimeError)
+    failed = results[1]  # its message is kept, the person gets an apology
+    assert isinstance(failed, TurnResult)
+    assert [m.text for m in failed.replies] == [
+        "Sorry, something went wrong on our side. Your message has arrived; please try again "
+        "in a moment."
+    ]
     for r, (_, expected) in zip([results[0], results[2]], QUESTIONS, strict=True):
         assert isinstance(r, TurnResult) and expected in r.replies[0].text
-    assert await transcript(rt, "b") == []  # nothing of the failed turn was kept
+    # nothing of what the failed policy did was kept: the message and the apology only
+    assert [d for d, _ in await transcript(rt, "b")] == ["in", "out"]
+    assert rt.engine.turn_errors == {"rest": 1}
     for who in ("a", "c"):  # the others ran again on their own: written once, not twice
         assert [d for d, _ in await transcript(rt, who)] == ["in", "out", "out"]
 
@@ -162,8 +168,15 @@ async def test_a_policy_calling_the_engine_fails_loudly_instead_of_waiting_forev
             await rt.engine.handle(msg("hello", "inner"))
         return False
 
+    errors: list[BaseException] = []
+    rt.engine.error_hooks.append(lambda _, e: errors.append(e))
     rt.engine.add_policy("reentrant", reentrant, priority=1)
-    with pytest.raises(RuntimeError, match="inside a turn"):
-        await asyncio.wait_for(rt.engine.handle(msg("again", "outer")), 10)
+    # the turn's error boundary: the error hook gets it, the person an apology
+    failed = await asyncio.wait_for(rt.engine.handle(msg("again", "outer")), 10)
+    assert [str(e) for e in errors] == [
+        "Engine.handle called from inside a turn; queue a reply instead"
+    ]
+    assert failed.message_id is not None
+    assert failed.replies[0].text.startswith("Sorry, something went wrong on our side")
     ok = await rt.engine.handle(msg(QUESTIONS[0][0], "next"))  # the engine goes on
     assert QUESTIONS[0][1] in ok.replies[0].text

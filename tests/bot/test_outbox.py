@@ -187,8 +187,8 @@ async def test_two_workers_send_each_message_once(db: Database) -> None:
 
 
 async def test_rows_sent_together_are_written_down_together(db: Database) -> None:
-    """Ten people answered in one round: their ten confirmations share one commit, and each
-    keeps the platform's own message id."""
+    """Ten people answered in one round by a worker that may have ten sends in doubt: their
+    ten confirmations share one commit, and each keeps the platform's own message id."""
     from sqlalchemy import event
 
     clock = ManualClock()
@@ -203,7 +203,7 @@ async def test_rows_sent_together_are_written_down_together(db: Database) -> Non
     event.listen(db.engine.sync_engine, "before_cursor_execute", record)
     try:
         sender = RecordingSender()
-        await worker(db, sender, clock).drain()
+        await worker(db, sender, clock, in_doubt=10).drain()
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", record)
     assert sorted(a for a, _ in sender.sent) == sorted(f"p{i}" for i in range(10))
@@ -213,3 +213,26 @@ async def test_rows_sent_together_are_written_down_together(db: Database) -> Non
     async with db.session() as s:
         ids = (await s.execute(select(OutboxMessage.platform_message_id))).scalars().all()
     assert sorted(ids, key=int) == [str(i) for i in range(1, 11)]
+
+
+async def test_one_send_in_doubt_at_a_time_by_default(db: Database) -> None:
+    """By default a send is written down as sent before the channel's next send starts: a
+    crash at any moment leaves at most one message whose fate is unknown (sent again)."""
+    clock = ManualClock()
+    for i in range(6):
+        await queue(db, clock, [f"hi {i}"], address=f"p{i}")
+    unrecorded_at_send: list[int] = []
+
+    class Watching(RecordingSender):
+        async def send(self, delivery: Delivery) -> SendResult:
+            async with db.session() as s:
+                sent = (
+                    await s.execute(select(OutboxMessage).where(OutboxMessage.status == "sent"))
+                ).all()
+            unrecorded_at_send.append(len(self.sent) - len(sent))
+            return await super().send(delivery)
+
+    sender = Watching(delay=0.01)
+    await worker(db, sender, clock).drain()
+    assert len(sender.sent) == 6
+    assert unrecorded_at_send == [0] * 6  # each earlier send was written down already

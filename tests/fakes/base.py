@@ -7,6 +7,7 @@ connection resets), in the manner of opsdroid's ``testing/external_api.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import threading
@@ -36,7 +37,10 @@ CALL = web.RequestKey("call", Call)
 class Scenario:
     """What the next matching call gets instead of the normal answer."""
 
-    kind: str  # "429" | "403" | "500" | "slow" | "reset" | "custom"
+    # "429" | "403" | "409" | "500" | "slow" | "reset" | "custom" | "hang" (the request is
+    # taken and never answered nor carried out, like a dead proxy: ``delay`` seconds, or until
+    # the client gives up)
+    kind: str
     method: str | None = None  # None: any method
     times: int = 1
     retry_after: float = 1.0
@@ -57,6 +61,7 @@ class FakeServer:
         self.scenarios: list[Scenario] = []
         self.delay = 0.0  # every API call (but long polling) answers this many seconds late
         self._lock = threading.Lock()
+        self._closing = asyncio.Event()  # set when the fake stops (ends hanging requests)
         self.loop = asyncio.new_event_loop()
         self.app = web.Application(
             client_max_size=20 * 1024 * 1024, middlewares=[self._mark_answered]
@@ -85,6 +90,7 @@ class FakeServer:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self._closing.set)
         if self.runner is not None:
             asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -111,6 +117,10 @@ class FakeServer:
                         self.scenarios.remove(sc)
                     return sc
         return None
+
+    async def hang(self, sc: Scenario) -> None:
+        with contextlib.suppress(TimeoutError):  # the fake stops: the hang ends with it
+            await asyncio.wait_for(self._closing.wait(), sc.delay or 3600)
 
     def record(
         self,

@@ -89,6 +89,9 @@ class FakeSlack(FakeServer):
         if sc is not None:
             if sc.kind == "slow":
                 await asyncio.sleep(sc.delay)
+            elif sc.kind == "hang":
+                await self.hang(sc)
+                return web.Response(status=504)
             elif sc.kind == "429":
                 return web.json_response(
                     {"ok": False, "error": "ratelimited"},

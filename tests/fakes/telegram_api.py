@@ -69,6 +69,19 @@ class FakeTelegram(FakeServer):
         if sc is not None:
             if sc.kind == "slow":
                 await asyncio.sleep(sc.delay)
+            elif sc.kind == "hang":
+                await self.hang(sc)
+                return web.Response(status=504)
+            elif sc.kind == "409":
+                return web.json_response(
+                    {
+                        "ok": False,
+                        "error_code": 409,
+                        "description": "Conflict: terminated by other getUpdates request; make "
+                        "sure that only one bot instance is running",
+                    },
+                    status=409,
+                )
             elif sc.kind == "429":
                 return web.json_response(
                     {
