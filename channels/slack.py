@@ -21,10 +21,12 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Message
 
 from bot.ratelimit import Rate, RateLimiter
 from bot.runtime import Runtime
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "slack"
 MAX_TEXT = 3000  # a section block's text limit
+MAX_BODY = 1024 * 1024  # Slack's requests are a few KB; anything near this is not Slack
 ACTION_PREFIX = "concierge:"
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
 UNREACHABLE = {
@@ -131,6 +134,7 @@ class SlackChannel:
             request_verification_enabled=bool(s.slack_signing_secret),
         )
         self.handler = AsyncSlackRequestHandler(self.app)
+        self.verifier = SignatureVerifier(s.slack_signing_secret or "-")
         self.sender = SlackSender(self.client)
         self.bot_user_id: str | None = None
         self._socket: Any = None
@@ -226,6 +230,8 @@ class SlackChannel:
         try:
             hid = int(words[1].lstrip("#"))
         except ValueError:
+            hid = 0
+        if not 0 < hid < 2**63:  # beyond BIGINT no handoff has it (the database would refuse)
             await respond(f"{words[1]!r} is not a handoff number")
             return
         name = await self._user_name(str(command.get("user_id")))
@@ -286,7 +292,35 @@ class SlackChannel:
         )
 
     async def endpoint(self, request: Request) -> Response:
-        response: Response = await self.handler.handle(request)
+        """Check the signature on the raw bytes before bolt parses anything: an unsigned body,
+        however malformed or large, gets a 401 (or 413) and is neither parsed nor logged."""
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY:
+            return JSONResponse({"error": f"body larger than {MAX_BODY} bytes"}, status_code=413)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return JSONResponse(
+                    {"error": f"body larger than {MAX_BODY} bytes"}, status_code=413
+                )
+        ts = request.headers.get("x-slack-request-timestamp", "")
+        sig = request.headers.get("x-slack-signature", "")
+        if not (ts.isdigit() and self.verifier.is_valid(body, ts, sig)):
+            return JSONResponse(
+                {"error": "missing or invalid X-Slack-Signature / X-Slack-Request-Timestamp"},
+                status_code=401,
+            )
+        sent = False
+
+        async def replay() -> Message:  # bolt reads the body again: the bytes already read
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        response: Response = await self.handler.handle(Request(request.scope, replay))
         return response
 
 
@@ -311,6 +345,8 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
     runtime.on_start(channel.start)
     runtime.on_stop(channel.stop)
     runtime.slack = channel  # type: ignore[attr-defined]
+    if not s.slack_signing_secret:  # Socket Mode only: no HTTP endpoint to forge requests to
+        return []
     return [
         Route("/slack/events", channel.endpoint, methods=["POST"]),
         Route("/slack/interactivity", channel.endpoint, methods=["POST"]),

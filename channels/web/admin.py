@@ -123,9 +123,9 @@ class Admin:
         sess = self._guard(request)
         if isinstance(sess, Response):
             return sess
-        hid = int(request.path_params["hid"])
+        hid = _handoff_id(request)
         async with self.runtime.db.session() as s:
-            h = await s.get(Handoff, hid)
+            h = await s.get(Handoff, hid) if hid else None
             if h is None:
                 return self.render(
                     "admin_inbox.html",
@@ -180,9 +180,9 @@ class Admin:
         sess = self._guard(request)
         if isinstance(sess, Response):
             return sess
-        hid = int(request.path_params["hid"])
+        hid = _handoff_id(request)
         async with self.runtime.db.session() as s:
-            h = await s.get(Handoff, hid)
+            h = await s.get(Handoff, hid) if hid else None
             if h is None:
                 return JSONResponse({"error": "no such handoff"}, status_code=404)
             return JSONResponse({"status": h.status, "messages": await self._messages(s, h)})
@@ -191,10 +191,12 @@ class Admin:
         sess = self._guard(request)
         if isinstance(sess, Response):
             return sess
+        hid = _handoff_id(request)
+        if hid is None:
+            return JSONResponse({"error": "no such handoff"}, status_code=404)
         form = await request.form()
         if not hmac.compare_digest(str(form.get("csrf") or ""), sess["csrf"]):
             return JSONResponse({"error": "bad CSRF token"}, status_code=403)
-        hid = int(request.path_params["hid"])
         action = request.path_params["action"]
         svc = getattr(self.runtime, "handoff", None)
         if svc is None:
@@ -213,6 +215,15 @@ class Admin:
         else:
             return JSONResponse({"error": f"unknown action {action!r}"}, status_code=400)
         return RedirectResponse(f"/admin/inbox/{hid}", status_code=303)
+
+
+MAX_ID = 2**63 - 1  # the largest key a BIGINT (or SQLite's INTEGER) holds
+
+
+def _handoff_id(request: Request) -> int | None:
+    """The path's handoff number, or ``None`` when no row can have it (0, or beyond BIGINT)."""
+    hid = int(request.path_params["hid"])
+    return hid if 0 < hid <= MAX_ID else None
 
 
 def routes(runtime: Runtime) -> list[BaseRoute]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import defaultdict
 from typing import Any
@@ -17,10 +18,12 @@ from bot.storage.models import Message
 from bot.types import Delivery, Inbound, SendResult, TransientError
 from channels.web.fanout import PgFanout
 from channels.web.identity import VisitorTokens, verify_user_hash
+from channels.web.rest import MAX_DEPTH, text_problem
 
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 100
+_LANG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?")
 CHANNEL = "web"
 
 
@@ -152,7 +155,9 @@ class WebChat:
         q = ws.query_params
         visitor_id = self.tokens.verify(q.get("token"))
         visitor_id, token = self.tokens.issue(visitor_id)
-        lang = (q.get("lang") or "")[:8] or None
+        lang = q.get("lang") or None
+        if lang is not None and not _LANG.fullmatch(lang):
+            lang = None  # a language tag (en, pt-BR), nothing else reaches the database
         user_id, user_hash = q.get("user_id"), q.get("user_hash")
         now = self.runtime.clock.now()
         # listen before reading the history: a reply sent meanwhile is held, then follows it
@@ -161,7 +166,13 @@ class WebChat:
             await self._session(ws, visitor_id, token, lang, user_id, user_hash, now)
             bucket = _Bucket(settings.web_rate_limit_per_minute)
             while True:
-                raw = await ws.receive_text()
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(message.get("code", 1000))
+                raw = message.get("text")
+                if raw is None:  # a binary frame: the protocol is JSON text
+                    await _error(ws, "bad_frame", "binary frames are not accepted; send JSON text")
+                    continue
                 await self._frame(ws, visitor_id, raw, lang, bucket)
         except WebSocketDisconnect:
             pass
@@ -230,6 +241,13 @@ class WebChat:
             frame = json.loads(raw)
         except json.JSONDecodeError as e:
             await _error(ws, "bad_frame", f"not JSON: {e.msg} at position {e.pos}")
+            return
+        except RecursionError:
+            await _error(ws, "bad_frame", f"nested deeper than {MAX_DEPTH} levels")
+            return
+        problem = text_problem(frame)
+        if problem:
+            await _error(ws, "bad_frame", problem)
             return
         if not isinstance(frame, dict):
             await _error(ws, "bad_frame", "a frame is a JSON object with a 'type'")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from bot.lifecycle.schema import openapi, parse_batch
 from bot.lifecycle.service import LifecycleService, service_of
 from bot.runtime import Runtime
+from channels.web.rest import loads
 
 HEADER = "X-Concierge-Signature"
 
@@ -71,9 +71,9 @@ class EventsAPI:
         if not body.strip():
             return _error('empty body; send an event, a list of events or {"events": [...]}', 400)
         try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            return _error(f"body is not valid JSON: {e}", 400)
+            data = loads(body)
+        except ValueError as e:
+            return _error(str(e), 400)
         if not isinstance(data, dict | list):
             return _error('send an event object, a list of events or {"events": [...]}', 422)
         events, errors = parse_batch(data, self.svc.now() + self.svc.settings.future_tolerance)
