@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     default_language: str = "en"
     default_timezone: str = "Europe/Berlin"
     log_level: str = "INFO"
+    log_file: Path | None = Field(
+        default=None,
+        description="Also write the log to this file (created 0600; secrets are redacted)",
+    )
 
     # --- web chat -------------------------------------------------------------------------
     max_message_bytes: int = Field(default=4096, ge=64, le=1_000_000)
@@ -67,6 +71,11 @@ class Settings(BaseSettings):
 
     # --- admin ------------------------------------------------------------------------------
     admin_password: str | None = Field(default=None, description="Password of the admin pages")
+
+    metrics_token: str | None = Field(
+        default=None,
+        description="If set, GET /metrics needs 'Authorization: Bearer <this token>'",
+    )
 
     # --- delivery ---------------------------------------------------------------------------
     delivery_max_attempts: int = Field(default=8, ge=1)
