@@ -67,6 +67,14 @@ class Settings(BaseSettings):
         default=None, description="HMAC secret for shop identification of logged-in visitors"
     )
     web_rate_limit_per_minute: int = Field(default=30, ge=1)
+    web_visitor_token_days: float = Field(
+        default=30,
+        gt=0,
+        description=(
+            "A widget's visitor token opens its conversation for this many days after the "
+            "visitor's last visit (each visit issues a fresh token)"
+        ),
+    )
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
 
     # --- admin ------------------------------------------------------------------------------

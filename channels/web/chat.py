@@ -9,12 +9,12 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from bot.contacts import link_user, resolve_identity
 from bot.runtime import Runtime
-from bot.storage.models import Message
+from bot.storage.models import Contact, Identity, Message
 from bot.types import Delivery, Inbound, SendResult, TransientError
 from channels.web.fanout import PgFanout
 from channels.web.identity import VisitorTokens, verify_user_hash
@@ -24,6 +24,16 @@ log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 100
 _LANG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+_CONTACT_OF = select(Identity.contact_id).where(
+    Identity.channel == bindparam("channel"), Identity.external_id == bindparam("external_id")
+)
+_OWNER = (
+    select(Contact.user_id)
+    .join(Identity, Identity.contact_id == Contact.id)
+    .where(
+        Identity.channel == bindparam("channel"), Identity.external_id == bindparam("external_id")
+    )
+)
 CHANNEL = "web"
 
 
@@ -139,7 +149,12 @@ class WebChat:
     def __init__(self, runtime: Runtime, hub: Hub) -> None:
         self.runtime = runtime
         self.hub = hub
-        self.tokens = VisitorTokens(runtime.secret_key)
+        clock = runtime.clock
+        self.tokens = VisitorTokens(
+            runtime.secret_key,
+            max_age=runtime.settings.web_visitor_token_days * 86400,
+            clock=lambda: clock.now().timestamp(),
+        )
 
     async def endpoint(self, ws: WebSocket) -> None:
         settings = self.runtime.settings
@@ -153,17 +168,28 @@ class WebChat:
             return
         await ws.accept()
         q = ws.query_params
-        visitor_id = self.tokens.verify(q.get("token"))
-        visitor_id, token = self.tokens.issue(visitor_id)
         lang = q.get("lang") or None
         if lang is not None and not _LANG.fullmatch(lang):
             lang = None  # a language tag (en, pt-BR), nothing else reaches the database
-        user_id, user_hash = q.get("user_id"), q.get("user_hash")
+        user_id, given_hash = q.get("user_id") or None, q.get("user_hash") or ""
+        shop_user = (
+            user_id
+            if user_id and verify_user_hash(settings.web_identity_secret, user_id, given_hash)
+            else None
+        )
+        visitor_id = await self._returning(self.tokens.verify(q.get("token")), shop_user)
+        known = visitor_id is not None
+        # a fresh token every session: the widget keeps the newest, its age counts from now
+        visitor_id, token = self.tokens.issue(visitor_id)
         now = self.runtime.clock.now()
         # listen before reading the history: a reply sent meanwhile is held, then follows it
         self.hub.add(visitor_id, ws, hold=True)
         try:
-            await self._session(ws, visitor_id, token, lang, user_id, user_hash, now)
+            if user_id and shop_user is None:
+                await _error(
+                    ws, "bad_identity", "user_hash does not match user_id; chatting anonymously"
+                )
+            await self._session(ws, visitor_id, token, lang, shop_user, known, now)
             bucket = _Bucket(settings.web_rate_limit_per_minute)
             while True:
                 message = await ws.receive()
@@ -183,42 +209,60 @@ class WebChat:
         finally:
             self.hub.remove(visitor_id, ws)
 
+    async def _returning(self, visitor_id: str | None, shop_user: str | None) -> str | None:
+        """``visitor_id`` (from a genuine, unexpired token) if its conversation may be shown
+        to whoever is connecting now: not when it belongs to an identified customer and the
+        page does not identify that same customer (the next person at a shared computer, a
+        customer who logged out, another account). They start a new visitor session."""
+        if visitor_id is None:
+            return None
+        async with self.runtime.db.session() as s:
+            owner = (
+                await s.execute(_OWNER, {"channel": CHANNEL, "external_id": visitor_id})
+            ).first()
+        if owner is not None and owner[0] is not None and owner[0] != shop_user:
+            return None
+        return visitor_id
+
     async def _session(
         self,
         ws: WebSocket,
         visitor_id: str,
         token: str,
         lang: str | None,
-        user_id: str | None,
-        user_hash: str | None,
+        shop_user: str | None,
+        known: bool,
         now: Any,
     ) -> None:
-        """The session and history frames (then whatever was held meanwhile)."""
+        """The session and history frames (then whatever was held meanwhile). An anonymous
+        visitor is written to the database with their first message, not here: a connect
+        alone leaves no row."""
         settings = self.runtime.settings
-        async with self.runtime.db.session() as s:
-            contact, identity = await resolve_identity(
-                s, channel=CHANNEL, external_id=visitor_id, now=now, language=lang
-            )
-            if user_id:
-                if verify_user_hash(settings.web_identity_secret, user_id, user_hash or ""):
-                    contact = await link_user(s, identity, user_id, now)
-                else:
-                    await ws.send_json(
-                        {
-                            "type": "error",
-                            "code": "bad_identity",
-                            "message": "user_hash does not match user_id; chatting anonymously",
-                        }
+        history: list[dict[str, Any]] = []
+        if shop_user is not None or known:
+            async with self.runtime.db.session() as s:
+                contact_id: int | None = None
+                if shop_user is not None:
+                    _, identity = await resolve_identity(
+                        s, channel=CHANNEL, external_id=visitor_id, now=now, language=lang
                     )
-            rows = (
-                await s.execute(
-                    select(Message)
-                    .where(Message.contact_id == contact.id)
-                    .order_by(Message.id.desc())
-                    .limit(HISTORY_LIMIT)
-                )
-            ).scalars()
-            history = [message_frame(m) for m in reversed(list(rows))]
+                    contact_id = (await link_user(s, identity, shop_user, now)).id
+                else:
+                    contact_id = (
+                        await s.execute(
+                            _CONTACT_OF, {"channel": CHANNEL, "external_id": visitor_id}
+                        )
+                    ).scalar_one_or_none()
+                if contact_id is not None:
+                    rows = (
+                        await s.execute(
+                            select(Message)
+                            .where(Message.contact_id == contact_id)
+                            .order_by(Message.id.desc())
+                            .limit(HISTORY_LIMIT)
+                        )
+                    ).scalars()
+                    history = [message_frame(m) for m in reversed(list(rows))]
         await ws.send_json(
             {
                 "type": "session",
