@@ -66,7 +66,27 @@ class Settings(BaseSettings):
     web_identity_secret: str | None = Field(
         default=None, description="HMAC secret for shop identification of logged-in visitors"
     )
-    web_rate_limit_per_minute: int = Field(default=30, ge=1)
+    web_rate_limit_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="Messages one web visitor may send a minute (however many sockets or reconnects)",
+    )
+    web_rate_limit_per_ip_per_minute: int = Field(
+        default=120,
+        ge=1,
+        description=(
+            "Messages all web visitors from one IP address may send a minute together (an "
+            "office behind one address shares it); behind a proxy, see FORWARDED_ALLOW_IPS"
+        ),
+    )
+    web_anonymous_retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="Anonymous web visitors who never wrote are deleted after this many days",
+    )
+    web_purge_interval_seconds: float = Field(
+        default=3600, gt=0, description="How often stale anonymous web visitors are looked for"
+    )
     web_visitor_token_days: float = Field(
         default=30,
         gt=0,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from bot.contacts import link_user, resolve_identity
+from bot.contacts import link_user, purge_anonymous, resolve_identity
 from bot.runtime import Runtime
 from bot.storage.models import Contact, Identity, Message
 from bot.types import Delivery, Inbound, SendResult, TransientError
@@ -128,21 +131,43 @@ class WebSender:
         return SendResult(platform_message_id=f"ws:{delivery.outbox_id}:{n}")
 
 
-class _Bucket:
-    def __init__(self, per_minute: int) -> None:
-        self.capacity = float(per_minute)
-        self.tokens = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.stamp = time.monotonic()
+class VisitorLimits:
+    """Token buckets shared by every socket of the process: one per visitor (their token: a
+    reconnect, a second tab, a new socket keep the same bucket) and one per IP address (a
+    visitor who drops the token to become someone new still shares their address's)."""
 
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+    MAX_KEYS = 100_000  # beyond this, the buckets that are full again are forgotten
+
+    def __init__(
+        self, per_visitor: int, per_ip: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.per_visitor, self.per_ip = per_visitor, per_ip
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, stamp)
+
+    def _level(self, key: str, per_minute: int, now: float) -> float:
+        tokens, stamp = self._buckets.get(key, (float(per_minute), now))
+        return min(float(per_minute), tokens + (now - stamp) * per_minute / 60.0)
+
+    def take(self, visitor_id: str, ip: str) -> bool:
+        """One message from ``visitor_id`` at ``ip``, if both buckets have room."""
+        now = self.clock()
+        v_key, ip_key = "v:" + visitor_id, "ip:" + ip
+        v = self._level(v_key, self.per_visitor, now)
+        i = self._level(ip_key, self.per_ip, now)
+        if v < 1 or i < 1:
+            return False
+        if len(self._buckets) >= self.MAX_KEYS:
+            self._forget_full(now)
+        self._buckets[v_key] = (v - 1, now)
+        self._buckets[ip_key] = (i - 1, now)
+        return True
+
+    def _forget_full(self, now: float) -> None:
+        for key, (tokens, stamp) in list(self._buckets.items()):
+            cap = self.per_visitor if key.startswith("v:") else self.per_ip
+            if tokens + (now - stamp) * cap / 60.0 >= cap:
+                del self._buckets[key]
 
 
 class WebChat:
@@ -155,6 +180,32 @@ class WebChat:
             max_age=runtime.settings.web_visitor_token_days * 86400,
             clock=lambda: clock.now().timestamp(),
         )
+        self.limits = VisitorLimits(
+            runtime.settings.web_rate_limit_per_minute,
+            runtime.settings.web_rate_limit_per_ip_per_minute,
+        )
+        runtime.add_background(self.purge_loop)
+
+    async def purge_loop(self) -> None:
+        """Every CONCIERGE_WEB_PURGE_INTERVAL_SECONDS: delete the anonymous visitors who never
+        wrote and were not seen for CONCIERGE_WEB_ANONYMOUS_RETENTION_DAYS."""
+        settings = self.runtime.settings
+        keep = timedelta(days=settings.web_anonymous_retention_days)
+        while True:
+            try:
+                total = 0
+                while True:  # in slices: the database is not held for a big backlog
+                    before = self.runtime.clock.now() - keep
+                    async with self.runtime.db.session() as s:
+                        n = await purge_anonymous(s, channel=CHANNEL, before=before)
+                    total += n
+                    if n < 1000:
+                        break
+                if total:
+                    log.info("deleted %d anonymous web visitors who never wrote", total)
+            except Exception:  # the database is away: next round
+                log.exception("purging anonymous web visitors failed")
+            await asyncio.sleep(settings.web_purge_interval_seconds)
 
     async def endpoint(self, ws: WebSocket) -> None:
         settings = self.runtime.settings
@@ -190,7 +241,7 @@ class WebChat:
                     ws, "bad_identity", "user_hash does not match user_id; chatting anonymously"
                 )
             await self._session(ws, visitor_id, token, lang, shop_user, known, now)
-            bucket = _Bucket(settings.web_rate_limit_per_minute)
+            ip = ws.client.host if ws.client else "?"
             while True:
                 message = await ws.receive()
                 if message["type"] == "websocket.disconnect":
@@ -199,7 +250,7 @@ class WebChat:
                 if raw is None:  # a binary frame: the protocol is JSON text
                     await _error(ws, "bad_frame", "binary frames are not accepted; send JSON text")
                     continue
-                await self._frame(ws, visitor_id, raw, lang, bucket)
+                await self._frame(ws, visitor_id, raw, lang, ip)
         except WebSocketDisconnect:
             pass
         except RuntimeError:
@@ -275,7 +326,7 @@ class WebChat:
         await self.hub.release(ws)
 
     async def _frame(
-        self, ws: WebSocket, visitor_id: str, raw: str, lang: str | None, bucket: _Bucket
+        self, ws: WebSocket, visitor_id: str, raw: str, lang: str | None, ip: str
     ) -> None:
         limit = self.runtime.settings.max_message_bytes
         if len(raw.encode("utf-8")) > limit * 2 + 1024:
@@ -323,7 +374,7 @@ class WebChat:
                 ws, "too_large", f"message is {size} bytes; the limit is {limit}", client_id
             )
             return
-        if not bucket.take():
+        if not self.limits.take(visitor_id, ip):
             await _error(ws, "rate_limited", "too many messages; wait a moment", client_id)
             return
         inbound = Inbound(
