@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import date
 from functools import lru_cache
@@ -242,8 +243,14 @@ class Settings(BaseSettings):
         else:
             self.secret_key = secrets.token_urlsafe(32)
             key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(self.secret_key)
-            key_file.chmod(0o600)
+            # created 0600 from the start: no moment when another user could read it
+            try:
+                fd = os.open(key_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:  # another process starting at the same moment wrote it
+                self.secret_key = key_file.read_text().strip()
+                return self.secret_key
+            with os.fdopen(fd, "w") as f:
+                f.write(self.secret_key)
         return self.secret_key
 
 

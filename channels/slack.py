@@ -96,7 +96,13 @@ class SlackSender:
         blocks = m.metadata.get("blocks") or blocks_for(
             _escape(m.text), [b.to_dict() for b in m.buttons]
         )
-        kwargs: dict[str, Any] = {"channel": delivery.address, "text": m.text, "blocks": blocks}
+        # the fallback text is mrkdwn too (notifications, old clients): escaped like the blocks,
+        # so a customer's "<!channel>" or "<@U123>" is text, never a ping
+        kwargs: dict[str, Any] = {
+            "channel": delivery.address,
+            "text": _escape(m.text),
+            "blocks": blocks,
+        }
         if m.thread_id:
             kwargs["thread_ts"] = m.thread_id
         try:
@@ -118,7 +124,7 @@ class SlackSender:
 
 
 def _escape(text: str) -> str:
-    """Slack's mrkdwn control characters."""
+    """Slack's mrkdwn control characters (``&``, ``<``, ``>``: all Slack asks to escape)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

@@ -18,7 +18,7 @@ def bad_request(reason: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
-def loads(body: bytes | str, what: str = "body") -> Any:
+def loads(body: bytes | str, what: str = "body", *, text: bool = True) -> Any:
     """``json.loads`` whose every failure is a :class:`ValueError` with a reason for a 4xx:
     not JSON, nested too deeply, or holding text no database column can keep
     (:func:`text_problem`)."""
@@ -28,30 +28,30 @@ def loads(body: bytes | str, what: str = "body") -> Any:
         raise ValueError(f"{what} is not valid JSON: {e}") from None
     except RecursionError:
         raise ValueError(f"{what} is nested deeper than {MAX_DEPTH} levels") from None
-    problem = text_problem(data)
+    problem = text_problem(data, text=text)
     if problem:
         raise ValueError(f"{what}: {problem}")
     return data
 
 
-def text_problem(data: Any, where: str = "$") -> str | None:
+def text_problem(data: Any, where: str = "$", *, text: bool = True) -> str | None:
     """Why ``data`` (parsed JSON) cannot be stored, or ``None``: nested deeper than
     :data:`MAX_DEPTH`, a NUL character (PostgreSQL's text and JSON columns refuse it, so
     SQLite refuses it too: the same answer on both), or an unpaired UTF-16 surrogate such as
     ``"\\ud800"`` (not Unicode text: it cannot be encoded as UTF-8). Iterative: no
-    recursion however deep the input."""
+    recursion however deep the input. ``text=False``: the depth only."""
     stack: list[tuple[Any, str, int]] = [(data, where, 0)]
     while stack:
         value, path, depth = stack.pop()
         if depth > MAX_DEPTH:
             return f"nested deeper than {MAX_DEPTH} levels at {path}"
-        if isinstance(value, str):
+        if isinstance(value, str) and text:
             reason = _bad_text(value)
             if reason:
                 return f"{reason} at {path}"
         elif isinstance(value, dict):
             for k, v in value.items():
-                reason = _bad_text(k)
+                reason = _bad_text(k) if text else None
                 if reason:
                     return f"{reason} in a key at {path}"
                 stack.append((v, f"{path}.{k}", depth + 1))
