@@ -135,6 +135,7 @@ def start_server(db_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], s
         "CONCIERGE_PORT": str(port),
         "CONCIERGE_LOG_LEVEL": "WARNING",
         "CONCIERGE_WEB_RATE_LIMIT_PER_MINUTE": "100000",
+        "CONCIERGE_WEB_RATE_LIMIT_PER_IP_PER_MINUTE": "100000000",  # all clients share 127.0.0.1
         "CONCIERGE_MODEL_DIR": str(workdir / "model"),
     }
     proc = subprocess.Popen(

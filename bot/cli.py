@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import getpass
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -104,13 +103,12 @@ def run(
     """Run everything: web chat, APIs, admin, delivery, scheduler, configured channels."""
     import uvicorn
 
+    from bot.logs import setup_logging
     from bot.runtime import Runtime
     from channels.app import create_app
 
     settings = settings_from(content, database_url, need_content=True, host=host, port=port)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(settings)
     try:
         runtime = Runtime(settings)
 
@@ -129,7 +127,15 @@ def run(
         f"Concierge on http://{settings.host}:{settings.port}  (database: {runtime.db.safe_url})",
         fg=typer.colors.GREEN,
     )
-    uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    # log_config=None: uvicorn's loggers get no handlers of their own and propagate to the
+    # root's, whose filter redacts the visitor tokens in its access log
+    uvicorn.run(
+        app_,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+    )
 
 
 @db_app.command("upgrade")

@@ -229,3 +229,40 @@ async def merge_contacts(
     await session.flush()
     await session.delete(source)
     await session.flush()
+
+
+async def purge_anonymous(
+    session: AsyncSession, *, channel: str, before: datetime, limit: int = 1000
+) -> int:
+    """Delete up to ``limit`` anonymous visitors of ``channel`` who never wrote: no shop user
+    id, no message, no identity on another channel, not seen since ``before``. Their
+    identities, conversations and consents go with them. Returns how many contacts went."""
+    other_channel = (
+        select(Identity.id)
+        .where(Identity.contact_id == Contact.id, Identity.channel != channel)
+        .exists()
+    )
+    ids = list(
+        (
+            await session.execute(
+                select(Contact.id)
+                .where(
+                    Contact.user_id.is_(None),
+                    func.coalesce(Contact.last_seen_at, Contact.created_at) < before,
+                    select(Identity.id)
+                    .where(Identity.contact_id == Contact.id, Identity.channel == channel)
+                    .exists(),
+                    ~other_channel,
+                    ~select(Message.id).where(Message.contact_id == Contact.id).exists(),
+                )
+                .order_by(Contact.id)
+                .limit(limit)
+            )
+        ).scalars()
+    )
+    if not ids:
+        return 0
+    for model in (Identity, Conversation, Consent):
+        await session.execute(delete(model).where(model.contact_id.in_(ids)))
+    await session.execute(delete(Contact).where(Contact.id.in_(ids)))
+    return len(ids)

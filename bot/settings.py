@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import date
 from functools import lru_cache
@@ -91,6 +92,10 @@ class Settings(BaseSettings):
         default="Europe/Berlin", description="Time zone of people whose time zone is unknown"
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_file: Path | None = Field(
+        default=None,
+        description="Also write the log to this file (created 0600; secrets are redacted)",
+    )
 
     # --- web chat -------------------------------------------------------------------------
     max_message_bytes: int = Field(
@@ -100,7 +105,33 @@ class Settings(BaseSettings):
         default=None, description="HMAC secret for shop identification of logged-in visitors"
     )
     web_rate_limit_per_minute: int = Field(
-        default=30, ge=1, description="Messages a web visitor may send a minute"
+        default=30,
+        ge=1,
+        description="Messages one web visitor may send a minute (however many sockets or reconnects)",
+    )
+    web_rate_limit_per_ip_per_minute: int = Field(
+        default=120,
+        ge=1,
+        description=(
+            "Messages all web visitors from one IP address may send a minute together (an "
+            "office behind one address shares it); behind a proxy, see FORWARDED_ALLOW_IPS"
+        ),
+    )
+    web_anonymous_retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="Anonymous web visitors who never wrote are deleted after this many days",
+    )
+    web_purge_interval_seconds: float = Field(
+        default=3600, gt=0, description="How often stale anonymous web visitors are looked for"
+    )
+    web_visitor_token_days: float = Field(
+        default=30,
+        gt=0,
+        description=(
+            "A widget's visitor token opens its conversation for this many days after the "
+            "visitor's last visit (each visit issues a fresh token)"
+        ),
     )
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["*"],
@@ -109,6 +140,11 @@ class Settings(BaseSettings):
 
     # --- admin ------------------------------------------------------------------------------
     admin_password: str | None = Field(default=None, description="Password of the admin pages")
+
+    metrics_token: str | None = Field(
+        default=None,
+        description="If set, GET /metrics needs 'Authorization: Bearer <this token>'",
+    )
 
     # --- delivery ---------------------------------------------------------------------------
     delivery_max_attempts: int = Field(
@@ -334,8 +370,14 @@ class Settings(BaseSettings):
         else:
             self.secret_key = secrets.token_urlsafe(32)
             key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(self.secret_key)
-            key_file.chmod(0o600)
+            # created 0600 from the start: no moment when another user could read it
+            try:
+                fd = os.open(key_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:  # another process starting at the same moment wrote it
+                self.secret_key = key_file.read_text().strip()
+                return self.secret_key
+            with os.fdopen(fd, "w") as f:
+                f.write(self.secret_key)
         return self.secret_key
 
 

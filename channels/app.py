@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -100,7 +101,20 @@ def create_app(
             body["degraded"] = degraded
         return JSONResponse(body)
 
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        if settings.metrics_token:  # Prometheus: authorization: {credentials: <token>}
+            given = request.headers.get("authorization", "")
+            scheme, _, token = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                token.strip().encode(), settings.metrics_token.encode()
+            ):
+                return JSONResponse(
+                    {
+                        "error": "GET /metrics needs 'Authorization: Bearer <CONCIERGE_METRICS_TOKEN>'"
+                    },
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         async with runtime.db.session() as s:
             msgs = (
                 await s.execute(

@@ -24,10 +24,12 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Message
 
 from bot.ratelimit import Rate, RateLimiter
 from bot.runtime import Runtime
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "slack"
 MAX_TEXT = 3000  # a section block's text limit
+MAX_BODY = 1024 * 1024  # Slack's requests are a few KB; anything near this is not Slack
 ACTION_PREFIX = "concierge:"
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
 SOCKET = "slack_socket"  # the Socket Mode connection's name in /healthz and /metrics
@@ -99,7 +102,13 @@ class SlackSender:
         blocks = m.metadata.get("blocks") or blocks_for(
             _escape(m.text), [b.to_dict() for b in m.buttons]
         )
-        kwargs: dict[str, Any] = {"channel": delivery.address, "text": m.text, "blocks": blocks}
+        # the fallback text is mrkdwn too (notifications, old clients): escaped like the blocks,
+        # so a customer's "<!channel>" or "<@U123>" is text, never a ping
+        kwargs: dict[str, Any] = {
+            "channel": delivery.address,
+            "text": _escape(m.text),
+            "blocks": blocks,
+        }
         if m.thread_id:
             kwargs["thread_ts"] = m.thread_id
         try:
@@ -121,7 +130,7 @@ class SlackSender:
 
 
 def _escape(text: str) -> str:
-    """Slack's mrkdwn control characters."""
+    """Slack's mrkdwn control characters (``&``, ``<``, ``>``: all Slack asks to escape)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -138,6 +147,7 @@ class SlackChannel:
             request_verification_enabled=bool(s.slack_signing_secret),
         )
         self.handler = AsyncSlackRequestHandler(self.app)
+        self.verifier = SignatureVerifier(s.slack_signing_secret or "-")
         self.sender = SlackSender(self.client)
         self.bot_user_id: str | None = None
         self._socket: Any = None
@@ -280,6 +290,8 @@ class SlackChannel:
         try:
             hid = int(words[1].lstrip("#"))
         except ValueError:
+            hid = 0
+        if not 0 < hid < 2**63:  # beyond BIGINT no handoff has it (the database would refuse)
             await respond(f"{words[1]!r} is not a handoff number")
             return
         name = await self._user_name(str(command.get("user_id")))
@@ -341,7 +353,35 @@ class SlackChannel:
         )
 
     async def endpoint(self, request: Request) -> Response:
-        response: Response = await self.handler.handle(request)
+        """Check the signature on the raw bytes before bolt parses anything: an unsigned body,
+        however malformed or large, gets a 401 (or 413) and is neither parsed nor logged."""
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY:
+            return JSONResponse({"error": f"body larger than {MAX_BODY} bytes"}, status_code=413)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return JSONResponse(
+                    {"error": f"body larger than {MAX_BODY} bytes"}, status_code=413
+                )
+        ts = request.headers.get("x-slack-request-timestamp", "")
+        sig = request.headers.get("x-slack-signature", "")
+        if not (ts.isdigit() and self.verifier.is_valid(body, ts, sig)):
+            return JSONResponse(
+                {"error": "missing or invalid X-Slack-Signature / X-Slack-Request-Timestamp"},
+                status_code=401,
+            )
+        sent = False
+
+        async def replay() -> Message:  # bolt reads the body again: the bytes already read
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        response: Response = await self.handler.handle(Request(request.scope, replay))
         return response
 
 
@@ -366,6 +406,8 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
     runtime.on_start(channel.start)
     runtime.on_stop(channel.stop)
     runtime.slack = channel  # type: ignore[attr-defined]
+    if not s.slack_signing_secret:  # Socket Mode only: no HTTP endpoint to forge requests to
+        return []
     return [
         Route("/slack/events", channel.endpoint, methods=["POST"]),
         Route("/slack/interactivity", channel.endpoint, methods=["POST"]),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -13,9 +14,12 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    field_validator,
 )
 
 MAX_BATCH = 1000
+# no shop event is older; dates near year 1 overflow date arithmetic (a "0001-01-01" default)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 EventType = Annotated[
     str,
@@ -43,6 +47,13 @@ class EventIn(BaseModel):
         default_factory=dict,
         description="Anything else, e.g. {order_id, amount, currency, product}",
     )
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_before_1970(cls, v: datetime) -> datetime:
+        if v < EARLIEST:
+            raise ValueError("must be 1970-01-01 or later")
+        return v
 
 
 _ONE = TypeAdapter(EventIn)
@@ -78,10 +89,13 @@ def parse_one(raw: Any, index: int | None = None) -> tuple[EventIn | None, list[
 
 
 def parse_batch(
-    data: Any, latest: datetime | None = None
+    data: Any,
+    latest: datetime | None = None,
+    check: Callable[[Any], str | None] | None = None,
 ) -> tuple[list[EventIn], list[dict[str, Any]]]:
     """A single event, a list of events, or ``{"events": [...]}``; ``latest``: events dated
-    after it are refused (the future, beyond some clock skew)."""
+    after it are refused (the future, beyond some clock skew); ``check``: why an event's raw
+    JSON cannot be kept (text no database stores), or ``None``."""
     if isinstance(data, dict) and "events" in data and set(data) == {"events"}:
         data = data["events"]
     items = data if isinstance(data, list) else [data]
@@ -98,6 +112,15 @@ def parse_batch(
             errors.append({"index": i, "field": "(event)", "message": "an event is a JSON object"})
             continue
         index = i if isinstance(data, list) else None
+        problem = check(raw) if check is not None else None
+        if problem:
+            bad: dict[str, Any] = {"field": "(event)", "message": problem}
+            if index is not None:
+                bad["index"] = index
+            if isinstance(raw.get("id"), str):
+                bad["id"] = raw["id"]
+            errors.append(bad)
+            continue
         ev, errs = parse_one(raw, index)
         if ev is not None and latest is not None and ev.occurred_at > latest:
             item: dict[str, Any] = {"field": "occurred_at", "message": "is in the future"}
@@ -160,13 +183,20 @@ def openapi(base_path: str = "/api/v1") -> dict[str, Any]:
         "properties": {
             "accepted": {"type": "integer", "description": "events stored now"},
             "duplicates": {"type": "integer", "description": "events whose id was seen before"},
+            "rejected": {"type": "integer", "description": "events refused (see their errors)"},
             "results": {
                 "type": "array",
+                "description": "every event of the request, by its index",
                 "items": {
                     "type": "object",
                     "properties": {
+                        "index": {"type": "integer"},
                         "id": {"type": "string"},
-                        "status": {"type": "string", "enum": ["accepted", "duplicate"]},
+                        "status": {
+                            "type": "string",
+                            "enum": ["accepted", "duplicate", "rejected"],
+                        },
+                        "errors": error["properties"]["errors"],  # type: ignore[index]
                     },
                 },
             },
@@ -201,11 +231,16 @@ def openapi(base_path: str = "/api/v1") -> dict[str, Any]:
                     },
                     "responses": {
                         "200": resp("Stored (duplicates are reported, not stored twice)", result),
+                        "207": resp(
+                            "Some events rejected (each result says which and why); "
+                            "the others stored",
+                            result,
+                        ),
                         "400": resp("The body is not JSON", error),
                         "401": resp("Missing or wrong signature", error),
                         "413": resp("The body is too large", error),
                         "415": resp("The body is not application/json", error),
-                        "422": resp("Events with wrong fields or types: nothing was stored", error),
+                        "422": resp("No valid event in the request: nothing was stored", error),
                         "503": resp("The events API is off (no CONCIERGE_EVENTS_SECRET)", error),
                     },
                 }

@@ -57,6 +57,21 @@ def _check_sqlite_location(url: str) -> None:
         raise DatabaseError(f"cannot create database file in {parent}: folder is not writable")
 
 
+def _create_private(url: str) -> None:
+    """A new SQLite file is created readable by its owner only (0600); SQLite gives its
+    -wal and -shm files the database file's mode. An existing file is left as it is."""
+    db = make_url(url).database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return
+    import os
+
+    try:
+        fd = os.open(db, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -73,6 +88,7 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             _check_sqlite_location(url)
+            _create_private(url)
             # statements run on the event loop (sqlite_fast): the connection is opened in
             # aiosqlite's thread and used from the loop's
             # (a batch of n turns sends statements whose text depends on n: room for them all in

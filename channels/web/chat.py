@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from bot.contacts import link_user, resolve_identity
+from bot.contacts import link_user, purge_anonymous, resolve_identity
 from bot.runtime import Runtime
-from bot.storage.models import Message
+from bot.storage.models import Contact, Identity, Message
 from bot.types import Delivery, Inbound, SendResult, TransientError
 from channels.web.fanout import PgFanout
 from channels.web.identity import VisitorTokens, verify_user_hash
+from channels.web.rest import MAX_DEPTH, text_problem
 
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 100
+_LANG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+_CONTACT_OF = select(Identity.contact_id).where(
+    Identity.channel == bindparam("channel"), Identity.external_id == bindparam("external_id")
+)
+_OWNER = (
+    select(Contact.user_id)
+    .join(Identity, Identity.contact_id == Contact.id)
+    .where(
+        Identity.channel == bindparam("channel"), Identity.external_id == bindparam("external_id")
+    )
+)
 CHANNEL = "web"
 
 
@@ -118,28 +134,81 @@ class WebSender:
         return SendResult(platform_message_id=f"ws:{delivery.outbox_id}:{n}")
 
 
-class _Bucket:
-    def __init__(self, per_minute: int) -> None:
-        self.capacity = float(per_minute)
-        self.tokens = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.stamp = time.monotonic()
+class VisitorLimits:
+    """Token buckets shared by every socket of the process: one per visitor (their token: a
+    reconnect, a second tab, a new socket keep the same bucket) and one per IP address (a
+    visitor who drops the token to become someone new still shares their address's)."""
 
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+    MAX_KEYS = 100_000  # beyond this, the buckets that are full again are forgotten
+
+    def __init__(
+        self, per_visitor: int, per_ip: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.per_visitor, self.per_ip = per_visitor, per_ip
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, stamp)
+
+    def _level(self, key: str, per_minute: int, now: float) -> float:
+        tokens, stamp = self._buckets.get(key, (float(per_minute), now))
+        return min(float(per_minute), tokens + (now - stamp) * per_minute / 60.0)
+
+    def take(self, visitor_id: str, ip: str) -> bool:
+        """One message from ``visitor_id`` at ``ip``, if both buckets have room."""
+        now = self.clock()
+        v_key, ip_key = "v:" + visitor_id, "ip:" + ip
+        v = self._level(v_key, self.per_visitor, now)
+        i = self._level(ip_key, self.per_ip, now)
+        if v < 1 or i < 1:
+            return False
+        if len(self._buckets) >= self.MAX_KEYS:
+            self._forget_full(now)
+        self._buckets[v_key] = (v - 1, now)
+        self._buckets[ip_key] = (i - 1, now)
+        return True
+
+    def _forget_full(self, now: float) -> None:
+        for key, (tokens, stamp) in list(self._buckets.items()):
+            cap = self.per_visitor if key.startswith("v:") else self.per_ip
+            if tokens + (now - stamp) * cap / 60.0 >= cap:
+                del self._buckets[key]
 
 
 class WebChat:
     def __init__(self, runtime: Runtime, hub: Hub) -> None:
         self.runtime = runtime
         self.hub = hub
-        self.tokens = VisitorTokens(runtime.secret_key)
+        clock = runtime.clock
+        self.tokens = VisitorTokens(
+            runtime.secret_key,
+            max_age=runtime.settings.web_visitor_token_days * 86400,
+            clock=lambda: clock.now().timestamp(),
+        )
+        self.limits = VisitorLimits(
+            runtime.settings.web_rate_limit_per_minute,
+            runtime.settings.web_rate_limit_per_ip_per_minute,
+        )
+        runtime.add_background(self.purge_loop)
+
+    async def purge_loop(self) -> None:
+        """Every CONCIERGE_WEB_PURGE_INTERVAL_SECONDS: delete the anonymous visitors who never
+        wrote and were not seen for CONCIERGE_WEB_ANONYMOUS_RETENTION_DAYS."""
+        settings = self.runtime.settings
+        keep = timedelta(days=settings.web_anonymous_retention_days)
+        while True:
+            try:
+                total = 0
+                while True:  # in slices: the database is not held for a big backlog
+                    before = self.runtime.clock.now() - keep
+                    async with self.runtime.db.session() as s:
+                        n = await purge_anonymous(s, channel=CHANNEL, before=before)
+                    total += n
+                    if n < 1000:
+                        break
+                if total:
+                    log.info("deleted %d anonymous web visitors who never wrote", total)
+            except Exception:  # the database is away: next round
+                log.exception("purging anonymous web visitors failed")
+            await asyncio.sleep(settings.web_purge_interval_seconds)
 
     async def endpoint(self, ws: WebSocket) -> None:
         settings = self.runtime.settings
@@ -153,19 +222,38 @@ class WebChat:
             return
         await ws.accept()
         q = ws.query_params
-        visitor_id = self.tokens.verify(q.get("token"))
+        lang = q.get("lang") or None
+        if lang is not None and not _LANG.fullmatch(lang):
+            lang = None  # a language tag (en, pt-BR), nothing else reaches the database
+        user_id, given_hash = q.get("user_id") or None, q.get("user_hash") or ""
+        shop_user = (
+            user_id
+            if user_id and verify_user_hash(settings.web_identity_secret, user_id, given_hash)
+            else None
+        )
+        visitor_id = await self._returning(self.tokens.verify(q.get("token")), shop_user)
+        known = visitor_id is not None
+        # a fresh token every session: the widget keeps the newest, its age counts from now
         visitor_id, token = self.tokens.issue(visitor_id)
-        lang = (q.get("lang") or "")[:8] or None
-        user_id, user_hash = q.get("user_id"), q.get("user_hash")
         now = self.runtime.clock.now()
         # listen before reading the history: a reply sent meanwhile is held, then follows it
         self.hub.add(visitor_id, ws, hold=True)
         try:
-            await self._session(ws, visitor_id, token, lang, user_id, user_hash, now)
-            bucket = _Bucket(settings.web_rate_limit_per_minute)
+            if user_id and shop_user is None:
+                await _error(
+                    ws, "bad_identity", "user_hash does not match user_id; chatting anonymously"
+                )
+            await self._session(ws, visitor_id, token, lang, shop_user, known, now)
+            ip = ws.client.host if ws.client else "?"
             while True:
-                raw = await ws.receive_text()
-                await self._frame(ws, visitor_id, raw, lang, bucket)
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(message.get("code", 1000))
+                raw = message.get("text")
+                if raw is None:  # a binary frame: the protocol is JSON text
+                    await _error(ws, "bad_frame", "binary frames are not accepted; send JSON text")
+                    continue
+                await self._frame(ws, visitor_id, raw, lang, ip)
         except WebSocketDisconnect:
             pass
         except RuntimeError:
@@ -175,42 +263,60 @@ class WebChat:
         finally:
             self.hub.remove(visitor_id, ws)
 
+    async def _returning(self, visitor_id: str | None, shop_user: str | None) -> str | None:
+        """``visitor_id`` (from a genuine, unexpired token) if its conversation may be shown
+        to whoever is connecting now: not when it belongs to an identified customer and the
+        page does not identify that same customer (the next person at a shared computer, a
+        customer who logged out, another account). They start a new visitor session."""
+        if visitor_id is None:
+            return None
+        async with self.runtime.db.session() as s:
+            owner = (
+                await s.execute(_OWNER, {"channel": CHANNEL, "external_id": visitor_id})
+            ).first()
+        if owner is not None and owner[0] is not None and owner[0] != shop_user:
+            return None
+        return visitor_id
+
     async def _session(
         self,
         ws: WebSocket,
         visitor_id: str,
         token: str,
         lang: str | None,
-        user_id: str | None,
-        user_hash: str | None,
+        shop_user: str | None,
+        known: bool,
         now: Any,
     ) -> None:
-        """The session and history frames (then whatever was held meanwhile)."""
+        """The session and history frames (then whatever was held meanwhile). An anonymous
+        visitor is written to the database with their first message, not here: a connect
+        alone leaves no row."""
         settings = self.runtime.settings
-        async with self.runtime.db.session() as s:
-            contact, identity = await resolve_identity(
-                s, channel=CHANNEL, external_id=visitor_id, now=now, language=lang
-            )
-            if user_id:
-                if verify_user_hash(settings.web_identity_secret, user_id, user_hash or ""):
-                    contact = await link_user(s, identity, user_id, now)
-                else:
-                    await ws.send_json(
-                        {
-                            "type": "error",
-                            "code": "bad_identity",
-                            "message": "user_hash does not match user_id; chatting anonymously",
-                        }
+        history: list[dict[str, Any]] = []
+        if shop_user is not None or known:
+            async with self.runtime.db.session() as s:
+                contact_id: int | None = None
+                if shop_user is not None:
+                    _, identity = await resolve_identity(
+                        s, channel=CHANNEL, external_id=visitor_id, now=now, language=lang
                     )
-            rows = (
-                await s.execute(
-                    select(Message)
-                    .where(Message.contact_id == contact.id)
-                    .order_by(Message.id.desc())
-                    .limit(HISTORY_LIMIT)
-                )
-            ).scalars()
-            history = [message_frame(m) for m in reversed(list(rows))]
+                    contact_id = (await link_user(s, identity, shop_user, now)).id
+                else:
+                    contact_id = (
+                        await s.execute(
+                            _CONTACT_OF, {"channel": CHANNEL, "external_id": visitor_id}
+                        )
+                    ).scalar_one_or_none()
+                if contact_id is not None:
+                    rows = (
+                        await s.execute(
+                            select(Message)
+                            .where(Message.contact_id == contact_id)
+                            .order_by(Message.id.desc())
+                            .limit(HISTORY_LIMIT)
+                        )
+                    ).scalars()
+                    history = [message_frame(m) for m in reversed(list(rows))]
         await ws.send_json(
             {
                 "type": "session",
@@ -223,7 +329,7 @@ class WebChat:
         await self.hub.release(ws)
 
     async def _frame(
-        self, ws: WebSocket, visitor_id: str, raw: str, lang: str | None, bucket: _Bucket
+        self, ws: WebSocket, visitor_id: str, raw: str, lang: str | None, ip: str
     ) -> None:
         limit = self.runtime.settings.max_message_bytes
         if len(raw.encode("utf-8")) > limit * 2 + 1024:
@@ -233,6 +339,13 @@ class WebChat:
             frame = json.loads(raw)
         except json.JSONDecodeError as e:
             await _error(ws, "bad_frame", f"not JSON: {e.msg} at position {e.pos}")
+            return
+        except RecursionError:
+            await _error(ws, "bad_frame", f"nested deeper than {MAX_DEPTH} levels")
+            return
+        problem = text_problem(frame)
+        if problem:
+            await _error(ws, "bad_frame", problem)
             return
         if not isinstance(frame, dict):
             await _error(ws, "bad_frame", "a frame is a JSON object with a 'type'")
@@ -264,7 +377,7 @@ class WebChat:
                 ws, "too_large", f"message is {size} bytes; the limit is {limit}", client_id
             )
             return
-        if not bucket.take():
+        if not self.limits.take(visitor_id, ip):
             await _error(ws, "rate_limited", "too many messages; wait a moment", client_id)
             return
         inbound = Inbound(

@@ -13,18 +13,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import logging
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.lifecycle.schema import openapi, parse_batch
-from bot.lifecycle.service import LifecycleService, service_of
+from bot.lifecycle.schema import EventIn, openapi, parse_batch
+from bot.lifecycle.service import IngestResult, LifecycleService, service_of
 from bot.runtime import Runtime
+from channels.web.rest import loads, text_problem
 
 HEADER = "X-Concierge-Signature"
+log = logging.getLogger(__name__)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(getattr(e, "orig", None) or e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -70,18 +77,93 @@ class EventsAPI:
             return _error(f"{HEADER} does not match the body (wrong secret or changed body)", 401)
         if not body.strip():
             return _error('empty body; send an event, a list of events or {"events": [...]}', 400)
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            return _error(f"body is not valid JSON: {e}", 400)
+        try:  # the depth here; text no database keeps is refused event by event below
+            data = loads(body, text=False)
+        except ValueError as e:
+            return _error(str(e), 400)
         if not isinstance(data, dict | list):
             return _error('send an event object, a list of events or {"events": [...]}', 422)
-        events, errors = parse_batch(data, self.svc.now() + self.svc.settings.future_tolerance)
-        if errors:
+        events, errors = parse_batch(
+            data, self.svc.now() + self.svc.settings.future_tolerance, check=text_problem
+        )
+        if errors and not events:
             n = len({e.get("index") for e in errors})
             return _error(f"{n} invalid event(s); nothing was stored", 422, errors)
-        result = await self.svc.ingest(events, source="api")
-        return JSONResponse(result.as_json([e.id for e in events]))
+        stored, failed = await self._ingest(events)
+        return self._results(data, errors, stored, failed)
+
+    async def _ingest(self, events: list[EventIn]) -> tuple[IngestResult, dict[str, str]]:
+        """Store the valid events together; should the batch fail anyway (something the
+        schema let through and the database refuses), each event alone, so that one bad event
+        costs only itself. Returns the result and, by event id, why an event was not stored."""
+        try:
+            return await self.svc.ingest(events, source="api"), {}
+        except Exception:
+            log.warning("event batch of %d failed; storing one by one", len(events), exc_info=True)
+        total, failed = IngestResult(), {}
+        for ev in events:
+            try:
+                one = await self.svc.ingest([ev], source="api")
+            except Exception as e:
+                log.warning("event %r was not stored: %s", ev.id, e)
+                failed[ev.id] = f"could not be stored: {_first_line(e)}"
+                continue
+            total.accepted += one.accepted
+            total.duplicates += one.duplicates
+            total.transitions += one.transitions
+            total.flows += one.flows
+        return total, failed
+
+    def _results(
+        self,
+        data: Any,
+        errors: list[dict[str, Any]],
+        stored: IngestResult,
+        failed: dict[str, str],
+    ) -> JSONResponse:
+        """Every event of the request by its index: accepted, duplicate or rejected (with
+        its errors). 200 when none was rejected, else 207 (Multi-Status)."""
+        if isinstance(data, dict) and set(data) == {"events"}:
+            data = data["events"]
+        items = data if isinstance(data, list) else [data]
+        rejected: dict[int, list[dict[str, Any]]] = {}
+        for e in errors:
+            i = e.get("index", 0)
+            rejected.setdefault(i, []).append(
+                {k: v for k, v in e.items() if k in ("field", "message")}
+            )
+        fresh = set(stored.accepted)
+        results: list[dict[str, Any]] = []
+        for i, raw in enumerate(items):
+            ident = raw.get("id") if isinstance(raw, dict) else None
+            item: dict[str, Any] = {"index": i}
+            if isinstance(ident, str):
+                item["id"] = ident.strip()
+            key = item.get("id")
+            if i in rejected:
+                item.update(status="rejected", errors=rejected[i])
+            elif key in failed:
+                item.update(
+                    status="rejected", errors=[{"field": "(event)", "message": failed[key]}]
+                )
+                errors.append({"index": i, "id": key, "field": "(event)", "message": failed[key]})
+            elif key in fresh:
+                item["status"] = "accepted"
+                fresh.discard(key)  # a repeat in the same batch is a duplicate
+            else:
+                item["status"] = "duplicate"
+            results.append(item)
+        n_rejected = sum(1 for r in results if r["status"] == "rejected")
+        body: dict[str, Any] = {
+            "accepted": sum(1 for r in results if r["status"] == "accepted"),
+            "duplicates": sum(1 for r in results if r["status"] == "duplicate"),
+            "rejected": n_rejected,
+            "transitions": stored.transitions,
+            "results": results,
+        }
+        if errors:
+            body["errors"] = errors
+        return JSONResponse(body, status_code=207 if n_rejected else 200)
 
     async def schema(self, request: Request) -> Response:
         doc = openapi()

@@ -11,9 +11,63 @@ from starlette.responses import JSONResponse, Response
 from bot.runtime import Runtime
 from bot.types import Inbound
 
+MAX_DEPTH = 32  # JSON nested deeper than this is refused (no endpoint needs more)
+
 
 def bad_request(reason: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
+
+
+def loads(body: bytes | str, what: str = "body", *, text: bool = True) -> Any:
+    """``json.loads`` whose every failure is a :class:`ValueError` with a reason for a 4xx:
+    not JSON, nested too deeply, or holding text no database column can keep
+    (:func:`text_problem`)."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{what} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{what} is nested deeper than {MAX_DEPTH} levels") from None
+    problem = text_problem(data, text=text)
+    if problem:
+        raise ValueError(f"{what}: {problem}")
+    return data
+
+
+def text_problem(data: Any, where: str = "$", *, text: bool = True) -> str | None:
+    """Why ``data`` (parsed JSON) cannot be stored, or ``None``: nested deeper than
+    :data:`MAX_DEPTH`, a NUL character (PostgreSQL's text and JSON columns refuse it, so
+    SQLite refuses it too: the same answer on both), or an unpaired UTF-16 surrogate such as
+    ``"\\ud800"`` (not Unicode text: it cannot be encoded as UTF-8). Iterative: no
+    recursion however deep the input. ``text=False``: the depth only."""
+    stack: list[tuple[Any, str, int]] = [(data, where, 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels at {path}"
+        if isinstance(value, str) and text:
+            reason = _bad_text(value)
+            if reason:
+                return f"{reason} at {path}"
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                reason = _bad_text(k) if text else None
+                if reason:
+                    return f"{reason} in a key at {path}"
+                stack.append((v, f"{path}.{k}", depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+    return None
+
+
+def _bad_text(s: str) -> str | None:
+    if "\x00" in s:
+        return "text contains a NUL character (\\u0000)"
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text contains an unpaired UTF-16 surrogate (not valid Unicode)"
+    return None
 
 
 async def read_json(request: Request, max_bytes: int) -> Any:
@@ -28,10 +82,7 @@ async def read_json(request: Request, max_bytes: int) -> Any:
             raise RequestTooLarge(f"body is larger than {max_bytes} bytes")
     if not body:
         raise ValueError("empty body; send a JSON object")
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"body is not valid JSON: {e}") from None
+    return loads(body)
 
 
 class RequestTooLarge(ValueError):

@@ -389,3 +389,54 @@ async def test_size_limit_from_the_server_and_a_refused_message_can_be_sent_agai
     await expect(paypal).to_have_count(1)
     await expect(paypal).to_have_attribute("data-state", "sent")
     assert refused
+
+
+async def test_the_next_person_at_a_shared_computer_sees_and_sends_nothing_of_the_last(
+    new_page: NewPage,
+    sqlite_url: str,
+    make_settings: Callable[..., Any],
+    start_server: Callable[..., Any],
+) -> None:
+    """A customer chats logged in, leaves a message unsent, and logs out; the next page in
+    the same browser (anonymous) starts a new session: none of their conversation shows, and
+    their unsent message is not sent under the new visitor."""
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    from channels.web.identity import user_hash
+
+    async def shop(request: Request) -> HTMLResponse:
+        base = str(request.base_url).rstrip("/")
+        user = request.query_params.get("user")
+        ident = (
+            f' data-user-id="{user}" data-user-hash="{user_hash("shop-secret", user)}"'
+            if user
+            else ""
+        )
+        return HTMLResponse(
+            f'<!doctype html><html lang="en"><title>Shop</title><h1>Shop</h1>'
+            f'<script src="{base}/widget.js" data-concierge-url="{base}"{ident} defer></script>'
+        )
+
+    server = start_server(
+        make_settings(sqlite_url, web_identity_secret="shop-secret"),
+        route_factories=[lambda runtime: [Route("/shop", shop)]],
+    )
+    page = await new_page()
+    await open_chat(page, f"{server.url}/shop?user=cust-42")
+    await ask(page, "My card ends in 4242, where is my order?")
+    await expect(page.locator(BOT).first).to_be_visible()
+    await expect(page.locator(USER)).to_have_attribute("data-state", "sent")
+    # a message the customer typed while the connection was down, still waiting in the browser
+    await page.evaluate(
+        """localStorage.setItem("concierge.pending", JSON.stringify(
+            [{type: "message", text: "unsent: my address is 1 Secret St", client_id: "p-1"}]))"""
+    )
+    await open_chat(page, f"{server.url}/shop")  # logged out: the shop page identifies nobody
+    await expect(page.locator(STATUS)).to_have_text("")
+    await ask(page, "hello")
+    await expect(page.locator(BOT).first).to_be_visible()
+    texts = await page.locator(f"{W} li .bubble").all_text_contents()
+    assert not any("4242" in t or "Secret St" in t for t in texts), texts
+    assert await page.evaluate("localStorage.getItem('concierge.user')") == ""

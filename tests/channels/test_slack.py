@@ -3,6 +3,7 @@ slack_sdk client to a fake Web API server."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -172,3 +173,47 @@ def test_socket_mode_needs_no_public_url(
     assert len(acks) == 2
     time.sleep(0.5)
     assert len(slack.posted("D20")) == 2  # the answer and its "Was this helpful?", once
+
+
+def test_customer_text_cannot_ping_the_staff_channel(
+    slack: FakeSlack,
+    db_url: str,
+    make_settings: Callable[..., Settings],
+    start_server: Callable[..., LiveServer],
+) -> None:
+    """A web customer's words reach the staff channel (a handoff's thread): the message's
+    fallback ``text`` is escaped like its blocks, so ``<!channel>`` notifies nobody."""
+    import httpx
+
+    server = start_server(
+        make_settings(
+            db_url,
+            content_dir=REFERENCE_SHOP,
+            slack_bot_token="xoxb-test",
+            slack_signing_secret=SECRET,
+            slack_api_url=slack.api_url,
+            slack_staff_channel="CSTAFF",
+            handoff_hours="mon-sun 00:00-23:59",
+        )
+    )
+    for text in ("I want to talk to a human", "<!channel> <@U0ADMIN> refund me & now"):
+        r = httpx.post(
+            f"{server.url}/webhooks/rest/webhook",
+            json={"sender": "mallory", "message": text},
+            timeout=30,
+        )
+        assert r.status_code == 200
+    posted = slack.wait_for(
+        "chat.postMessage",
+        1,
+        timeout=30,
+        where=lambda c: "refund me" in str(c.params.get("text")),
+    )
+    assert posted, [c.params.get("text") for c in slack.calls_to("chat.postMessage")]
+    for call in slack.calls_to("chat.postMessage"):
+        text = str(call.params.get("text"))
+        blocks = json.dumps(call.params.get("blocks"))
+        for raw in ("<!channel>", "<@U0ADMIN>"):
+            assert raw not in text and raw not in blocks
+    text = str(posted[0].params["text"])
+    assert "&lt;!channel&gt; &lt;@U0ADMIN&gt; refund me &amp; now" in text

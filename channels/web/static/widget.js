@@ -30,15 +30,31 @@
   var userHash = attr("data-user-hash");
   var lang = (attr("data-lang") || navigator.language || "en").slice(0, 2).toLowerCase();
 
-  var KEYS = { token: "concierge.token", pending: "concierge.pending", read: "concierge.read" };
+  var KEYS = {
+    token: "concierge.token", pending: "concierge.pending", read: "concierge.read", user: "concierge.user"
+  };
   var store = {
     get: function (k) {
       try { return window.localStorage.getItem(k); } catch (e) { return null; } // private mode
     },
     set: function (k, v) {
       try { window.localStorage.setItem(k, v); } catch (e) { /* full or blocked: keep going */ }
+    },
+    remove: function (k) {
+      try { window.localStorage.removeItem(k); } catch (e) { /* blocked: nothing stored */ }
     }
   };
+  // The conversation kept in this browser belonged to an identified customer, and the page now
+  // shows someone else (logged out, another account, the next person at a shared computer):
+  // forget it, unsent messages included, and start a new visitor session. (An anonymous
+  // visitor who logs in keeps theirs: it becomes the customer's. The server checks the same.)
+  var previousUser = store.get(KEYS.user) || "";
+  if (previousUser && previousUser !== (userId || "")) {
+    store.remove(KEYS.token);
+    store.remove(KEYS.pending);
+    store.remove(KEYS.read);
+  }
+  store.set(KEYS.user, userId || "");
 
   var T = {
     en: { title: "Chat with us", open: "Open chat", close: "Close chat", unread: "{n} unread",

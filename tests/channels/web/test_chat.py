@@ -172,3 +172,69 @@ async def test_pushes_reach_a_visitor_connected_to_another_process(
         await rt.db.dispose()
         got = [(await recv(ws_b, "message"))["text"] for _ in range(6)]
     assert got == [f"staff note {i}" for i in range(6)]
+
+
+async def chat(server: LiveServer, text: str, **params: str) -> dict[str, Any]:
+    """One message on a new socket; the session frame it opened with."""
+    async with websockets.connect(ws_url(server, **params)) as ws:
+        session = await recv(ws, "session")
+        await ws.send(json.dumps({"type": "message", "text": text, "client_id": text[:20]}))
+        await bot_message(ws)
+    return session
+
+
+async def history_of(server: LiveServer, **params: str) -> tuple[dict[str, Any], list[str]]:
+    async with websockets.connect(ws_url(server, **params)) as ws:
+        session = await recv(ws, "session")
+        messages = (await recv(ws, "history"))["messages"]
+    return session, [m["text"] for m in messages]
+
+
+async def test_another_person_with_the_same_widget_token_starts_a_new_session(
+    server: LiveServer,
+) -> None:
+    """A shared computer: customer 42 chats while logged in; whoever uses the widget next with
+    the token left in the browser, logged out or as someone else, sees none of it."""
+    ident = {"user_id": "cust-42", "user_hash": user_hash("shop-secret", "cust-42")}
+    first = await chat(server, "My card ends in 4242, order 1234 is late", **ident)
+    token = first["token"]
+    # logged out: the same browser's token, no identification
+    session, texts = await history_of(server, token=token)
+    assert session["visitor_id"] != first["visitor_id"]
+    assert texts == []
+    # another account on the same browser
+    other = {"user_id": "cust-43", "user_hash": user_hash("shop-secret", "cust-43")}
+    session, texts = await history_of(server, token=token, **other)
+    assert session["visitor_id"] != first["visitor_id"]
+    assert not any("4242" in t for t in texts)
+    # a wrong hash for 42 with 42's token: anonymous, so not 42's conversation either
+    session, texts = await history_of(server, token=token, user_id="cust-42", user_hash="0" * 64)
+    assert texts == []
+    # 42 again: their conversation, under the same visitor
+    session, texts = await history_of(server, token=token, **ident)
+    assert session["visitor_id"] == first["visitor_id"]
+    assert texts[0] == "My card ends in 4242, order 1234 is late"
+
+
+async def test_visitor_tokens_expire(server: LiveServer) -> None:
+    """A token opens its conversation for CONCIERGE_WEB_VISITOR_TOKEN_DAYS (30) after it was
+    issued; each visit issues a fresh one."""
+    import time
+
+    from channels.web.identity import VisitorTokens
+
+    first = await chat(server, "Do you ship to Norway?")
+    vid = first["visitor_id"]
+
+    def issued(days_ago: float) -> str:
+        then = time.time() - days_ago * 86400
+        return VisitorTokens("test-secret", 30 * 86400, clock=lambda: then).issue(vid)[1]
+
+    session, texts = await history_of(server, token=issued(29))
+    assert session["visitor_id"] == vid and texts[0] == "Do you ship to Norway?"
+    fresh = session["token"]
+    session, texts = await history_of(server, token=issued(31))
+    assert session["visitor_id"] != vid and texts == []
+    # the token issued at the last visit is the one that counts
+    session, texts = await history_of(server, token=fresh)
+    assert session["visitor_id"] == vid and texts

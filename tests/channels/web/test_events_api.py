@@ -87,8 +87,9 @@ def test_signature_is_required_and_checked(server: LiveServer, db_url: str) -> N
     assert r.json() == {
         "accepted": 1,
         "duplicates": 0,
+        "rejected": 0,
         "transitions": 1,
-        "results": [{"id": "e1", "status": "accepted"}],
+        "results": [{"index": 0, "id": "e1", "status": "accepted"}],
     }
     # the signature covers the exact bytes: a changed body with the old signature fails
     data = json.dumps(body).encode()
@@ -107,9 +108,9 @@ def test_same_event_twice_is_stored_once(server: LiveServer, db_url: str) -> Non
     body = event("order-1-paid", "purchased", amount=25)
     first = post(server, body)
     again = post(server, body)
-    assert first.json()["results"] == [{"id": "order-1-paid", "status": "accepted"}]
+    assert first.json()["results"] == [{"index": 0, "id": "order-1-paid", "status": "accepted"}]
     assert again.status_code == 200
-    assert again.json()["results"] == [{"id": "order-1-paid", "status": "duplicate"}]
+    assert again.json()["results"] == [{"index": 0, "id": "order-1-paid", "status": "duplicate"}]
     assert query(db_url, select(Contact.purchase_count, Contact.monetary_total)) == [(1, 25)]
     assert query(db_url, select(func.count()).select_from(Event)) == [(1,)]
     # twice in one batch as well
@@ -159,9 +160,7 @@ def test_bad_bodies_are_refused_with_a_reason(
     assert words in r.json()["error"] + json.dumps(r.json().get("errors", []))
 
 
-def test_bad_types_name_the_event_and_field_and_store_nothing(
-    server: LiveServer, db_url: str
-) -> None:
+def test_each_event_is_accepted_or_rejected_on_its_own(server: LiveServer, db_url: str) -> None:
     good = event("ok-1")
     bad_time = {**event("t-1"), "occurred_at": "2026-03-01T10:00:00"}
     bad_amount = {**event("t-2"), "properties": "amount=3"}
@@ -169,20 +168,41 @@ def test_bad_types_name_the_event_and_field_and_store_nothing(
     no_user = {k: v for k, v in event("t-4").items() if k != "user_id"}
     wrong_type = {**event("t-5"), "type": "Bought Stuff!"}
     future = event("t-6", ago=-timedelta(days=2))
-    r = post(server, [good, bad_time, bad_amount, unknown, no_user, wrong_type, future])
-    assert r.status_code == 422
+    year_one = {**event("t-7"), "occurred_at": "0001-01-01T00:00:00Z"}
+    nul = {**event("t-8"), "properties": {"note": "a\u0000b"}}
+    good2 = event("ok-2", user="u2")
+    batch = [good, bad_time, bad_amount, unknown, no_user, wrong_type, future, year_one, nul]
+    r = post(server, [*batch, good2])
+    assert r.status_code == 207, r.text
     body = r.json()
-    assert body["error"] == "6 invalid event(s); nothing was stored"
-    by_index = {e["index"]: e for e in body["errors"]}
-    assert by_index[1]["field"] == "occurred_at" and "time zone" in by_index[1]["message"]
+    assert body["accepted"] == 2 and body["rejected"] == 8
+    results = body["results"]
+    assert [x["index"] for x in results] == list(range(10))
+    assert [x["status"] for x in results] == ["accepted"] + ["rejected"] * 8 + ["accepted"]
+    by_index = {x["index"]: x for x in results}
     assert by_index[1]["id"] == "t-1"
-    assert by_index[2]["field"] == "properties"
-    assert by_index[3]["field"] == "customer" and "unknown field" in by_index[3]["message"]
-    assert by_index[4]["field"] == "user_id"
-    assert by_index[5]["field"] == "type"
-    assert query(db_url, select(func.count()).select_from(Event)) == [(0,)]  # good one too
-    r = post(server, [future])
-    assert r.status_code == 422 and r.json()["errors"][0]["message"] == "is in the future"
+    assert by_index[1]["errors"][0]["field"] == "occurred_at"
+    assert "time zone" in by_index[1]["errors"][0]["message"]
+    assert by_index[2]["errors"][0]["field"] == "properties"
+    assert "unknown field" in by_index[3]["errors"][0]["message"]
+    assert by_index[4]["errors"][0]["field"] == "user_id"
+    assert by_index[5]["errors"][0]["field"] == "type"
+    assert by_index[6]["errors"][0]["message"] == "is in the future"
+    assert by_index[7]["errors"][0]["field"] == "occurred_at"
+    assert "NUL" in by_index[8]["errors"][0]["message"]
+    stored = query(db_url, select(Event.event_id).order_by(Event.event_id))
+    assert stored == [("ok-1",), ("ok-2",)]
+    # the same batch again: the good ones are duplicates, the bad ones still rejected
+    r = post(server, [*batch, good2])
+    assert r.status_code == 207
+    assert [x["status"] for x in r.json()["results"]] == (
+        ["duplicate"] + ["rejected"] * 8 + ["duplicate"]
+    )
+    # nothing valid at all: 422, and the reasons
+    r = post(server, [future, year_one])
+    assert r.status_code == 422
+    assert r.json()["error"] == "2 invalid event(s); nothing was stored"
+    assert r.json()["errors"][0]["message"] == "is in the future"
 
 
 def test_limits_and_content_type(server: LiveServer) -> None:
@@ -215,3 +235,13 @@ def test_the_api_is_off_without_a_secret(live_server: str) -> None:
         f"{live_server}/api/v1/events", content=body, headers={"Content-Type": "application/json"}
     )
     assert r.status_code == 503 and "CONCIERGE_EVENTS_SECRET" in r.json()["error"]
+
+
+def test_a_year_one_event_costs_only_itself(server: LiveServer, db_url: str) -> None:
+    """``0001-01-01`` (a shop's empty-date default) once failed its whole batch with a 500."""
+    year_one = {**event("y-1", user="u7"), "occurred_at": "0001-01-01T00:00:00+01:00"}
+    r = post(server, [event("y-0", user="u7"), year_one])
+    assert r.status_code == 207, r.text
+    assert [x["status"] for x in r.json()["results"]] == ["accepted", "rejected"]
+    assert "1970" in r.json()["results"][1]["errors"][0]["message"]
+    assert query(db_url, select(Event.event_id)) == [("y-0",)]
