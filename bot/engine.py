@@ -961,11 +961,24 @@ async def feedback_policy(turn: Turn) -> bool:
 STOP_WORDS = {"stop", "/stop", "stopp", "unsubscribe", "leiratkozom", "avsluta", "wypisz"}
 
 
+COMMAND_INTENTS = {"opt_out", "feedback_helpful", "feedback_not_helpful", "csat"}
+"""Intents that are commands, confirmed whoever has the conversation (a person or the bot)."""
+
+
+def is_opt_out(turn: Turn) -> bool:
+    said = turn.inbound.text.strip().casefold().rstrip("!.")
+    return turn.intent == "opt_out" or said in STOP_WORDS
+
+
+def is_command(turn: Turn) -> bool:
+    """ "stop" and the buttons that answer the bot (feedback, CSAT)."""
+    return turn.intent in COMMAND_INTENTS or is_opt_out(turn)
+
+
 async def opt_out_policy(turn: Turn) -> bool:
     """ "stop" (any shipped language, ``/stop``, or the ``opt_out`` intent): no more marketing,
     at once and on every channel. Service messages (answers, order updates) still arrive."""
-    said = turn.inbound.text.strip().casefold().rstrip("!.")
-    if turn.intent != "opt_out" and said not in STOP_WORDS:
+    if not is_opt_out(turn):
         return False
     c = turn.contact
     if not c.marketing_opt_out:
