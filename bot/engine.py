@@ -208,6 +208,8 @@ class Engine:
         self.max_message_bytes = max_message_bytes
         self.on_enqueued = on_enqueued
         self.signals: Any = None  # bot.signals.Signals, set by the runtime
+        # what an unsure turn offers: a person, or a way to leave an e-mail (set by the handoff)
+        self.offer_person: Callable[[Turn], Outbound] = offer_person
         # longest text a channel takes; longer messages become several (channels set these)
         self.text_limits: dict[str, int] = {}
         self._policies: list[tuple[int, str, Policy]] = []
@@ -1003,6 +1005,11 @@ async def faq_policy(turn: Turn) -> bool:
     if intent == "rephrase":
         turn.say("utter_rephrase")
         return True
+    if intent == "clarify_none":  # "None of these": a person (or an e-mail), not a dead end
+        conv.unsure_streak = 0
+        turn.replies.append(turn.engine.offer_person(turn))
+        turn.answer_meta["fallback"] = "offer_human"
+        return True
     if intent != FALLBACK:
         name = f"utter_{intent}"
         if turn.engine.responses.has(name, turn.language):
@@ -1019,31 +1026,40 @@ async def faq_policy(turn: Turn) -> bool:
     conv.unsure_streak = (conv.unsure_streak or 0) + 1
     if conv.unsure_streak >= 2:
         conv.unsure_streak = 0
-        turn.replies.append(
-            Outbound(
-                text=turn.text("utter_offer_human"),
-                buttons=(
-                    Button(turn.text("utter_button_human"), '/request_human{"reason": "unsure"}'),
-                    Button(turn.text("utter_button_rephrase"), "/rephrase"),
-                ),
-            )
-        )
+        turn.replies.append(turn.engine.offer_person(turn))
         turn.answer_meta["fallback"] = "offer_human"
         return True
     candidates = [
         r["name"]
         for r in turn.parse.get("intent_ranking", [])
-        if r["name"] != FALLBACK and turn.engine.responses.has(f"utter_{r['name']}", turn.language)
+        if r["name"] != FALLBACK
+        and turn.engine.responses.has(f"utter_{r['name']}", turn.language)
+        # topics, not small talk: a FAQ answer or a topic the shop gave a button title
+        and (
+            r["name"].startswith("faq/")
+            or turn.engine.responses.has(f"utter_ask_{r['name']}", turn.language)
+        )
     ][:3]
     if candidates:
         buttons = [Button(topic_title(turn, c), f"/{c}") for c in candidates]
-        buttons.append(Button(turn.text("utter_clarify_none"), "/rephrase"))
+        buttons.append(Button(turn.text("utter_clarify_none"), "/clarify_none"))
         turn.replies.append(Outbound(text=turn.text("utter_clarify"), buttons=tuple(buttons)))
         turn.answer_meta["fallback"] = "clarify"
     else:
         turn.say("utter_default")
         turn.answer_meta["fallback"] = "default"
     return True
+
+
+def offer_person(turn: Turn) -> Outbound:
+    """The offer of a person from the team (the handoff feature knows when one is there)."""
+    return Outbound(
+        text=turn.text("utter_offer_human"),
+        buttons=(
+            Button(turn.text("utter_button_human"), '/request_human{"reason": "unsure"}'),
+            Button(turn.text("utter_button_rephrase"), "/rephrase"),
+        ),
+    )
 
 
 def topic_title(turn: Turn, intent: str) -> str:

@@ -37,7 +37,7 @@ from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.engine import FALLBACK, Turn, is_command
+from bot.engine import FALLBACK, Turn, is_command, offer_person
 from bot.handoff.hours import WorkingHours
 from bot.handoff.models import ACTIVE, ASSIGNED, OPEN, RESOLVED, WAITING, Handoff
 from bot.i18n import relative_when
@@ -243,6 +243,26 @@ class HandoffService:
             await self._to_thread(
                 turn.session, h, f"*Bot:* {r.text}", key=f"bot:{turn.message.id}:{i}"
             )
+
+    def staff_reachable(self, now: datetime) -> bool:
+        """A person can answer now: in working hours, with a staff channel or the inbox."""
+        s = self.runtime.settings
+        return bool(
+            self.settings.staff_channel or s.admin_password
+        ) and self.settings.hours.is_open(now)
+
+    def offer_person(self, turn: Turn) -> Outbound:
+        """After "None of these" or a second unsure turn: a person when one can answer now,
+        else the time a person is back and a way to leave an e-mail address."""
+        if self.staff_reachable(turn.now):
+            return offer_person(turn)
+        return Outbound(
+            text=turn.text("utter_offer_email", when=self.when_text(turn)),
+            buttons=(
+                Button(turn.text("utter_button_email"), '/request_human{"reason": "unsure"}'),
+                Button(turn.text("utter_button_rephrase"), "/rephrase"),
+            ),
+        )
 
     def when_text(self, turn: Turn) -> str:
         """Roughly when a person answers, in the customer's words and time zone: "within about
@@ -714,6 +734,7 @@ def setup(runtime: Runtime) -> None:
     runtime.engine.add_policy("handoff", svc.policy, priority=20)
     runtime.engine.add_prefetch(svc.prefetch)
     runtime.engine.add_after_turn(svc.after_turn)
+    runtime.engine.offer_person = svc.offer_person
     runtime.worker.before_send.append(svc.before_send)
     runtime.worker.after_sent.append(svc.after_sent)
     runtime.worker.after_dead.append(svc.after_dead)
