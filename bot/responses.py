@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ class Responses:
     ) -> None:
         self._by_language = {lang: dict(v) for lang, v in by_language.items()}
         self.default_language = default_language
+        # placeholders any text may use, computed per language when used ({support_hours})
+        self.computed: dict[str, Callable[[str], str]] = {}
         builtin = self._builtin = _load_builtin()
         for lang, names in builtin.items():
             mine = self._by_language.setdefault(lang, {})
@@ -67,7 +69,7 @@ class Responses:
         v = self.variants(name, language)
         if not v:
             return name
-        return _fill(v[0].text, values)
+        return self.fill(v[0].text, language, values)
 
     def render(
         self, name: str, language: str, *, rng: random.Random | None = None, **values: Any
@@ -76,7 +78,15 @@ class Responses:
         if not v:
             return None
         chosen = (rng or random).choice(v)
-        return Outbound(text=_fill(chosen.text, values), buttons=chosen.buttons)
+        return Outbound(text=self.fill(chosen.text, language, values), buttons=chosen.buttons)
+
+    def fill(self, text: str, language: str, values: Mapping[str, Any]) -> str:
+        """The one way a text's ``{placeholders}`` are filled: the caller's values, then the
+        computed ones (:attr:`computed`); an unknown placeholder stays as it is."""
+        if "{" not in text:
+            return text
+        extra = {k: fn(language) for k, fn in self.computed.items() if "{" + k + "}" in text}
+        return _fill(text, {**extra, **values})
 
     @classmethod
     def from_folder(cls, nlu_data_dir: Path, default_language: str = "en") -> Responses:

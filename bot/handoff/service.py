@@ -41,6 +41,7 @@ from bot.engine import FALLBACK, Turn, is_command, offer_person
 from bot.handoff.hours import WorkingHours
 from bot.handoff.models import ACTIVE, ASSIGNED, OPEN, RESOLVED, WAITING, Handoff
 from bot.i18n import relative_when
+from bot.shop import support_hours
 from bot.storage.models import Contact, Conversation, Message
 from bot.types import Button, Delivery, Outbound, SendResult
 
@@ -80,7 +81,7 @@ class HandoffService:
         self.settings = HandoffSettings(
             staff_channel=s.slack_staff_channel,
             marker=s.handoff_internal_marker,
-            hours=WorkingHours.parse(s.handoff_hours, s.handoff_timezone, s.handoff_holidays),
+            hours=support_hours(runtime.shop, s),
             sla=timedelta(minutes=s.handoff_sla_minutes),
         )
         # web inbox listeners: called with the handoff id after every change

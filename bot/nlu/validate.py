@@ -121,6 +121,7 @@ def validate(content: Path) -> list[Problem]:
                     "warning",
                 )
             )
+    problems += _shop_problems(content)
     all_responses = set().union(*(set(r) for r in responses_by_lang.values()))
     for lang, names in responses_by_lang.items():
         for missing in sorted(all_responses - set(names)):
@@ -133,3 +134,21 @@ def validate(content: Path) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _shop_problems(content: Path) -> list[Problem]:
+    """shop.yml, and answers that state other support hours than it (issue 23)."""
+    from bot.settings import Settings
+    from bot.shop import ShopError, hours_problems, load_shop, support_hours
+
+    root = content if (content / "nlu_data").is_dir() else content.parent
+    try:
+        shop = load_shop(root)
+    except ShopError as e:
+        return [Problem(e.file, e.line, e.message)]
+    try:
+        settings = Settings()
+        hours = support_hours(shop, settings)
+    except Exception as e:  # invalid settings: reported where the settings are read
+        return [Problem(str(root / "shop.yml"), None, f"support hours: {e}", "warning")]
+    return [Problem(f, line, msg, "warning") for f, line, msg in hours_problems(root, shop, hours)]
