@@ -28,12 +28,14 @@ class Responses:
         self,
         by_language: Mapping[str, Mapping[str, list[Variant]]],
         default_language: str = "en",
+        registers: Mapping[str, str] | None = None,
     ) -> None:
         self._by_language = {lang: dict(v) for lang, v in by_language.items()}
         self.default_language = default_language
+        self.registers = dict(registers or {})  # shop.yml: {"de": "formal"}
         # placeholders any text may use, computed per language when used ({support_hours})
         self.computed: dict[str, Callable[[str], str]] = {}
-        builtin = self._builtin = _load_builtin()
+        builtin = self._builtin = load_builtin(BUILTIN, self.registers)
         for lang, names in builtin.items():
             mine = self._by_language.setdefault(lang, {})
             for name, variants in names.items():
@@ -89,7 +91,12 @@ class Responses:
         return _fill(text, {**extra, **values})
 
     @classmethod
-    def from_folder(cls, nlu_data_dir: Path, default_language: str = "en") -> Responses:
+    def from_folder(
+        cls,
+        nlu_data_dir: Path,
+        default_language: str = "en",
+        registers: Mapping[str, str] | None = None,
+    ) -> Responses:
         """Read ``<dir>/<lang>/responses.yml`` for each language folder present."""
         by_language: dict[str, dict[str, list[Variant]]] = {}
         if nlu_data_dir.is_dir():
@@ -98,7 +105,7 @@ class Responses:
                 if f.exists():
                     data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
                     by_language[lang_dir.name] = parse_responses(data.get("responses") or {})
-        return cls(by_language, default_language)
+        return cls(by_language, default_language, registers)
 
 
 def parse_responses(raw: Mapping[str, Any]) -> dict[str, list[Variant]]:
@@ -124,11 +131,21 @@ def parse_responses(raw: Mapping[str, Any]) -> dict[str, list[Variant]]:
     return out
 
 
-def _load_builtin() -> dict[str, dict[str, list[Variant]]]:
-    data = yaml.safe_load(BUILTIN.read_text(encoding="utf-8"))["responses"]
+def load_builtin(
+    path: Path, registers: Mapping[str, str] | None = None
+) -> dict[str, dict[str, list[Variant]]]:
+    """A built-in texts file (``name: {lang: text}``). A ``<lang>@<register>`` text replaces
+    the plain ``<lang>`` one where the shop chose that register (shop.yml ``languages``)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))["responses"]
+    registers = registers or {}
     out: dict[str, dict[str, list[Variant]]] = {}
     for name, by_lang in data.items():
-        for lang, text in by_lang.items():
+        for key, text in by_lang.items():
+            lang, _, register = str(key).partition("@")
+            if register and registers.get(lang) != register:
+                continue
+            if not register and name in out.get(lang, {}) and registers.get(lang):
+                continue  # the register's text came first
             out.setdefault(lang, {})[name] = [Variant(str(text))]
     return out
 

@@ -64,7 +64,9 @@ class Runtime:
         self.secret_key = settings.ensure_secret_key()
         self.signals = Signals()
         self.shop = load_shop(settings.content_dir)  # the shop's facts (shop.yml)
-        self.responses = Responses.from_folder(settings.nlu_data_dir, settings.default_language)
+        self.responses = Responses.from_folder(
+            settings.nlu_data_dir, settings.default_language, self.shop.registers
+        )
         hours = support_hours(self.shop, settings)
         self.responses.computed["support_hours"] = lambda lang: describe_hours(hours, lang)
         self._nlu = nlu

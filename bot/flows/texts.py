@@ -11,10 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.flows.source import ContentError, Doc, Problem, walk_files
-from bot.responses import Variant, parse_responses
+from bot.responses import Variant, load_builtin, parse_responses
 
 TEXTS_DIR = "texts"
 BUILTIN = Path(__file__).with_name("builtin_texts.yml")
@@ -22,12 +20,7 @@ BUILTIN = Path(__file__).with_name("builtin_texts.yml")
 
 def builtin_texts() -> dict[str, dict[str, list[Variant]]]:
     """The runner's own texts (progress, pause, buttons...) in the shipped languages."""
-    data = yaml.safe_load(BUILTIN.read_text(encoding="utf-8"))["responses"]
-    out: dict[str, dict[str, list[Variant]]] = {}
-    for name, by_lang in data.items():
-        for lang, text in by_lang.items():
-            out.setdefault(lang, {})[name] = [Variant(str(text))]
-    return out
+    return load_builtin(BUILTIN)
 
 
 def load_texts(flows_dir: Path) -> tuple[dict[str, dict[str, list[Variant]]], list[Problem]]:
