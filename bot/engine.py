@@ -85,15 +85,20 @@ class Turn:
     def entities(self) -> dict[str, Any]:
         return {e["entity"]: e.get("value") for e in self.parse.get("entities", [])}
 
+    @property
+    def slots(self) -> dict[str, Any]:
+        """What a response's ``condition`` may look at: the person's lifecycle stage."""
+        return {"stage": self.contact.lifecycle_stage}
+
     def say(self, name: str, **values: Any) -> Outbound | None:
-        """Queue the response ``name`` in the turn's language."""
-        out = self.engine.responses.render(name, self.language, **values)
+        """Queue the response ``name`` in the turn's language (the variant for the person)."""
+        out = self.engine.responses.render(name, self.language, slots=self.slots, **values)
         if out is not None:
             self.replies.append(out)
         return out
 
     def text(self, name: str, **values: Any) -> str:
-        return self.engine.responses.text(name, self.language, **values)
+        return self.engine.responses.text(name, self.language, slots=self.slots, **values)
 
 
 Policy = Callable[[Turn], Awaitable[bool]]

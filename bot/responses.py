@@ -19,6 +19,26 @@ BUILTIN = Path(__file__).with_name("builtin_responses.yml")
 class Variant:
     text: str
     buttons: tuple[Button, ...] = ()
+    # Rasa's conditional response variations: [(slot, values it may have)], all must hold
+    conditions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def fits(self, slots: Mapping[str, Any]) -> bool:
+        return all(str(slots.get(name)) in values for name, values in self.conditions)
+
+
+SLOTS = ("stage",)
+"""Slots a response ``condition`` may name: ``stage``, the person's lifecycle stage."""
+
+
+def applicable(variants: list[Variant], slots: Mapping[str, Any] | None) -> list[Variant]:
+    """Rasa's rule: the conditional variants whose conditions hold, else the plain ones.
+    Without slots (nobody in particular): the plain ones, or all if there are none."""
+    if not any(v.conditions for v in variants):
+        return variants
+    plain = [v for v in variants if not v.conditions]
+    if slots is None:
+        return plain or variants
+    return [v for v in variants if v.conditions and v.fits(slots)] or plain
 
 
 class Responses:
@@ -57,26 +77,37 @@ class Responses:
     def names(self, language: str) -> set[str]:
         return set(self._by_language.get(language, {}))
 
-    def variants(self, name: str, language: str) -> list[Variant]:
+    def variants(
+        self, name: str, language: str, slots: Mapping[str, Any] | None = None
+    ) -> list[Variant]:
+        """The variants for a person with these ``slots`` (``{"stage": "onboarding"}``)."""
         for lang in (language, self.default_language):
             found = self._by_language.get(lang, {}).get(name)
             if found:
-                return found
+                return applicable(found, slots)
         return []
 
     def has(self, name: str, language: str | None = None) -> bool:
         return bool(self.variants(name, language or self.default_language))
 
-    def text(self, name: str, language: str, **values: Any) -> str:
-        v = self.variants(name, language)
+    def text(
+        self, name: str, language: str, *, slots: Mapping[str, Any] | None = None, **values: Any
+    ) -> str:
+        v = self.variants(name, language, slots)
         if not v:
             return name
         return self.fill(v[0].text, language, values)
 
     def render(
-        self, name: str, language: str, *, rng: random.Random | None = None, **values: Any
+        self,
+        name: str,
+        language: str,
+        *,
+        rng: random.Random | None = None,
+        slots: Mapping[str, Any] | None = None,
+        **values: Any,
     ) -> Outbound | None:
-        v = self.variants(name, language)
+        v = self.variants(name, language, slots)
         if not v:
             return None
         chosen = (rng or random).choice(v)
@@ -125,9 +156,51 @@ def parse_responses(raw: Mapping[str, Any]) -> dict[str, list[Variant]]:
                     )
                     for b in item.get("buttons") or ()
                 )
-                parsed.append(Variant(str(item["text"]), buttons))
+                parsed.append(Variant(str(item["text"]), buttons, parse_condition(item)))
         if parsed:
             out[str(name)] = parsed
+    return out
+
+
+def parse_condition(item: Mapping[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``condition: [{type: slot, name: stage, value: onboarding}]`` (a list of values: any
+    of them). Malformed conditions are left out here; ``concierge data validate`` names them."""
+    raw = item.get("condition")
+    if not isinstance(raw, list):
+        return ()
+    out = []
+    for c in raw:
+        if not isinstance(c, Mapping) or c.get("type", "slot") != "slot" or "name" not in c:
+            continue
+        value = c.get("value")
+        values = tuple(str(v) for v in value) if isinstance(value, list) else (str(value),)
+        out.append((str(c["name"]), values))
+    return tuple(out)
+
+
+def condition_problems(item: Any, stages: Iterable[str]) -> list[str]:
+    """What is wrong with a variant's ``condition`` (for ``concierge data validate``)."""
+    if not isinstance(item, Mapping) or "condition" not in item:
+        return []
+    raw = item["condition"]
+    if not isinstance(raw, list) or not raw:
+        return ["condition: a list of {type: slot, name: stage, value: ...}"]
+    known = set(stages)
+    out = []
+    for c in raw:
+        if not isinstance(c, Mapping) or c.get("type") != "slot":
+            out.append("a condition is {type: slot, name: ..., value: ...}")
+            continue
+        name = c.get("name")
+        if name not in SLOTS:
+            out.append(f"unknown slot {name!r} in a condition (slots: {', '.join(SLOTS)})")
+            continue
+        value = c.get("value")
+        for v in value if isinstance(value, list) else [value]:
+            if name == "stage" and str(v) not in known:
+                out.append(
+                    f"unknown stage {v!r} in a condition (stages: {', '.join(sorted(known))})"
+                )
     return out
 
 

@@ -12,6 +12,8 @@ from sqlalchemy import select
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from bot.contacts import link_user, resolve_identity
+from bot.greeting import frame as greeting_frame
+from bot.greeting import greetings_of
 from bot.runtime import Runtime
 from bot.storage.models import Message
 from bot.types import Delivery, Inbound, SendResult, TransientError
@@ -137,6 +139,7 @@ class WebChat:
         self.runtime = runtime
         self.hub = hub
         self.tokens = VisitorTokens(runtime.secret_key)
+        greetings_of(runtime)  # every language's greeting, once
 
     async def endpoint(self, ws: WebSocket) -> None:
         settings = self.runtime.settings
@@ -208,12 +211,18 @@ class WebChat:
                 )
             ).scalars()
             history = [message_frame(m) for m in reversed(list(rows))]
+            # the opening message for an empty chat (anonymous: made once at startup)
+            greets = greetings_of(self.runtime)
+            hello = None
+            if not history:
+                hello = await greets.for_contact(s, contact, greets.language(lang, contact))
         await ws.send_json(
             {
                 "type": "session",
                 "token": token,
                 "visitor_id": visitor_id,
                 "max_message_bytes": settings.max_message_bytes,
+                "greeting": greeting_frame(hello),
             }
         )
         await ws.send_json({"type": "history", "messages": history})

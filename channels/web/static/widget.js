@@ -122,6 +122,7 @@
   var pongTimer = null;
   var typingTimer = null;
   var maxBytes = 4096;
+  var greeting = null; // the opening message the server offers for an empty chat
   var pending = loadPending(); // frames sent but not acked yet, oldest first
   var byId = {}; // message id -> <li>
   var byClient = {}; // client_id -> <li> (the visitor's own messages)
@@ -383,6 +384,7 @@
     if (f.type === "session") {
       if (f.token) store.set(KEYS.token, f.token);
       if (f.max_message_bytes > 0) maxBytes = f.max_message_bytes;
+      greeting = f.greeting && typeof f.greeting.text === "string" ? f.greeting : null;
       updateCounter();
     } else if (f.type === "history") {
       onHistory(Array.isArray(f.messages) ? f.messages : []);
@@ -407,6 +409,11 @@
     byClient = {};
     var stored = {};
     var news = 0;
+    if (!messages.length && !pending.length && greeting) {
+      // an empty chat opens with a greeting and questions to tap (not stored: nothing to sync)
+      addMessage({ sender: "bot", text: greeting.text, buttons: greeting.buttons || [] }, false)
+        .classList.add("greeting");
+    }
     messages.forEach(function (m) {
       if (m.client_id) stored[m.client_id] = true;
       if (m.id != null && m.id > lastRead && (m.sender === "bot" || m.sender === "staff")) news++;
