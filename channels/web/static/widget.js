@@ -43,19 +43,24 @@
   var T = {
     en: { title: "Chat with us", open: "Open chat", close: "Close chat", unread: "{n} unread",
       placeholder: "Type your question…", send: "Send", offline: "Reconnecting…",
-      tooLong: "Too long", staff: "Team", failed: "Not delivered.", retry: "Send again" },
+      tooLong: "Too long", staff: "Team", failed: "Not delivered.", retry: "Send again",
+      you: "You", bot: "Assistant", replies: "Suggested replies" },
     de: { title: "Chatte mit uns", open: "Chat öffnen", close: "Chat schließen", unread: "{n} ungelesen",
       placeholder: "Deine Frage…", send: "Senden", offline: "Verbinde neu…",
-      tooLong: "Zu lang", staff: "Team", failed: "Nicht zugestellt.", retry: "Erneut senden" },
+      tooLong: "Zu lang", staff: "Team", failed: "Nicht zugestellt.", retry: "Erneut senden",
+      you: "Du", bot: "Assistent", replies: "Antwortvorschläge" },
     hu: { title: "Írj nekünk", open: "Csevegés megnyitása", close: "Csevegés bezárása", unread: "{n} olvasatlan",
       placeholder: "Írd be a kérdésed…", send: "Küldés", offline: "Újracsatlakozás…",
-      tooLong: "Túl hosszú", staff: "Csapat", failed: "Nem sikerült elküldeni.", retry: "Újraküldés" },
+      tooLong: "Túl hosszú", staff: "Csapat", failed: "Nem sikerült elküldeni.", retry: "Újraküldés",
+      you: "Te", bot: "Asszisztens", replies: "Javasolt válaszok" },
     sv: { title: "Chatta med oss", open: "Öppna chatten", close: "Stäng chatten", unread: "Olästa: {n}",
       placeholder: "Skriv din fråga…", send: "Skicka", offline: "Återansluter…",
-      tooLong: "För långt", staff: "Team", failed: "Inte levererat.", retry: "Skicka igen" },
+      tooLong: "För långt", staff: "Team", failed: "Inte levererat.", retry: "Skicka igen",
+      you: "Du", bot: "Assistent", replies: "Svarsförslag" },
     pl: { title: "Napisz do nas", open: "Otwórz czat", close: "Zamknij czat", unread: "Nieprzeczytane: {n}",
       placeholder: "Wpisz pytanie…", send: "Wyślij", offline: "Ponowne łączenie…",
-      tooLong: "Za długie", staff: "Zespół", failed: "Nie dostarczono.", retry: "Wyślij ponownie" }
+      tooLong: "Za długie", staff: "Zespół", failed: "Nie dostarczono.", retry: "Wyślij ponownie",
+      you: "Ty", bot: "Asystent", replies: "Proponowane odpowiedzi" }
   };
   var t = T[lang] || T.en;
 
@@ -203,6 +208,10 @@
       var who = el("span", "who");
       who.textContent = (m.metadata && m.metadata.staff_name) || t.staff;
       li.appendChild(who);
+    } else if (sender === "user" || sender === "bot") {
+      var said = el("span", "sr-only"); // who said it, for screen readers
+      said.textContent = (sender === "user" ? t.you : t.bot) + ": ";
+      li.appendChild(said);
     }
     var bubble = el("div", "bubble");
     appendText(bubble, m.text, sender !== "user");
@@ -225,7 +234,7 @@
   }
 
   function quickReplies(buttons) {
-    var row = el("div", "buttons");
+    var row = el("div", "buttons", { role: "group", "aria-label": t.replies });
     buttons.forEach(function (b) {
       if (!b || (b.title == null && b.payload == null)) return;
       var label = String(b.title != null ? b.title : b.payload);
@@ -237,6 +246,7 @@
         btn.addEventListener("click", function () {
           if (btn.disabled) return;
           submit({ type: "button", payload: String(b.payload != null ? b.payload : label), title: label, client_id: uuid() });
+          input.focus(); // the pressed button is spent (disabled): focus stays in the chat
         });
       }
       btn.textContent = label;
@@ -500,6 +510,14 @@
       close();
     } else if (e.key === "Tab" && isOpen() && phone.matches) {
       trapFocus(e); // full-screen on a phone: the page behind is out of reach
+    }
+  });
+  document.addEventListener("keydown", function (e) {
+    // focus may have left the widget for the page body (a removed element): Escape still closes
+    var away = document.activeElement === document.body || document.activeElement === null;
+    if (e.key === "Escape" && isOpen() && away) {
+      e.preventDefault();
+      close();
     }
   });
   function trapFocus(e) {
