@@ -66,9 +66,15 @@ def graph(
     from bot.flows.content import load_content
     from bot.flows.graph import mermaid
     from bot.responses import Responses
+    from bot.shop import ShopError, load_shop
 
     folder = _content_dir(content)
-    responses = Responses.from_folder(folder / "nlu_data")
+    try:
+        registers = load_shop(folder).registers  # the texts in the shop's register
+    except ShopError as e:
+        typer.secho(f"error: {e}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    responses = Responses.from_folder(folder / "nlu_data", registers=registers)
     result = load_content(folder, responses=responses)
     found = result.book.get(flow)
     if found is None:

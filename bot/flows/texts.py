@@ -18,14 +18,19 @@ TEXTS_DIR = "texts"
 BUILTIN = Path(__file__).with_name("builtin_texts.yml")
 
 
-def builtin_texts() -> dict[str, dict[str, list[Variant]]]:
-    """The runner's own texts (progress, pause, buttons...) in the shipped languages."""
-    return load_builtin(BUILTIN)
+def builtin_texts(
+    registers: Mapping[str, str] | None = None,
+) -> dict[str, dict[str, list[Variant]]]:
+    """The runner's own texts (progress, pause, buttons...) in the shipped languages, in the
+    shop's register per language (shop.yml)."""
+    return load_builtin(BUILTIN, registers)
 
 
-def load_texts(flows_dir: Path) -> tuple[dict[str, dict[str, list[Variant]]], list[Problem]]:
+def load_texts(
+    flows_dir: Path, registers: Mapping[str, str] | None = None
+) -> tuple[dict[str, dict[str, list[Variant]]], list[Problem]]:
     """``{lang: {name: variants}}`` and the problems found (file:line)."""
-    out = builtin_texts()
+    out = builtin_texts(registers)
     problems: list[Problem] = []
     for path in walk_files(flows_dir / TEXTS_DIR):
         lang = path.stem

@@ -80,6 +80,7 @@ async def test_german_stop_and_handback_say_du_by_default(
     res = await rt.engine.handle(stop("a"))
     assert res.replies[0].text.startswith("Erledigt: Du bekommst keine Werbenachrichten")
     assert rt.responses.text("utter_handoff_back", "de").startswith("Du schreibst wieder")
+    assert rt.responses.text("utter_flow_nothing_open", "de").endswith("Frag mich einfach!")
 
 
 async def test_a_formal_shop_says_sie_and_its_own_text_wins(
@@ -106,3 +107,5 @@ async def test_a_formal_shop_says_sie_and_its_own_text_wins(
         "Sie sind wieder beim Assistenten der Rösterei."
     )
     assert rt.responses.text("utter_opted_out", "en").startswith("Done:")  # other languages
+    # the flow runner's own texts too
+    assert rt.responses.text("utter_flow_nothing_open", "de").endswith("Fragen Sie mich einfach!")
