@@ -86,15 +86,20 @@ class Turn:
     def entities(self) -> dict[str, Any]:
         return {e["entity"]: e.get("value") for e in self.parse.get("entities", [])}
 
+    @property
+    def slots(self) -> dict[str, Any]:
+        """What a response's ``condition`` may look at: the person's lifecycle stage."""
+        return {"stage": self.contact.lifecycle_stage}
+
     def say(self, name: str, **values: Any) -> Outbound | None:
-        """Queue the response ``name`` in the turn's language."""
-        out = self.engine.responses.render(name, self.language, **values)
+        """Queue the response ``name`` in the turn's language (the variant for the person)."""
+        out = self.engine.responses.render(name, self.language, slots=self.slots, **values)
         if out is not None:
             self.replies.append(out)
         return out
 
     def text(self, name: str, **values: Any) -> str:
-        return self.engine.responses.text(name, self.language, **values)
+        return self.engine.responses.text(name, self.language, slots=self.slots, **values)
 
 
 Policy = Callable[[Turn], Awaitable[bool]]
@@ -209,6 +214,8 @@ class Engine:
         self.max_message_bytes = max_message_bytes
         self.on_enqueued = on_enqueued
         self.signals: Any = None  # bot.signals.Signals, set by the runtime
+        # what an unsure turn offers: a person, or a way to leave an e-mail (set by the handoff)
+        self.offer_person: Callable[[Turn], Outbound] = offer_person
         # longest text a channel takes; longer messages become several (channels set these)
         self.text_limits: dict[str, int] = {}
         self._policies: list[tuple[int, str, Policy]] = []
@@ -1029,11 +1036,24 @@ async def feedback_policy(turn: Turn) -> bool:
 STOP_WORDS = {"stop", "/stop", "stopp", "unsubscribe", "leiratkozom", "avsluta", "wypisz"}
 
 
+COMMAND_INTENTS = {"opt_out", "feedback_helpful", "feedback_not_helpful", "csat"}
+"""Intents that are commands, confirmed whoever has the conversation (a person or the bot)."""
+
+
+def is_opt_out(turn: Turn) -> bool:
+    said = turn.inbound.text.strip().casefold().rstrip("!.")
+    return turn.intent == "opt_out" or said in STOP_WORDS
+
+
+def is_command(turn: Turn) -> bool:
+    """ "stop" and the buttons that answer the bot (feedback, CSAT)."""
+    return turn.intent in COMMAND_INTENTS or is_opt_out(turn)
+
+
 async def opt_out_policy(turn: Turn) -> bool:
     """ "stop" (any shipped language, ``/stop``, or the ``opt_out`` intent): no more marketing,
     at once and on every channel. Service messages (answers, order updates) still arrive."""
-    said = turn.inbound.text.strip().casefold().rstrip("!.")
-    if turn.intent != "opt_out" and said not in STOP_WORDS:
+    if not is_opt_out(turn):
         return False
     c = turn.contact
     if not c.marketing_opt_out:
@@ -1058,6 +1078,11 @@ async def faq_policy(turn: Turn) -> bool:
     if intent == "rephrase":
         turn.say("utter_rephrase")
         return True
+    if intent == "clarify_none":  # "None of these": a person (or an e-mail), not a dead end
+        conv.unsure_streak = 0
+        turn.replies.append(turn.engine.offer_person(turn))
+        turn.answer_meta["fallback"] = "offer_human"
+        return True
     if intent != FALLBACK:
         name = f"utter_{intent}"
         if turn.engine.responses.has(name, turn.language):
@@ -1074,31 +1099,40 @@ async def faq_policy(turn: Turn) -> bool:
     conv.unsure_streak = (conv.unsure_streak or 0) + 1
     if conv.unsure_streak >= 2:
         conv.unsure_streak = 0
-        turn.replies.append(
-            Outbound(
-                text=turn.text("utter_offer_human"),
-                buttons=(
-                    Button(turn.text("utter_button_human"), '/request_human{"reason": "unsure"}'),
-                    Button(turn.text("utter_button_rephrase"), "/rephrase"),
-                ),
-            )
-        )
+        turn.replies.append(turn.engine.offer_person(turn))
         turn.answer_meta["fallback"] = "offer_human"
         return True
     candidates = [
         r["name"]
         for r in turn.parse.get("intent_ranking", [])
-        if r["name"] != FALLBACK and turn.engine.responses.has(f"utter_{r['name']}", turn.language)
+        if r["name"] != FALLBACK
+        and turn.engine.responses.has(f"utter_{r['name']}", turn.language)
+        # topics, not small talk: a FAQ answer or a topic the shop gave a button title
+        and (
+            r["name"].startswith("faq/")
+            or turn.engine.responses.has(f"utter_ask_{r['name']}", turn.language)
+        )
     ][:3]
     if candidates:
         buttons = [Button(topic_title(turn, c), f"/{c}") for c in candidates]
-        buttons.append(Button(turn.text("utter_clarify_none"), "/rephrase"))
+        buttons.append(Button(turn.text("utter_clarify_none"), "/clarify_none"))
         turn.replies.append(Outbound(text=turn.text("utter_clarify"), buttons=tuple(buttons)))
         turn.answer_meta["fallback"] = "clarify"
     else:
         turn.say("utter_default")
         turn.answer_meta["fallback"] = "default"
     return True
+
+
+def offer_person(turn: Turn) -> Outbound:
+    """The offer of a person from the team (the handoff feature knows when one is there)."""
+    return Outbound(
+        text=turn.text("utter_offer_human"),
+        buttons=(
+            Button(turn.text("utter_button_human"), '/request_human{"reason": "unsure"}'),
+            Button(turn.text("utter_button_rephrase"), "/rephrase"),
+        ),
+    )
 
 
 def topic_title(turn: Turn, intent: str) -> str:

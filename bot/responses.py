@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,26 @@ BUILTIN = Path(__file__).with_name("builtin_responses.yml")
 class Variant:
     text: str
     buttons: tuple[Button, ...] = ()
+    # Rasa's conditional response variations: [(slot, values it may have)], all must hold
+    conditions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def fits(self, slots: Mapping[str, Any]) -> bool:
+        return all(str(slots.get(name)) in values for name, values in self.conditions)
+
+
+SLOTS = ("stage",)
+"""Slots a response ``condition`` may name: ``stage``, the person's lifecycle stage."""
+
+
+def applicable(variants: list[Variant], slots: Mapping[str, Any] | None) -> list[Variant]:
+    """Rasa's rule: the conditional variants whose conditions hold, else the plain ones.
+    Without slots (nobody in particular): the plain ones, or all if there are none."""
+    if not any(v.conditions for v in variants):
+        return variants
+    plain = [v for v in variants if not v.conditions]
+    if slots is None:
+        return plain or variants
+    return [v for v in variants if v.conditions and v.fits(slots)] or plain
 
 
 class Responses:
@@ -28,10 +48,14 @@ class Responses:
         self,
         by_language: Mapping[str, Mapping[str, list[Variant]]],
         default_language: str = "en",
+        registers: Mapping[str, str] | None = None,
     ) -> None:
         self._by_language = {lang: dict(v) for lang, v in by_language.items()}
         self.default_language = default_language
-        builtin = self._builtin = _load_builtin()
+        self.registers = dict(registers or {})  # shop.yml: {"de": "formal"}
+        # placeholders any text may use, computed per language when used ({support_hours})
+        self.computed: dict[str, Callable[[str], str]] = {}
+        builtin = self._builtin = load_builtin(BUILTIN, self.registers)
         for lang, names in builtin.items():
             mine = self._by_language.setdefault(lang, {})
             for name, variants in names.items():
@@ -53,33 +77,57 @@ class Responses:
     def names(self, language: str) -> set[str]:
         return set(self._by_language.get(language, {}))
 
-    def variants(self, name: str, language: str) -> list[Variant]:
+    def variants(
+        self, name: str, language: str, slots: Mapping[str, Any] | None = None
+    ) -> list[Variant]:
+        """The variants for a person with these ``slots`` (``{"stage": "onboarding"}``)."""
         for lang in (language, self.default_language):
             found = self._by_language.get(lang, {}).get(name)
             if found:
-                return found
+                return applicable(found, slots)
         return []
 
     def has(self, name: str, language: str | None = None) -> bool:
         return bool(self.variants(name, language or self.default_language))
 
-    def text(self, name: str, language: str, **values: Any) -> str:
-        v = self.variants(name, language)
+    def text(
+        self, name: str, language: str, *, slots: Mapping[str, Any] | None = None, **values: Any
+    ) -> str:
+        v = self.variants(name, language, slots)
         if not v:
             return name
-        return _fill(v[0].text, values)
+        return self.fill(v[0].text, language, values)
 
     def render(
-        self, name: str, language: str, *, rng: random.Random | None = None, **values: Any
+        self,
+        name: str,
+        language: str,
+        *,
+        rng: random.Random | None = None,
+        slots: Mapping[str, Any] | None = None,
+        **values: Any,
     ) -> Outbound | None:
-        v = self.variants(name, language)
+        v = self.variants(name, language, slots)
         if not v:
             return None
         chosen = (rng or random).choice(v)
-        return Outbound(text=_fill(chosen.text, values), buttons=chosen.buttons)
+        return Outbound(text=self.fill(chosen.text, language, values), buttons=chosen.buttons)
+
+    def fill(self, text: str, language: str, values: Mapping[str, Any]) -> str:
+        """The one way a text's ``{placeholders}`` are filled: the caller's values, then the
+        computed ones (:attr:`computed`); an unknown placeholder stays as it is."""
+        if "{" not in text:
+            return text
+        extra = {k: fn(language) for k, fn in self.computed.items() if "{" + k + "}" in text}
+        return _fill(text, {**extra, **values})
 
     @classmethod
-    def from_folder(cls, nlu_data_dir: Path, default_language: str = "en") -> Responses:
+    def from_folder(
+        cls,
+        nlu_data_dir: Path,
+        default_language: str = "en",
+        registers: Mapping[str, str] | None = None,
+    ) -> Responses:
         """Read ``<dir>/<lang>/responses.yml`` for each language folder present."""
         by_language: dict[str, dict[str, list[Variant]]] = {}
         if nlu_data_dir.is_dir():
@@ -88,7 +136,7 @@ class Responses:
                 if f.exists():
                     data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
                     by_language[lang_dir.name] = parse_responses(data.get("responses") or {})
-        return cls(by_language, default_language)
+        return cls(by_language, default_language, registers)
 
 
 def parse_responses(raw: Mapping[str, Any]) -> dict[str, list[Variant]]:
@@ -108,17 +156,69 @@ def parse_responses(raw: Mapping[str, Any]) -> dict[str, list[Variant]]:
                     )
                     for b in item.get("buttons") or ()
                 )
-                parsed.append(Variant(str(item["text"]), buttons))
+                parsed.append(Variant(str(item["text"]), buttons, parse_condition(item)))
         if parsed:
             out[str(name)] = parsed
     return out
 
 
-def _load_builtin() -> dict[str, dict[str, list[Variant]]]:
-    data = yaml.safe_load(BUILTIN.read_text(encoding="utf-8"))["responses"]
+def parse_condition(item: Mapping[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``condition: [{type: slot, name: stage, value: onboarding}]`` (a list of values: any
+    of them). Malformed conditions are left out here; ``concierge data validate`` names them."""
+    raw = item.get("condition")
+    if not isinstance(raw, list):
+        return ()
+    out = []
+    for c in raw:
+        if not isinstance(c, Mapping) or c.get("type", "slot") != "slot" or "name" not in c:
+            continue
+        value = c.get("value")
+        values = tuple(str(v) for v in value) if isinstance(value, list) else (str(value),)
+        out.append((str(c["name"]), values))
+    return tuple(out)
+
+
+def condition_problems(item: Any, stages: Iterable[str]) -> list[str]:
+    """What is wrong with a variant's ``condition`` (for ``concierge data validate``)."""
+    if not isinstance(item, Mapping) or "condition" not in item:
+        return []
+    raw = item["condition"]
+    if not isinstance(raw, list) or not raw:
+        return ["condition: a list of {type: slot, name: stage, value: ...}"]
+    known = set(stages)
+    out = []
+    for c in raw:
+        if not isinstance(c, Mapping) or c.get("type") != "slot":
+            out.append("a condition is {type: slot, name: ..., value: ...}")
+            continue
+        name = c.get("name")
+        if name not in SLOTS:
+            out.append(f"unknown slot {name!r} in a condition (slots: {', '.join(SLOTS)})")
+            continue
+        value = c.get("value")
+        for v in value if isinstance(value, list) else [value]:
+            if name == "stage" and str(v) not in known:
+                out.append(
+                    f"unknown stage {v!r} in a condition (stages: {', '.join(sorted(known))})"
+                )
+    return out
+
+
+def load_builtin(
+    path: Path, registers: Mapping[str, str] | None = None
+) -> dict[str, dict[str, list[Variant]]]:
+    """A built-in texts file (``name: {lang: text}``). A ``<lang>@<register>`` text replaces
+    the plain ``<lang>`` one where the shop chose that register (shop.yml ``languages``)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))["responses"]
+    registers = registers or {}
     out: dict[str, dict[str, list[Variant]]] = {}
     for name, by_lang in data.items():
-        for lang, text in by_lang.items():
+        for key, text in by_lang.items():
+            lang, _, register = str(key).partition("@")
+            if register and registers.get(lang) != register:
+                continue
+            if not register and name in out.get(lang, {}) and registers.get(lang):
+                continue  # the register's text came first
             out.setdefault(lang, {})[name] = [Variant(str(text))]
     return out
 

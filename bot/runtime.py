@@ -22,10 +22,12 @@ from bot.engine import (
     opt_out_policy,
 )
 from bot.health import Health
+from bot.i18n import describe_hours
 from bot.outbox import DeliveryWorker
 from bot.ratelimit import RateLimiter
 from bot.responses import Responses
 from bot.settings import Settings
+from bot.shop import load_shop, support_hours
 from bot.signals import Signals
 from bot.storage.db import Database
 from bot.types import Sender
@@ -66,7 +68,12 @@ class Runtime:
         self.secret_key = settings.ensure_secret_key()
         self.signals = Signals()
         self.health = Health()
-        self.responses = Responses.from_folder(settings.nlu_data_dir, settings.default_language)
+        self.shop = load_shop(settings.content_dir)  # the shop's facts (shop.yml)
+        self.responses = Responses.from_folder(
+            settings.nlu_data_dir, settings.default_language, self.shop.registers
+        )
+        hours = support_hours(self.shop, settings)
+        self.responses.computed["support_hours"] = lambda lang: describe_hours(hours, lang)
         self._nlu = nlu
         self.senders: dict[str, Sender] = {}
         self.limiters: dict[str, RateLimiter] = {}

@@ -244,8 +244,10 @@ class Settings(BaseSettings):
     )
 
     # --- handoff to staff -------------------------------------------------------------------
-    handoff_hours: str = Field(
-        default="mon-fri 09:00-17:00", description="When staff answer, e.g. 'mon-fri 09:00-17:00'"
+    handoff_hours: str | None = Field(
+        default=None,
+        description="When staff answer, e.g. 'mon-fri 09:00-17:00' (default: support.hours in "
+        "the content's shop.yml, else mon-fri 09:00-17:00)",
     )
     handoff_timezone: str = Field(
         default="Europe/Berlin", description="Time zone of CONCIERGE_HANDOFF_HOURS"
@@ -275,10 +277,11 @@ class Settings(BaseSettings):
 
     @field_validator("handoff_hours")
     @classmethod
-    def _hours(cls, v: str) -> str:
+    def _hours(cls, v: str | None) -> str | None:
         from bot.handoff.hours import WorkingHours
 
-        WorkingHours.parse(v, "UTC")
+        if v is not None:
+            WorkingHours.parse(v, "UTC")
         return v
 
     @field_validator("languages", "allowed_origins", mode="before")

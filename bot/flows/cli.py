@@ -56,15 +56,40 @@ def validate(content: ContentOpt = None) -> None:
 def graph(
     flow: Annotated[str, typer.Argument(help="The flow id")],
     content: ContentOpt = None,
+    lang: Annotated[
+        str | None,
+        typer.Option("--lang", help="Show each step's text in this language (e.g. de)"),
+    ] = None,
 ) -> None:
-    """Print a flow as a Mermaid flowchart (paste it into any Mermaid viewer)."""
+    """Print a flow as a Mermaid flowchart (paste it into any Mermaid viewer): each step's
+    text in the chosen language, or its response name where there is none."""
     from bot.flows.content import load_content
     from bot.flows.graph import mermaid
+    from bot.responses import Responses
+    from bot.shop import ShopError, load_shop
 
-    result = load_content(_content_dir(content))
+    folder = _content_dir(content)
+    try:
+        registers = load_shop(folder).registers  # the texts in the shop's register
+    except ShopError as e:
+        typer.secho(f"error: {e}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    responses = Responses.from_folder(folder / "nlu_data", registers=registers)
+    result = load_content(folder, responses=responses)
     found = result.book.get(flow)
     if found is None:
         known = ", ".join(sorted(result.book.flows)) or "none"
         typer.secho(f"error: no flow {flow!r} (flows: {known})", fg="red", err=True)
         raise typer.Exit(2)
-    typer.echo(mermaid(found), nl=False)
+    words = None
+    if lang is not None:
+        if lang not in responses.languages:
+            known = ", ".join(responses.languages)
+            typer.secho(f"error: no texts in {lang!r} (languages: {known})", fg="red", err=True)
+            raise typer.Exit(2)
+
+        def words(name: str) -> str | None:
+            variants = responses.variants(name, lang)
+            return variants[0].text if variants else None
+
+    typer.echo(mermaid(found, words), nl=False)

@@ -88,12 +88,19 @@ def load_content(
     problems += lifecycle.warnings
     loaded = load_folder(flows_dir, lifecycle.env(in_flow=True))
     problems += loaded.problems
-    texts, text_problems = load_texts(flows_dir)
+    if responses is None:
+        from bot.shop import ShopError, load_shop
+
+        try:
+            registers = load_shop(content_dir).registers
+        except ShopError as e:
+            problems.append(Problem(e.file, e.line, e.message))
+            registers = {}
+        responses = Responses.from_folder(content_dir / "nlu_data", registers=registers)
+    texts, text_problems = load_texts(flows_dir, responses.registers)
     problems += text_problems
     book = loaded.book
     problems += _check_calls(book)
-    if responses is None:
-        responses = Responses.from_folder(content_dir / "nlu_data")
     responses.add_defaults(texts)
     langs = list(languages) if languages is not None else _languages(content_dir, texts)
     problems += _check_responses(content_dir, book, lifecycle, responses, langs, strict)

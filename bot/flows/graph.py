@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.flows.loader import successors
 from bot.flows.model import END, Flow, Step
 from bot.flows.source import duration_text
 
+Words = Callable[[str], str | None]
+"""A response name -> the text a customer sees in the chosen language (None: unknown)."""
+
+MAX_TEXT = 80  # characters of a step's text in its box
+
 
 def _label(text: str) -> str:
-    return text.replace('"', "#quot;")
+    return text.replace('"', "#quot;").replace("\n", "<br/>")
 
 
-def _node(step: Step) -> str:
+def _said(name: str | None, words: Words | None) -> str:
+    """A step's text in the chosen language, else its response name."""
+    if not name:
+        return ""
+    text = words(name) if words is not None else None
+    if not text:
+        return name
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= MAX_TEXT else one_line[: MAX_TEXT - 1] + "…"
+
+
+def _node(step: Step, words: Words | None = None) -> str:
     k, sid = step.kind, step.id
     if k == "say":
-        return f'{sid}["say {_label(step.response or "")}"]'
+        return f'{sid}["say {_label(_said(step.response, words))}"]'
     if k == "ask":
-        return f'{sid}{{{{"ask {_label(step.response or "")}"}}}}'
+        return f'{sid}{{{{"ask {_label(_said(step.response, words))}"}}}}'
     if k == "collect":
         return f'{sid}[/"collect {step.slot} ({step.validate})"/]'
     if k == "wait":
@@ -35,13 +53,15 @@ def _node(step: Step) -> str:
     return f"{sid}((end))"
 
 
-def mermaid(flow: Flow) -> str:
+def mermaid(flow: Flow, words: Words | None = None) -> str:
+    """The flowchart; with ``words`` each step and button shows its text in that language
+    (response names where a text is missing)."""
     lines = ["flowchart TD"]
     trig = "<br/>".join(_label(t.describe()) for t in flow.triggers) or "called by another flow"
     lines.append(f'  start(("{flow.id}<br/>{trig}"))')
     lines.append(f"  {END}_((end))")
     for step in flow.steps:
-        lines.append(f"  {_node(step)}")
+        lines.append(f"  {_node(step, words)}")
     first = flow.first()
     lines.append(f"  start --> {first}")
 
@@ -53,7 +73,8 @@ def mermaid(flow: Flow) -> str:
             default = flow.following(step)
             for c in step.choices:
                 if c.url is None:
-                    lines.append(f'  {step.id} -- "{_label(c.title)}" --> {ref(c.next or default)}')
+                    title = _label(_said(c.title, words))
+                    lines.append(f'  {step.id} -- "{title}" --> {ref(c.next or default)}')
             continue
         if step.kind == "branch":
             for i, b in enumerate(step.branches):

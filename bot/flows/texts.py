@@ -11,28 +11,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.flows.source import ContentError, Doc, Problem, walk_files
-from bot.responses import Variant, parse_responses
+from bot.responses import Variant, load_builtin, parse_responses
 
 TEXTS_DIR = "texts"
 BUILTIN = Path(__file__).with_name("builtin_texts.yml")
 
 
-def builtin_texts() -> dict[str, dict[str, list[Variant]]]:
-    """The runner's own texts (progress, pause, buttons...) in the shipped languages."""
-    data = yaml.safe_load(BUILTIN.read_text(encoding="utf-8"))["responses"]
-    out: dict[str, dict[str, list[Variant]]] = {}
-    for name, by_lang in data.items():
-        for lang, text in by_lang.items():
-            out.setdefault(lang, {})[name] = [Variant(str(text))]
-    return out
+def builtin_texts(
+    registers: Mapping[str, str] | None = None,
+) -> dict[str, dict[str, list[Variant]]]:
+    """The runner's own texts (progress, pause, buttons...) in the shipped languages, in the
+    shop's register per language (shop.yml)."""
+    return load_builtin(BUILTIN, registers)
 
 
-def load_texts(flows_dir: Path) -> tuple[dict[str, dict[str, list[Variant]]], list[Problem]]:
+def load_texts(
+    flows_dir: Path, registers: Mapping[str, str] | None = None
+) -> tuple[dict[str, dict[str, list[Variant]]], list[Problem]]:
     """``{lang: {name: variants}}`` and the problems found (file:line)."""
-    out = builtin_texts()
+    out = builtin_texts(registers)
     problems: list[Problem] = []
     for path in walk_files(flows_dir / TEXTS_DIR):
         lang = path.stem

@@ -4,8 +4,14 @@
   as "human", "Mensch", "ember", "människa", "człowiek"), the NLU is unsure twice (the FAQ
   policy's offer), frustration (strong words, the same question three times), a VIP contact on
   an unsure answer, a flow step (``HandoffService.start``).
-- While a handoff is open the bot stays silent: the customer's messages go to the staff thread
-  and to the web inbox. Staff answer in the Slack thread (or the inbox); a reply starting with
+- While a handoff is open every message of the customer goes to the staff thread and to the
+  web inbox, and still gets a reply. Until a person has taken it, the customer is told once
+  when a person will answer (roughly: within the SLA in working hours, else "tomorrow at
+  09:00" in their time zone), FAQ questions are answered ("While you wait: ..."), commands
+  ("stop", feedback, CSAT) are confirmed, and anything else is acknowledged as passed on. Once
+  a person has taken it (Take, or a first staff answer) the bot stays quiet except to confirm
+  commands. The bot's replies during a handoff are copied to the thread as well.
+  Staff answer in the Slack thread (or the inbox); a reply starting with
   the internal marker (``//``) stays internal. Resolving hands back to the bot and asks for a
   1-5 CSAT score.
 - Outside working hours the customer learns when a person will answer and may leave an email.
@@ -25,14 +31,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.engine import FALLBACK, Turn
+from bot.engine import FALLBACK, Turn, is_command, offer_person
 from bot.handoff.hours import WorkingHours
 from bot.handoff.models import ACTIVE, ASSIGNED, OPEN, RESOLVED, WAITING, Handoff
+from bot.i18n import relative_when
+from bot.shop import support_hours
 from bot.storage import seen
 from bot.storage.models import Contact, Conversation, Message
 from bot.types import Button, Delivery, Outbound, SendResult
@@ -73,7 +82,7 @@ class HandoffService:
         self.settings = HandoffSettings(
             staff_channel=s.slack_staff_channel,
             marker=s.handoff_internal_marker,
-            hours=WorkingHours.parse(s.handoff_hours, s.handoff_timezone, s.handoff_holidays),
+            hours=support_hours(runtime.shop, s),
             sla=timedelta(minutes=s.handoff_sla_minutes),
         )
         # web inbox listeners: called with the handoff id after every change
@@ -169,10 +178,9 @@ class HandoffService:
         turn.answer_meta.update(intent="request_human", handoff=h.id, reason=reason)
         hours = self.settings.hours
         if hours.is_open(now):
-            turn.say("utter_handoff_started")
+            turn.say("utter_handoff_started", when=self.when_text(turn))
         else:
-            when = hours.next_open(now)
-            turn.say("utter_handoff_offhours", when=_format_when(when, turn.language))
+            turn.say("utter_handoff_offhours", when=self.when_text(turn))
             conv.state = {**conv.state, "await_email": h.id}
         await self._post_summary(s, h, turn.contact, now)
         self._notify(h.id)
@@ -199,8 +207,79 @@ class HandoffService:
             h.status = ASSIGNED if h.assignee else OPEN
         await self._to_thread(s, h, f"*Customer:* {turn.inbound.text}", key=f"in:{turn.message.id}")
         turn.answer_meta.update(intent="handoff", handoff=h.id)
+        turn.__dict__[_DURING_ATTR] = (h, len(turn.replies))
         self._notify(h.id)
+        if is_command(turn):
+            return False  # "stop" and the answer buttons: their own policies confirm them
+        if h.assignee is not None:
+            return True  # a person has it: they answer, the bot stays quiet
+        name = f"utter_{turn.intent}"
+        if (
+            turn.intent not in (FALLBACK, "request_human")
+            and turn.engine.responses.has(name, turn.language)
+            and turn.confidence > 0
+        ):
+            return False  # answered while they wait (FAQ), see after_turn
+        if not turn.replies:
+            turn.say("utter_handoff_forwarded")
         return True
+
+    async def after_turn(self, turn: Turn) -> None:
+        """During a handoff: "While you wait:" before an answer, and the bot's replies in the
+        staff thread (the inbox reads them from the transcript)."""
+        during = turn.__dict__.get(_DURING_ATTR)
+        if during is None:
+            return
+        h, first = during
+        if len(turn.replies) > first and turn.answer_meta.get("policy") == "faq":
+            r = turn.replies[first]
+            turn.replies[first] = Outbound(
+                text=f"{turn.text('utter_handoff_while_you_wait')} {r.text}",
+                buttons=r.buttons,
+                purpose=r.purpose,
+                sender=r.sender,
+                thread_id=r.thread_id,
+                metadata=r.metadata,
+            )
+        for i, r in enumerate(turn.replies):
+            await self._to_thread(
+                turn.session, h, f"*Bot:* {r.text}", key=f"bot:{turn.message.id}:{i}"
+            )
+
+    def staff_reachable(self, now: datetime) -> bool:
+        """A person can answer now: in working hours, with a staff channel or the inbox."""
+        s = self.runtime.settings
+        return bool(
+            self.settings.staff_channel or s.admin_password
+        ) and self.settings.hours.is_open(now)
+
+    def offer_person(self, turn: Turn) -> Outbound:
+        """After "None of these" or a second unsure turn: a person when one can answer now,
+        else the time a person is back and a way to leave an e-mail address."""
+        if self.staff_reachable(turn.now):
+            return offer_person(turn)
+        return Outbound(
+            text=turn.text("utter_offer_email", when=self.when_text(turn)),
+            buttons=(
+                Button(turn.text("utter_button_email"), '/request_human{"reason": "unsure"}'),
+                Button(turn.text("utter_button_rephrase"), "/rephrase"),
+            ),
+        )
+
+    def when_text(self, turn: Turn) -> str:
+        """Roughly when a person answers, in the customer's words and time zone: "within about
+        15 minutes" in working hours, else "today at 08:00", "on Monday at 08:00"."""
+        hours, now = self.settings.hours, turn.now
+        if hours.is_open(now):
+            return turn.text(
+                "utter_when_soon", minutes=int(self.settings.sla.total_seconds() // 60)
+            )
+        return relative_when(
+            hours.next_open(now).astimezone(_zone(turn.contact.timezone) or hours.timezone),
+            now,
+            turn.language,
+            turn.text,
+        )
 
     async def _csat(self, turn: Turn) -> bool:
         try:
@@ -599,23 +678,13 @@ class HandoffService:
         }
 
 
-def _format_when(when: datetime, language: str) -> str:
-    days = {
-        "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
-        "de": ["Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"],
-        "hu": ["hétfő", "kedd", "szerda", "csütörtök", "péntek", "szombat", "vasárnap"],
-        "sv": ["måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag"],
-        "pl": ["poniedziałek", "wtorek", "środa", "czwartek", "piątek", "sobota", "niedziela"],
-    }.get(language) or [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ]
-    return f"{days[when.weekday()]} {when:%H:%M} ({when.tzname()})"
+def _zone(name: str | None) -> ZoneInfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 _RECENT_TEXTS = (
@@ -629,6 +698,7 @@ _RECENT_TEXTS = (
     .limit(6)
 )
 _RECENT_ATTR = "_handoff_recent_texts"  # (conversation id, its last inbound texts)
+_DURING_ATTR = "_handoff_during"  # (the open handoff, the number of replies before the bot's)
 
 
 # the same for many conversations, in one statement whatever their number: per conversation
@@ -670,6 +740,8 @@ def setup(runtime: Runtime) -> None:
     runtime.handoff = svc  # type: ignore[attr-defined]
     runtime.engine.add_policy("handoff", svc.policy, priority=20)
     runtime.engine.add_prefetch(svc.prefetch)
+    runtime.engine.add_after_turn(svc.after_turn)
+    runtime.engine.offer_person = svc.offer_person
     runtime.worker.before_send.append(svc.before_send)
     runtime.worker.after_sent.append(svc.after_sent)
     runtime.worker.after_dead.append(svc.after_dead)

@@ -17,6 +17,7 @@ inactivity:                   # applied in order by the sweep, set-based
 segments: {customer: {purchase_count: {gte: 1}}}
 followups:                    # after an answer to an intent, by segment (first match)
   price_inquiry: [{segment: customer, response: utter_followup_price_customer}]
+  # purpose: marketing -> only to people who consented to marketing, once a conversation
 ```
 """
 
@@ -100,6 +101,7 @@ class Followup:
     when: Cond
     response: str
     line: int | None
+    purpose: str = "service"  # marketing: only with consent, once a conversation
 
 
 @dataclass
@@ -300,10 +302,15 @@ def parse(doc: Doc) -> LifecycleConfig:
                 raise doc.error(
                     here, "a follow-up is {segment: NAME or when: {...}, response: utter_...}"
                 )
-            cond_raw = {k: v for k, v in item.items() if k != "response"}
+            cond_raw = {k: v for k, v in item.items() if k not in ("response", "purpose")}
             cond_raw = cond_raw.get("when", cond_raw) if set(cond_raw) == {"when"} else cond_raw
             cond = _cond(doc, cond_raw, seg_env, here)
-            out.append(Followup(cond, str(item["response"]), doc.line((*here, "response"))))
+            purpose = str(item.get("purpose") or "service")
+            if purpose not in ("service", "marketing"):
+                raise doc.error((*here, "purpose"), "purpose: service or marketing")
+            out.append(
+                Followup(cond, str(item["response"]), doc.line((*here, "response")), purpose)
+            )
         cfg.followups[str(intent)] = out
     return cfg
 

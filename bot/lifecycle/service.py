@@ -30,7 +30,8 @@ from bot.lifecycle.machine import Move, PastEvent
 from bot.lifecycle.models import Event, StageTransition
 from bot.lifecycle.schema import EventIn
 from bot.lifecycle.settings import LifecycleSettings
-from bot.storage.models import Contact
+from bot.storage.models import Consent, Contact
+from bot.types import Outbound, Purpose
 
 if TYPE_CHECKING:
     from bot.engine import Turn
@@ -442,11 +443,38 @@ class LifecycleService:
                 log.exception("follow-up condition failed")
                 continue
             if fits:
+                if f.purpose == "marketing" and not await self._marketing_ok(turn):
+                    return
                 out = turn.engine.responses.render(f.response, turn.language)
                 if out is not None:
+                    if f.purpose == "marketing":
+                        out = Outbound(
+                            text=out.text, buttons=out.buttons, purpose=Purpose.MARKETING
+                        )
+                        conv = turn.conversation
+                        conv.state = {**conv.state, "marketing_line": turn.message.id}
                     turn.replies.append(out)
                     turn.answer_meta["followup"] = f.response
                 return
+
+    async def _marketing_ok(self, turn: Turn) -> bool:
+        """A marketing line after an answer: only to a person who consented to marketing (on
+        this channel or all), never after "stop", at most once a conversation, and never in a
+        support conversation (an open handoff, an unsure streak)."""
+        c, conv = turn.contact, turn.conversation
+        if c.marketing_opt_out or conv.state.get("marketing_line") is not None:
+            return False
+        if conv.status == "handoff" or (conv.unsure_streak or 0) > 0:
+            return False
+        rows = await turn.session.execute(
+            select(Consent.channel, Consent.granted).where(
+                Consent.contact_id == c.id,
+                Consent.purpose == "marketing",
+                Consent.channel.in_((turn.inbound.channel, "*")),
+            )
+        )
+        given = {ch: bool(ok) for ch, ok in rows.all()}
+        return bool(given.get(turn.inbound.channel, given.get("*", False)))
 
     # --- inactivity ---------------------------------------------------------------------------
     async def sweep(self, now: datetime | None = None, *, signals: bool = True) -> dict[str, int]:

@@ -121,6 +121,8 @@ def validate(content: Path) -> list[Problem]:
                     "warning",
                 )
             )
+    problems += _shop_problems(content)
+    problems += _condition_problems(content, folders)
     all_responses = set().union(*(set(r) for r in responses_by_lang.values()))
     for lang, names in responses_by_lang.items():
         for missing in sorted(all_responses - set(names)):
@@ -133,3 +135,66 @@ def validate(content: Path) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _shop_problems(content: Path) -> list[Problem]:
+    """shop.yml, and answers that state other support hours than it (issue 23)."""
+    from bot.settings import Settings
+    from bot.shop import ShopError, hours_problems, load_shop, support_hours
+
+    root = content if (content / "nlu_data").is_dir() else content.parent
+    try:
+        shop = load_shop(root)
+    except ShopError as e:
+        return [Problem(e.file, e.line, e.message)]
+    try:
+        settings = Settings()
+        hours = support_hours(shop, settings)
+    except Exception as e:  # invalid settings: reported where the settings are read
+        return [Problem(str(root / "shop.yml"), None, f"support hours: {e}", "warning")]
+    return [Problem(f, line, msg, "warning") for f, line, msg in hours_problems(root, shop, hours)]
+
+
+def _condition_problems(content: Path, folders: dict[str, Path]) -> list[Problem]:
+    """Response variants with a ``condition`` (Rasa's conditional variations): the slot must be
+    one the engine fills (``stage``) and the stage one of flows/lifecycle.yml's."""
+    from bot.lifecycle.config import find, load
+    from bot.responses import condition_problems
+
+    root = content if (content / "nlu_data").is_dir() else content.parent
+    try:
+        stages = list(load(find(root)).stages)
+    except Exception:  # reported by `concierge flows validate`
+        return []
+    out: list[Problem] = []
+    for folder in folders.values():
+        f = folder / "responses.yml"
+        if not f.exists():
+            continue
+        try:
+            node = yaml.compose(f.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            continue  # reported with its line by _response_lines
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        for k, v in node.value:
+            if k.value != "responses" or not isinstance(v, yaml.MappingNode):
+                continue
+            for rk, rv in v.value:
+                if not isinstance(rv, yaml.SequenceNode):
+                    continue
+                for item in rv.value:
+                    data = yaml.safe_load(yaml.serialize(item))
+                    for message in condition_problems(data, stages):
+                        line = item.start_mark.line + 1
+                        if isinstance(item, yaml.MappingNode):
+                            line = next(
+                                (
+                                    ik.start_mark.line + 1
+                                    for ik, _ in item.value
+                                    if ik.value == "condition"
+                                ),
+                                line,
+                            )
+                        out.append(Problem(str(f), line, f"{rk.value}: {message}"))
+    return out

@@ -134,10 +134,14 @@ class PromptService:
             review_url=self.config.review_url,
             referral_url=self.config.referral_url,
         )
-        for reserved in ("name", "language", "rng"):  # render()'s own arguments
+        for reserved in ("name", "language", "rng", "slots"):  # render()'s own arguments
             values.pop(reserved, None)
         out = r.render(
-            response, language, rng=stable_rng(contact.id, prompt.id, instance_key), **values
+            response,
+            language,
+            rng=stable_rng(contact.id, prompt.id, instance_key),
+            slots={"stage": contact.lifecycle_stage},
+            **values,
         )
         text, buttons = (out.text, out.buttons) if out is not None else (response, ())
         if not values["first_name"]:  # "Hi ," when we do not know the name: "Hi,"

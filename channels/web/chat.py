@@ -16,6 +16,8 @@ from sqlalchemy import bindparam, select
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from bot.contacts import link_user, purge_anonymous, resolve_identity
+from bot.greeting import frame as greeting_frame
+from bot.greeting import greetings_of
 from bot.runtime import Runtime
 from bot.storage.models import Contact, Identity, Message
 from bot.types import Delivery, Inbound, SendResult, TransientError
@@ -188,6 +190,7 @@ class WebChat:
             runtime.settings.web_rate_limit_per_ip_per_minute,
         )
         runtime.add_background(self.purge_loop)
+        greetings_of(runtime)  # every language's greeting, once
 
     async def purge_loop(self) -> None:
         """Every CONCIERGE_WEB_PURGE_INTERVAL_SECONDS: delete the anonymous visitors who never
@@ -293,6 +296,9 @@ class WebChat:
         alone leaves no row."""
         settings = self.runtime.settings
         history: list[dict[str, Any]] = []
+        greets = greetings_of(self.runtime)
+        hello = None
+        contact: Contact | None = None
         if shop_user is not None or known:
             async with self.runtime.db.session() as s:
                 contact_id: int | None = None
@@ -300,7 +306,8 @@ class WebChat:
                     _, identity = await resolve_identity(
                         s, channel=CHANNEL, external_id=visitor_id, now=now, language=lang
                     )
-                    contact_id = (await link_user(s, identity, shop_user, now)).id
+                    contact = await link_user(s, identity, shop_user, now)
+                    contact_id = contact.id
                 else:
                     contact_id = (
                         await s.execute(
@@ -317,12 +324,17 @@ class WebChat:
                         )
                     ).scalars()
                     history = [message_frame(m) for m in reversed(list(rows))]
+                if not history:  # the opening message of an empty chat
+                    hello = await greets.for_contact(s, contact, greets.language(lang, contact))
+        if hello is None and not history:  # anonymous: the greeting made once at startup
+            hello = greets.anonymous.get(greets.language(lang, None))
         await ws.send_json(
             {
                 "type": "session",
                 "token": token,
                 "visitor_id": visitor_id,
                 "max_message_bytes": settings.max_message_bytes,
+                "greeting": greeting_frame(hello),
             }
         )
         await ws.send_json({"type": "history", "messages": history})

@@ -66,6 +66,9 @@ async def test_staff_answer_from_the_inbox_reaches_the_visitor_live(
             transcript.locator("li.customer", has_text="<b>bold?</b> order 42")
         ).to_have_count(1)
         assert await transcript.locator("b").count() == 0
+        # nobody has taken it yet: the bot still answered it (issue 23), and staff see that too
+        answered = re.compile("passed that on|While you wait")
+        await expect(transcript.locator("li.bot", has_text=answered)).to_have_count(1)
 
         await page.fill("form.reply textarea", "// internal: check order 42")
         await page.click("form.reply button")

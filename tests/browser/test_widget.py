@@ -18,7 +18,7 @@ from playwright.async_api import Page, expect
 from tests.browser.conftest import NewPage
 
 W = "#concierge-widget"
-BOT = f"{W} li.from-bot .bubble"
+BOT = f"{W} li.from-bot:not(.greeting) .bubble"  # answers, not the opening greeting
 USER = f"{W} li.from-user"
 STATUS = f"{W} .status"
 
@@ -175,7 +175,7 @@ async def test_quick_reply_button_sends_its_payload(new_page: NewPage, live_serv
     page = await new_page()
     await open_chat(page, live_server)
     await ask(page, "How long is the warranty?")
-    yes = page.locator(f"{W} li.from-bot .buttons button.quick").first
+    yes = page.locator(f"{W} li.from-bot:not(.greeting) .buttons button.quick").first
     await expect(yes).to_be_visible()
     title = await yes.text_content()
     await yes.click()

@@ -59,19 +59,24 @@
   var T = {
     en: { title: "Chat with us", open: "Open chat", close: "Close chat", unread: "{n} unread",
       placeholder: "Type your question…", send: "Send", offline: "Reconnecting…",
-      tooLong: "Too long", staff: "Team", failed: "Not delivered.", retry: "Send again" },
+      tooLong: "Too long", staff: "Team", failed: "Not delivered.", retry: "Send again",
+      you: "You", bot: "Assistant", replies: "Suggested replies" },
     de: { title: "Chatte mit uns", open: "Chat öffnen", close: "Chat schließen", unread: "{n} ungelesen",
       placeholder: "Deine Frage…", send: "Senden", offline: "Verbinde neu…",
-      tooLong: "Zu lang", staff: "Team", failed: "Nicht zugestellt.", retry: "Erneut senden" },
+      tooLong: "Zu lang", staff: "Team", failed: "Nicht zugestellt.", retry: "Erneut senden",
+      you: "Du", bot: "Assistent", replies: "Antwortvorschläge" },
     hu: { title: "Írj nekünk", open: "Csevegés megnyitása", close: "Csevegés bezárása", unread: "{n} olvasatlan",
       placeholder: "Írd be a kérdésed…", send: "Küldés", offline: "Újracsatlakozás…",
-      tooLong: "Túl hosszú", staff: "Csapat", failed: "Nem sikerült elküldeni.", retry: "Újraküldés" },
+      tooLong: "Túl hosszú", staff: "Csapat", failed: "Nem sikerült elküldeni.", retry: "Újraküldés",
+      you: "Te", bot: "Asszisztens", replies: "Javasolt válaszok" },
     sv: { title: "Chatta med oss", open: "Öppna chatten", close: "Stäng chatten", unread: "Olästa: {n}",
       placeholder: "Skriv din fråga…", send: "Skicka", offline: "Återansluter…",
-      tooLong: "För långt", staff: "Team", failed: "Inte levererat.", retry: "Skicka igen" },
+      tooLong: "För långt", staff: "Team", failed: "Inte levererat.", retry: "Skicka igen",
+      you: "Du", bot: "Assistent", replies: "Svarsförslag" },
     pl: { title: "Napisz do nas", open: "Otwórz czat", close: "Zamknij czat", unread: "Nieprzeczytane: {n}",
       placeholder: "Wpisz pytanie…", send: "Wyślij", offline: "Ponowne łączenie…",
-      tooLong: "Za długie", staff: "Zespół", failed: "Nie dostarczono.", retry: "Wyślij ponownie" }
+      tooLong: "Za długie", staff: "Zespół", failed: "Nie dostarczono.", retry: "Wyślij ponownie",
+      you: "Ty", bot: "Asystent", replies: "Proponowane odpowiedzi" }
   };
   var t = T[lang] || T.en;
 
@@ -138,6 +143,7 @@
   var pongTimer = null;
   var typingTimer = null;
   var maxBytes = 4096;
+  var greeting = null; // the opening message the server offers for an empty chat
   var pending = loadPending(); // frames sent but not acked yet, oldest first
   var byId = {}; // message id -> <li>
   var byClient = {}; // client_id -> <li> (the visitor's own messages)
@@ -218,6 +224,10 @@
       var who = el("span", "who");
       who.textContent = (m.metadata && m.metadata.staff_name) || t.staff;
       li.appendChild(who);
+    } else if (sender === "user" || sender === "bot") {
+      var said = el("span", "sr-only"); // who said it, for screen readers
+      said.textContent = (sender === "user" ? t.you : t.bot) + ": ";
+      li.appendChild(said);
     }
     var bubble = el("div", "bubble");
     appendText(bubble, m.text, sender !== "user");
@@ -240,7 +250,7 @@
   }
 
   function quickReplies(buttons) {
-    var row = el("div", "buttons");
+    var row = el("div", "buttons", { role: "group", "aria-label": t.replies });
     buttons.forEach(function (b) {
       if (!b || (b.title == null && b.payload == null)) return;
       var label = String(b.title != null ? b.title : b.payload);
@@ -252,6 +262,7 @@
         btn.addEventListener("click", function () {
           if (btn.disabled) return;
           submit({ type: "button", payload: String(b.payload != null ? b.payload : label), title: label, client_id: uuid() });
+          input.focus(); // the pressed button is spent (disabled): focus stays in the chat
         });
       }
       btn.textContent = label;
@@ -399,6 +410,7 @@
     if (f.type === "session") {
       if (f.token) store.set(KEYS.token, f.token);
       if (f.max_message_bytes > 0) maxBytes = f.max_message_bytes;
+      greeting = f.greeting && typeof f.greeting.text === "string" ? f.greeting : null;
       updateCounter();
     } else if (f.type === "history") {
       onHistory(Array.isArray(f.messages) ? f.messages : []);
@@ -423,6 +435,11 @@
     byClient = {};
     var stored = {};
     var news = 0;
+    if (!messages.length && !pending.length && greeting) {
+      // an empty chat opens with a greeting and questions to tap (not stored: nothing to sync)
+      addMessage({ sender: "bot", text: greeting.text, buttons: greeting.buttons || [] }, false)
+        .classList.add("greeting");
+    }
     messages.forEach(function (m) {
       if (m.client_id) stored[m.client_id] = true;
       if (m.id != null && m.id > lastRead && (m.sender === "bot" || m.sender === "staff")) news++;
@@ -509,6 +526,14 @@
       close();
     } else if (e.key === "Tab" && isOpen() && phone.matches) {
       trapFocus(e); // full-screen on a phone: the page behind is out of reach
+    }
+  });
+  document.addEventListener("keydown", function (e) {
+    // focus may have left the widget for the page body (a removed element): Escape still closes
+    var away = document.activeElement === document.body || document.activeElement === null;
+    if (e.key === "Escape" && isOpen() && away) {
+      e.preventDefault();
+      close();
     }
   });
   function trapFocus(e) {

@@ -88,11 +88,12 @@ def test_telegram_customer_to_slack_staff_and_back(
     thread_ts = posts[1].params["thread_ts"]
     assert "Norway" in posts[1].params["text"]  # the transcript
 
-    # while staff have it, the bot is silent and the customer's words go to the thread
-    before = len(tg.sent_texts(77))
+    # while nobody has taken it, the customer's words go to the thread and are acknowledged
     tg.push_update(tg_message("It is about my order 1234", user_id=77))
     sl.wait_for("chat.postMessage", 1, where=lambda c: "order 1234" in str(c.params.get("text")))
-    assert len(tg.sent_texts(77)) == before
+    tg.wait_for("sendMessage", 4, where=lambda c: str(c.params["chat_id"]) == "77")
+    assert "passed that on" in tg.sent_texts(77)[-1]
+    before = len(tg.sent_texts(77))
 
     # a staff reply in the thread reaches the customer's Telegram chat; a // note does not
     staff_thread_reply(server, thread_ts, "// checking the warehouse first")

@@ -52,7 +52,7 @@ def msg(text: str, **kw: object) -> Inbound:
 
 async def test_out_of_hours_promises_the_right_time_and_takes_an_email(rt: Runtime) -> None:
     res = await rt.engine.handle(msg("I want to talk to a human"))
-    assert "Monday 09:00" in res.replies[0].text
+    assert "on Monday at 09:00" in res.replies[0].text
     res = await rt.engine.handle(msg("sure, it's anna@example.org"))
     assert "anna@example.org" in res.replies[0].text
     async with rt.db.session() as s:
