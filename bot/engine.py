@@ -1017,6 +1017,14 @@ async def faq_policy(turn: Turn) -> bool:
         )
         turn.answer_meta["fallback"] = "offer_human"
         return True
+    # staff can take over (the handoff feature is set up): a person is one of the choices
+    person = "handoff" in turn.engine.policy_names
+    if turn.parse.get("out_of_scope"):
+        # far from every topic: say so honestly rather than guess three topics
+        buttons = [Button(turn.text("utter_button_human"), "/request_human")] if person else []
+        turn.replies.append(Outbound(text=turn.text("utter_out_of_scope"), buttons=tuple(buttons)))
+        turn.answer_meta["fallback"] = "out_of_scope"
+        return True
     candidates = [
         r["name"]
         for r in turn.parse.get("intent_ranking", [])
@@ -1024,6 +1032,8 @@ async def faq_policy(turn: Turn) -> bool:
     ][:3]
     if candidates:
         buttons = [Button(topic_title(turn, c), f"/{c}") for c in candidates]
+        if person:
+            buttons.append(Button(turn.text("utter_button_human"), "/request_human"))
         buttons.append(Button(turn.text("utter_clarify_none"), "/rephrase"))
         turn.replies.append(Outbound(text=turn.text("utter_clarify"), buttons=tuple(buttons)))
         turn.answer_meta["fallback"] = "clarify"

