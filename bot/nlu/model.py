@@ -502,11 +502,12 @@ class EmbeddedNLU:
     def needs_encoder(self, text: str, language_hint: str | None = None) -> bool:
         """Whether parsing ``text`` would run the encoder (the n-gram model is unsure and
         the encoding is not cached): then parse it in a thread."""
-        if self.encoder_name == NONE or self.fast_calibrator is None:
-            return False
         lang, _ = self.detect_language(text, language_hint)
+        if lang not in self.semantic:
+            return False
         p_ng, near_ng = self.intents[lang].scores(text)
-        if self.fast_calibrator(features(p_ng, [near_ng])) >= self.fast_bar:
+        fast = self.fast_calibrator
+        if fast is not None and fast(features(p_ng, [near_ng])) >= self.fast_bar:
             return False
         enc = self.encoder
         cached = getattr(enc, "cached", None)
@@ -528,17 +529,20 @@ class EmbeddedNLU:
         p_ng, near_ng = clf.scores(text)
         far = False
         head = self.semantic.get(lang)
-        if head is None or self.calibrator is None or self.fast_calibrator is None:
+        if head is None:
             p = clf.damp(p_ng, near_ng)
             conf = float(p.max())
         else:
-            conf = self.fast_calibrator(features(p_ng, [near_ng]))
+            fast = self.fast_calibrator
+            conf = fast(features(p_ng, [near_ng])) if fast is not None else 0.0
             p = p_ng
-            if conf < self.fast_bar:  # the n-gram model is unsure: ask the encoder
+            if fast is None or conf < self.fast_bar:  # the n-gram model is unsure: encode
                 e = self._encode(text)
                 p = self._fuse(head, p_ng, e)
                 near_top, near_all = head.nearest(e, int(np.argmax(p)))
-                conf = self.calibrator(features(p, [near_top, near_all, near_ng]))
+                cal = self.calibrator
+                fused = features(p, [near_top, near_all, near_ng])
+                conf = cal(fused) if cal is not None else float(p.max())
                 far = near_all < self.far_floor
         order = np.argsort(-p)
         ranking = [(clf.classes[i], float(p[i])) for i in order[:10]]
