@@ -36,6 +36,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from bot import outbox
 from bot.clock import Clock, SystemClock
 from bot.contacts import create_people, seen
+from bot.nlu.foreign import ENDONYMS
 from bot.responses import Responses
 from bot.splitting import split_text
 from bot.storage.db import Database
@@ -522,6 +523,8 @@ class Engine:
         ]
 
     def _language(self, parse: dict[str, Any], inbound: Inbound, contact: Contact) -> str:
+        if parse.get("language_not_served"):
+            return self.default_language  # the answer says which languages are served
         for cand in (parse.get("language"), contact.language, inbound.language):
             if cand in self.languages:
                 return str(cand)
@@ -989,6 +992,11 @@ async def faq_policy(turn: Turn) -> bool:
     turn.answer_meta.update(intent=intent, confidence=conf)
     if intent == "rephrase":
         turn.say("utter_rephrase")
+        return True
+    if turn.parse.get("language_not_served"):
+        names = ", ".join(ENDONYMS.get(lang, lang) for lang in turn.engine.languages)
+        turn.say("utter_language_not_served", languages=names)
+        turn.answer_meta["fallback"] = "language_not_served"
         return True
     if intent != FALLBACK:
         name = f"utter_{intent}"

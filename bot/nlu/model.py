@@ -36,6 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from bot.nlu.data import TrainingData, language_folders
 from bot.nlu.encoder import NONE, Encoder, encoder_version, load_encoder, normalise
+from bot.nlu.foreign import unserved_language
 from bot.nlu.semantic import Calibrator, SemanticHead, features
 from bot.nlu.text import analyse, fold, surface
 
@@ -58,6 +59,7 @@ class ParseResult:
     language_confidence: float = 1.0
     entities: list[dict[str, Any]] = field(default_factory=list)
     out_of_scope: bool = False  # far from every topic: fall back honestly, no "did you mean"
+    language_not_served: str | None = None  # clearly written in a language not configured
 
     def to_rasa(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -71,6 +73,8 @@ class ParseResult:
         }
         if self.out_of_scope:
             out["out_of_scope"] = True
+        if self.language_not_served:
+            out["language_not_served"] = self.language_not_served
         return out
 
 
@@ -503,7 +507,7 @@ class EmbeddedNLU:
         """Whether parsing ``text`` would run the encoder (the n-gram model is unsure and
         the encoding is not cached): then parse it in a thread."""
         lang, _ = self.detect_language(text, language_hint)
-        if lang not in self.semantic:
+        if lang not in self.semantic or unserved_language(text, self.languages):
             return False
         p_ng, near_ng = self.intents[lang].scores(text)
         fast = self.fast_calibrator
@@ -524,6 +528,17 @@ class EmbeddedNLU:
         """With an encoder, ``confidence`` is the calibrated probability that the intent is
         right and ``threshold`` the precision to answer at; ``out_of_scope`` when the text is
         farther from every training example than nearly all of them are from each other."""
+        foreign = unserved_language(text, self.languages)
+        if foreign is not None:
+            return ParseResult(
+                text=text,
+                intent=FALLBACK,
+                confidence=1.0,
+                ranking=[],
+                language=None,
+                language_confidence=0.0,
+                language_not_served=foreign,
+            )
         lang, lconf = self.detect_language(text, language_hint)
         clf = self.intents[lang]
         p_ng, near_ng = clf.scores(text)
@@ -694,7 +709,15 @@ def content_hash(content: Path) -> str:
     # changed model code (the classifier, its text analysis, cue and concept lists) retrains,
     # whatever FORMAT says
     here = Path(__file__).parent
-    for code in ("model.py", "text.py", "cues.py", "concepts.py", "semantic.py", "encoder.py"):
+    for code in (
+        "model.py",
+        "text.py",
+        "cues.py",
+        "concepts.py",
+        "semantic.py",
+        "encoder.py",
+        "foreign.py",
+    ):
         h.update((here / code).read_bytes())
     files = []
     if content.is_file():

