@@ -484,6 +484,10 @@ class EmbeddedNLU:
         self.cv = [(self.calibrator(x), ok) for x, ok in zip(fused_x, right_fused, strict=True)]
         self.far_floor = float(np.quantile(nearest_any, FAR_QUANTILE)) if nearest_any else 0.0
 
+    def _cached(self, text: str) -> bool:
+        cached = getattr(self.encoder, "cached", None)
+        return bool(callable(cached) and cached(text))
+
     def _encode(self, text: str) -> np.ndarray:
         enc = self.encoder
         if enc is None:
@@ -503,20 +507,6 @@ class EmbeddedNLU:
             return str(hint), conf
         return lang, conf
 
-    def needs_encoder(self, text: str, language_hint: str | None = None) -> bool:
-        """Whether parsing ``text`` would run the encoder (the n-gram model is unsure and
-        the encoding is not cached): then parse it in a thread."""
-        lang, _ = self.detect_language(text, language_hint)
-        if lang not in self.semantic or unserved_language(text, self.languages):
-            return False
-        p_ng, near_ng = self.intents[lang].scores(text)
-        fast = self.fast_calibrator
-        if fast is not None and fast(features(p_ng, [near_ng])) >= self.fast_bar:
-            return False
-        enc = self.encoder
-        cached = getattr(enc, "cached", None)
-        return not (callable(cached) and cached(text))
-
     def parse(
         self,
         text: str,
@@ -528,6 +518,32 @@ class EmbeddedNLU:
         """With an encoder, ``confidence`` is the calibrated probability that the intent is
         right and ``threshold`` the precision to answer at; ``out_of_scope`` when the text is
         farther from every training example than nearly all of them are from each other."""
+        result = self.parse_fast(
+            text, language_hint, threshold=threshold, topic_thresholds=topic_thresholds
+        )
+        if result is None:
+            result = self.parse_fast(
+                text,
+                language_hint,
+                threshold=threshold,
+                topic_thresholds=topic_thresholds,
+                may_encode=True,
+            )
+        assert result is not None
+        return result
+
+    def parse_fast(
+        self,
+        text: str,
+        language_hint: str | None = None,
+        *,
+        threshold: float | None = None,
+        topic_thresholds: dict[str, float] | None = None,
+        may_encode: bool = False,
+    ) -> ParseResult | None:
+        """:meth:`parse` without running the encoder (cached encodings are used): None when
+        the n-gram model is unsure and the text's encoding is not cached (parse it in a
+        thread then, with ``may_encode``)."""
         foreign = unserved_language(text, self.languages)
         if foreign is not None:
             return ParseResult(
@@ -552,6 +568,8 @@ class EmbeddedNLU:
             conf = fast(features(p_ng, [near_ng])) if fast is not None else 0.0
             p = p_ng
             if fast is None or conf < self.fast_bar:  # the n-gram model is unsure: encode
+                if not may_encode and not self._cached(text):
+                    return None
                 e = self._encode(text)
                 p = self._fuse(head, p_ng, e)
                 near_top, near_all = head.nearest(e, int(np.argmax(p)))

@@ -22,7 +22,7 @@ class SemanticHead:
         self.classes: list[str] = []
         self.coef = np.zeros((0, 0), dtype=np.float32)
         self.intercept = np.zeros(0, dtype=np.float32)
-        self.examples = np.zeros((0, 0), dtype=np.float16)  # n x dim
+        self.examples = np.zeros((0, 0), dtype=np.float32)  # n x dim
         self.example_class = np.zeros(0, dtype=np.int32)
 
     def fit(
@@ -47,7 +47,7 @@ class SemanticHead:
         else:
             coef[seen], intercept[seen] = lr.coef_, lr.intercept_
         self.coef, self.intercept = coef, intercept
-        self.examples = emb.astype(np.float16)
+        self.examples = np.ascontiguousarray(emb, dtype=np.float32)
         self.example_class = y
         return self
 
@@ -59,7 +59,7 @@ class SemanticHead:
 
     def nearest(self, e: np.ndarray, cls: int) -> tuple[float, float]:
         """Cosine to the nearest training example of class ``cls``, and of any class."""
-        sims = self.examples.astype(np.float32) @ e
+        sims = self.examples @ e
         mine = sims[self.example_class == cls]
         return (float(mine.max()) if mine.size else 0.0), float(sims.max())
 

@@ -71,9 +71,12 @@ class EmbeddedBackend:
         return result.to_rasa()
 
     async def parse(self, text: str, language_hint: str | None = None) -> dict[str, Any]:
-        if self.model.needs_encoder(text, language_hint):
+        result = self.model.parse_fast(
+            text, language_hint, threshold=self.threshold, topic_thresholds=self.topic_thresholds
+        )
+        if result is None:  # the encoder must run: in a thread
             return await asyncio.to_thread(self._parse, text, language_hint)
-        return self._parse(text, language_hint)
+        return result.to_rasa()
 
 
 class RasaBackend:
