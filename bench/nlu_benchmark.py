@@ -390,14 +390,14 @@ def shop(threshold: float) -> None:
     )
 
 
-def memory() -> None:
+def memory(encoder: str) -> None:
     # The server process's own peak (VmHWM of /proc/self/status). Not ru_maxrss: Linux carries
     # the parent's peak over fork and exec, so a child of this (big) process would report it.
     code = (  # noqa: UP031
         "import sys; sys.path.insert(0, %r)\n"
         "from channels.app import create_app\nfrom bot.settings import Settings\n"
         "d = sys.argv[1]\n"
-        "app = create_app(Settings(_env_file=None, database_url=f'sqlite+aiosqlite:///{d}/x.db', model_dir=d + '/m'))\n"
+        "app = create_app(Settings(_env_file=None, database_url=f'sqlite+aiosqlite:///{d}/x.db', model_dir=d + '/m', nlu_encoder=sys.argv[2]))\n"
         "rt = app.state.runtime; _ = rt.nlu\n"
         "import asyncio\n"
         "for t in ('hello', 'Do you ship to Norway?', 'Wie lange dauert die Lieferung?'):\n"
@@ -408,11 +408,14 @@ def memory() -> None:
     with tempfile.TemporaryDirectory() as d:
         for what in ("training the model at start", "loading the saved model"):
             out = subprocess.run(
-                [sys.executable, "-c", code, d], capture_output=True, text=True, check=True
+                [sys.executable, "-c", code, d, encoder],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             peak, now = out.stdout.split()
             print(
-                f"memory: a server process with all five languages loaded ({what}): "
+                f"memory [{encoder}]: a server process with all five languages loaded ({what}): "
                 f"{peak} MB peak RSS, {now} MB RSS after parsing"
             )
 
@@ -441,7 +444,8 @@ def main() -> None:
         shop(args.threshold)
         own_content()
     if not args.skip_memory:
-        memory()
+        for name in names:
+            memory(name)
     print(
         f"(this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB max RSS)"
     )

