@@ -416,7 +416,9 @@ class EmbeddedNLU:
             nlu.encoder_name, nlu.encoder_version = encoder.name, encoder.version
             nlu._encoder = encoder
             unique = sorted({normalise(t) for pool in pools.values() for t, *_ in pool})
-            table = dict(zip(unique, encoder.encode(unique), strict=True))
+            # in chunks: one batch of every text made the engine's peak memory 480 MB
+            rows = [encoder.encode(unique[i : i + 64]) for i in range(0, len(unique), 64)]
+            table = dict(zip(unique, np.concatenate(rows) if rows else [], strict=True))
         for lang in langs:
             nlu.intents[lang], head = _fit_language(lang, pools[lang], table)
             if head is not None:
