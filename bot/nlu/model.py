@@ -469,8 +469,8 @@ class EmbeddedNLU:
                 assert head is not None
                 for example in held:
                     text, gold = example.text, example.intent
-                    p_ng, near_ng = clf.scores(text)
-                    fast_x.append(features(p_ng, [near_ng]))
+                    p_ng, _ = clf.scores(text)
+                    fast_x.append(features(p_ng, []))
                     right_fast.append(clf.classes[int(np.argmax(p_ng))] == gold)
                     e = table.get(normalise(text))
                     if e is None:
@@ -478,7 +478,7 @@ class EmbeddedNLU:
                     p = self._fuse(head, p_ng, e)
                     top = int(np.argmax(p))
                     near_top, near_all = head.nearest(e, top)
-                    fused_x.append(features(p, [near_top, near_all, near_ng]))
+                    fused_x.append(features(p, [near_top, near_all]))
                     right_fused.append(clf.classes[top] == gold)
                     nearest_any.append(near_all)
         self.fast_calibrator = Calibrator().fit(fast_x, right_fast)
@@ -567,7 +567,7 @@ class EmbeddedNLU:
             conf = float(p.max())
         else:
             fast = self.fast_calibrator
-            conf = fast(features(p_ng, [near_ng])) if fast is not None else 0.0
+            conf = fast(features(p_ng, [])) if fast is not None else 0.0
             p = p_ng
             if fast is None or conf < self.fast_bar:  # the n-gram model is unsure: encode
                 if not may_encode and not self._cached(text):
@@ -576,7 +576,7 @@ class EmbeddedNLU:
                 p = self._fuse(head, p_ng, e)
                 near_top, near_all = head.nearest(e, int(np.argmax(p)))
                 cal = self.calibrator
-                fused = features(p, [near_top, near_all, near_ng])
+                fused = features(p, [near_top, near_all])
                 conf = cal(fused) if cal is not None else float(p.max())
                 far = near_all < self.far_floor
         order = np.argsort(-p)

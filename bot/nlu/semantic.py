@@ -66,7 +66,9 @@ class SemanticHead:
 
 def features(p: np.ndarray, extra: list[float]) -> list[float]:
     """What the calibrator sees of a parse: top probability, margin to the second, and the
-    similarities ``extra`` (nearest example of the top intent, of any intent ...)."""
+    similarities ``extra`` (nearest example of the top intent, of any intent). Not the n-gram
+    similarity: no held-out question is a training example, so its weight came out negative
+    and a question asked exactly as written in the training data lost confidence."""
     top = np.sort(p)[::-1]
     second = float(top[1]) if len(top) > 1 else 0.0
     return [float(top[0]), float(top[0]) - second, *extra]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from bot.cli import app
 from bot.nlu.data import TrainingData, load_content
 from bot.nlu.encoder import E5Encoder, load_encoder
 from bot.nlu.model import CV_FOLDS, FALLBACK, EmbeddedNLU, ModelMismatchError, find_responses
-from bot.nlu.service import load_or_train
+from bot.nlu.service import EmbeddedBackend, load_or_train
 from bot.settings import Settings
 from tests.conftest import REPO, LiveServer
 
@@ -96,7 +98,8 @@ def test_calibration_holds_on_held_out_questions() -> None:
     train: dict[str, TrainingData] = {}
     for lang, d in data.items():
         seen: dict[str, int] = {}
-        keep, out = [], []
+        keep: list[Any] = []
+        out: list[Any] = []
         for e in d.examples:
             k = seen.get(e.intent, 0)
             seen[e.intent] = k + 1
@@ -274,3 +277,31 @@ def test_a_question_in_a_language_not_served_is_answered_in_the_default_one(
         timeout=30,
     )
     assert "Sorry, I can't answer in that language" not in r.json()[0]["text"]
+
+
+async def test_the_encoder_runs_off_the_event_loop_and_only_when_needed(
+    e5_model: EmbeddedNLU, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoder = e5_model.encoder
+    assert encoder is not None
+    threads: list[threading.Thread] = []
+    real = encoder.encode
+
+    def spy(texts: list[str], **kw: Any) -> np.ndarray:
+        before = encoder.encoded  # type: ignore[attr-defined]
+        rows = real(texts, **kw)
+        if encoder.encoded != before:  # type: ignore[attr-defined]  # the model ran
+            threads.append(threading.current_thread())
+        return rows
+
+    monkeypatch.setattr(encoder, "encode", spy)
+    backend = EmbeddedBackend(e5_model, 0.9, {})
+    text = f"question {uuid.uuid4().hex[:6]} about my order that never came"
+    first = await backend.parse(text, "en")
+    assert threads and threading.current_thread() not in threads  # encoded in a thread
+    threads.clear()
+    again = await backend.parse(text, "en")  # the cached encoding: no encoding at all
+    assert again["intent"] == first["intent"] and not threads
+    # a question the n-gram model is sure of is not encoded
+    await backend.parse("How long does delivery take?", "en")
+    assert not threads
