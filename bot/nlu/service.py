@@ -16,30 +16,35 @@ from typing import Any
 import httpx
 
 from bot.nlu.data import load_content
-from bot.nlu.model import MODEL_FILE, EmbeddedNLU, content_hash
+from bot.nlu.encoder import NONE, load_encoder
+from bot.nlu.model import MODEL_FILE, EmbeddedNLU, ModelMismatchError, content_hash
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def load_or_train(
-    content: Path, model_dir: Path, languages: list[str] | None = None
+    content: Path, model_dir: Path, languages: list[str] | None = None, encoder: str = NONE
 ) -> EmbeddedNLU:
-    """The model for ``content``: loaded from ``model_dir`` when it is current, else trained
-    and saved there."""
+    """The model for ``content``: loaded from ``model_dir`` when it is current (same content,
+    languages, encoder and encoder version), else trained and saved there."""
     digest = content_hash(content)
     if (model_dir / MODEL_FILE).exists():
         try:
-            model = EmbeddedNLU.load(model_dir)
+            model = EmbeddedNLU.load(model_dir, encoder=encoder)
             if model.content_hash == digest and (
                 languages is None or set(model.languages) == set(languages) & set(model.languages)
             ):
                 return model
             log.info("NLU model in %s is stale: retraining", model_dir)
+        except ModelMismatchError as e:  # another encoder or version: retrain
+            log.warning("%s", e)
         except Exception as e:  # unreadable or old format: retrain
             log.warning("cannot load NLU model from %s (%s): retraining", model_dir, e)
     data = load_content(content)
-    model = EmbeddedNLU.train(data, languages=languages, content_hash=digest)
+    model = EmbeddedNLU.train(
+        data, languages=languages, content_hash=digest, encoder=load_encoder(encoder)
+    )
     try:
         model.save(model_dir)
     except OSError as e:
@@ -48,18 +53,29 @@ def load_or_train(
 
 
 class EmbeddedBackend:
+    """The embedded model. A text the n-gram model is unsure of is parsed in a thread (the
+    encoder runs there, never on the event loop); every other one right here (~1 ms)."""
+
     def __init__(self, model: EmbeddedNLU, threshold: float, topic_thresholds: dict[str, float]):
         self.model = model
         self.threshold = threshold
         self.topic_thresholds = topic_thresholds
 
-    async def parse(self, text: str, language_hint: str | None = None) -> dict[str, Any]:
+    def _parse(self, text: str, language_hint: str | None) -> dict[str, Any]:
         result = self.model.parse(
             text,
             language_hint,
             threshold=self.threshold,
             topic_thresholds=self.topic_thresholds,
         )
+        return result.to_rasa()
+
+    async def parse(self, text: str, language_hint: str | None = None) -> dict[str, Any]:
+        result = self.model.parse_fast(
+            text, language_hint, threshold=self.threshold, topic_thresholds=self.topic_thresholds
+        )
+        if result is None:  # the encoder must run: in a thread
+            return await asyncio.to_thread(self._parse, text, language_hint)
         return result.to_rasa()
 
 
@@ -111,8 +127,14 @@ def build_backend(settings: Settings) -> EmbeddedBackend | RasaBackend:
         settings.nlu_data_dir if settings.nlu_data_dir.is_dir() else settings.content_dir,
         settings.resolved_model_dir,
         settings.languages,
+        settings.nlu_encoder,
     )
-    embedded = EmbeddedBackend(model, settings.nlu_threshold, settings.nlu_topic_thresholds)
+    # a calibrated model answers at the target precision; the n-gram model alone at its
+    # (uncalibrated) threshold
+    threshold = (
+        settings.nlu_target_precision if model.calibrator is not None else settings.nlu_threshold
+    )
+    embedded = EmbeddedBackend(model, threshold, settings.nlu_topic_thresholds)
     if settings.nlu_backend == "rasa":
         if not settings.rasa_url:
             raise ValueError("CONCIERGE_NLU_BACKEND=rasa needs CONCIERGE_RASA_URL")
