@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from bot.handoff.models import ACTIVE, Handoff
 from bot.runtime import Runtime
 from bot.storage.models import Contact, Message
-from bot.storage.seen import SeenDelivery, first_time
+from bot.storage.seen import SeenDelivery, record
 
 COOKIE = "concierge_admin"
 LOGIN_COOKIE = "concierge_login"  # the login form's CSRF nonce
@@ -234,7 +234,8 @@ class Admin:
             form = await request.form()
             if not hmac.compare_digest(str(form.get("csrf") or ""), str(sess.get("csrf"))):
                 return JSONResponse({"error": "bad CSRF token"}, status_code=403)
-            await first_time(self.runtime.db, REVOKED, sess["sid"], self.runtime.clock.now())
+            async with self.runtime.db.session() as s:
+                await record(s, REVOKED, sess["sid"], self.runtime.clock.now())
         resp = RedirectResponse("/admin/login", status_code=303)
         resp.delete_cookie(COOKIE, path="/admin")
         return resp

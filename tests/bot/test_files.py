@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 
 from bot.settings import Settings
-from tests.auxil.workdir_process import ConciergeProcess
 from tests.auxil.warm import warm_nlu
+from tests.auxil.workdir_process import ConciergeProcess
 from tests.conftest import REPO
 
 

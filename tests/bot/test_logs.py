@@ -16,8 +16,8 @@ import websockets
 from bot.settings import Settings
 from channels.web.identity import user_hash
 from tests.auxil.build_messages import slack_dm, tg_message
-from tests.auxil.workdir_process import ConciergeProcess
 from tests.auxil.warm import warm_nlu
+from tests.auxil.workdir_process import ConciergeProcess
 from tests.conftest import REPO
 from tests.fakes.slack_api import FakeSlack, send_event
 from tests.fakes.telegram_api import FakeTelegram

@@ -188,7 +188,6 @@ def test_customer_text_cannot_ping_the_staff_channel(
     server = start_server(
         make_settings(
             db_url,
-            content_dir=REFERENCE_SHOP,
             slack_bot_token="xoxb-test",
             slack_signing_secret=SECRET,
             slack_api_url=slack.api_url,
