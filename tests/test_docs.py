@@ -149,7 +149,9 @@ def test_the_readme_events_example_works(
     )
     assert r.returncode == 0, r.stderr
     answer = json.loads(r.stdout)
-    assert answer["accepted"] == 1 and answer["results"] == [{"id": "ev-1", "status": "accepted"}]
+    assert answer["accepted"] == 1 and answer["results"] == [
+        {"index": 0, "id": "ev-1", "status": "accepted"}
+    ]
 
     async def stored() -> tuple[str | None, int]:
         db = Database(sqlite_url)

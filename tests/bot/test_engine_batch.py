@@ -98,13 +98,13 @@ async def test_a_persons_messages_sent_at_once_keep_their_order(rt: Runtime) -> 
 
 async def test_a_failing_turn_costs_only_itself(rt: Runtime) -> None:
     async def explode(turn: Turn) -> bool:
-        if turn.inbound.text == "boom":
+        if turn.inbound.text == "please break this turn":
             raise RuntimeError("a policy broke")
         return False
 
     rt.engine.add_policy("explode", explode, priority=1)
     results = await together(
-        rt, msg(QUESTIONS[0][0], "a"), msg("boom", "b"), msg(QUESTIONS[1][0], "c")
+        rt, msg(QUESTIONS[0][0], "a"), msg("please break this turn", "b"), msg(QUESTIONS[1][0], "c")
     )
     failed = results[1]  # its message is kept, the person gets an apology
     assert isinstance(failed, TurnResult)
@@ -164,7 +164,7 @@ async def test_a_policy_calling_the_engine_fails_loudly_instead_of_waiting_forev
     rt: Runtime,
 ) -> None:
     async def reentrant(turn: Turn) -> bool:
-        if turn.inbound.text == "again":
+        if turn.inbound.text == "please call the engine again":
             await rt.engine.handle(msg("hello", "inner"))
         return False
 
@@ -172,7 +172,9 @@ async def test_a_policy_calling_the_engine_fails_loudly_instead_of_waiting_forev
     rt.engine.error_hooks.append(lambda _, e: errors.append(e))
     rt.engine.add_policy("reentrant", reentrant, priority=1)
     # the turn's error boundary: the error hook gets it, the person an apology
-    failed = await asyncio.wait_for(rt.engine.handle(msg("again", "outer")), 10)
+    failed = await asyncio.wait_for(
+        rt.engine.handle(msg("please call the engine again", "outer")), 10
+    )
     assert [str(e) for e in errors] == [
         "Engine.handle called from inside a turn; queue a reply instead"
     ]

@@ -89,8 +89,10 @@ def test_telegram_customer_to_slack_staff_and_back(
     assert "Norway" in posts[1].params["text"]  # the transcript
 
     # while nobody has taken it, the customer's words go to the thread and are acknowledged
-    tg.push_update(tg_message("It is about my order 1234", user_id=77))
-    sl.wait_for("chat.postMessage", 1, where=lambda c: "order 1234" in str(c.params.get("text")))
+    tg.push_update(tg_message("Anna here, customer number 1234", user_id=77))
+    sl.wait_for(
+        "chat.postMessage", 1, where=lambda c: "customer number 1234" in str(c.params.get("text"))
+    )
     tg.wait_for("sendMessage", 4, where=lambda c: str(c.params["chat_id"]) == "77")
     assert "passed that on" in tg.sent_texts(77)[-1]
     before = len(tg.sent_texts(77))
