@@ -123,7 +123,7 @@ def test_a_failing_feature_keeps_the_message_and_apologises_in_the_persons_langu
     [apology] = telegram.wait_for(
         "sendMessage", 1, timeout=20, where=lambda c: str(c.params["chat_id"]) == "51"
     )
-    assert apology.params["text"].startswith("Entschuldigung, bei uns ist etwas schiefgelaufen")
+    assert apology.params["text"].startswith("Entschuldige, bei uns ist etwas schiefgelaufen")
     assert ("in", "boom, wo ist mein Paket?") in stored(db_url, "telegram")
     assert [(t, type(e)) for t, e in errors] == [("boom, wo ist mein Paket?", ZeroDivisionError)]
     assert metric(server.url, "concierge_turn_errors_total", channel="telegram") == 1
