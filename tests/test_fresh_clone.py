@@ -1,5 +1,5 @@
 """A fresh clone, alone in an empty folder, passes its tests: nothing outside the repository
-(no ../shared, no file of this checkout) is needed by the product or the tests (issue 18)."""
+(no folder beside it, no file of this checkout) is needed by the product or the tests (issue 18)."""
 
 from __future__ import annotations
 
