@@ -25,6 +25,8 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.models import Base
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.telegram_api import FakeTelegram
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -270,3 +272,22 @@ def live_server(
 ) -> str:
     """Base URL of the whole product on SQLite with the demo content."""
     return start_server(make_settings(sqlite_url)).url
+
+
+# --- fake platforms --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    """A fake Telegram Bot API on a port of its own (tests/fakes/telegram_api.py)."""
+    fake = FakeTelegram().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    """A fake Slack Web API on a port of its own (tests/fakes/slack_api.py)."""
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()

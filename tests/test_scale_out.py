@@ -9,24 +9,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 
 from bot.settings import Settings
 from tests.auxil.process import REPO, ConciergeProcess
 from tests.auxil.warm import warm_nlu
 from tests.fakes.telegram_api import FakeTelegram
 from tests.test_run_delivery import most_in_a_second, queue
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    fake = FakeTelegram().start()
-    yield fake
-    fake.stop()
 
 
 def processes(url: str) -> float:

@@ -36,13 +36,6 @@ def telegram() -> Iterator[FakeTelegram]:
 
 
 @pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def product(
     tmp_path: Path, telegram: FakeTelegram, slack: FakeSlack, model_cache: Path
 ) -> Iterator[ConciergeProcess]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -25,13 +25,6 @@ SLACK_SECRET = "slack-signing-secret"
 # JSON text whose escapes decode to what no text column keeps
 SURROGATE = '"\\ud800"'
 NUL = '"a\\u0000b"'
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
