@@ -41,6 +41,10 @@ app.add_typer(flows_app, name="flows")
 app.add_typer(events_app, name="events")
 app.add_typer(lifecycle_app, name="lifecycle")
 app.command("simulate")(simulate)
+from bot.console_cli import contacts_app, staff_app  # noqa: E402
+
+app.add_typer(staff_app, name="staff")
+app.add_typer(contacts_app, name="contacts")
 docs_app = typer.Typer(help="Documentation generated from the code.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
 

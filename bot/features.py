@@ -15,6 +15,7 @@ def setup_features(runtime: Runtime) -> None:
     from bot.handoff import setup as handoff
     from bot.internal import setup as internal
     from bot.lifecycle import setup as lifecycle
+    from bot.privacy import setup as privacy
     from bot.prompts import setup as prompts
 
     handoff(runtime)
@@ -24,3 +25,5 @@ def setup_features(runtime: Runtime) -> None:
     internal(runtime)
 
     prompts(runtime)
+
+    privacy(runtime)

@@ -139,7 +139,20 @@ class Settings(BaseSettings):
     )
 
     # --- admin ------------------------------------------------------------------------------
-    admin_password: str | None = Field(default=None, description="Password of the admin pages")
+    admin_password: str | None = Field(
+        default=None,
+        description=(
+            "Shared password of the admin pages (fallback for deployments without staff "
+            "accounts; with accounts, staff log in with their own)"
+        ),
+    )
+    transcript_retention_days: float = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Messages older than this many days are deleted (checked hourly); 0 keeps them"
+        ),
+    )
 
     metrics_token: str | None = Field(
         default=None,

@@ -1,0 +1,184 @@
+"""Staff accounts of the console (owner / agent) and the record of what each of them did.
+
+Passwords are hashed with argon2id (argon2-cffi's defaults, rehashed on login when those
+change). The first account is the owner, created from the one-time setup link that
+``concierge run`` prints while there is none (or ``concierge staff add``); the owner invites
+the others. Every staff reply and action (reply, note, take, assign, resolve, hand back,
+export, erase, invite) is written to ``staff_actions`` with the account that did it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Boolean, ForeignKey, Index, String, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.storage.models import Base, BigId
+from bot.storage.types import JSONType
+
+OWNER, AGENT = "owner", "agent"
+ROLES = (OWNER, AGENT)
+MIN_PASSWORD = 10
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+_hasher = PasswordHasher()
+# verified against when the account does not exist, so both answers take as long
+_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+class StaffAccount(Base):
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default=AGENT)
+    created_at: Mapped[datetime]
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StaffAction(Base):
+    """Who did what, when: ``action`` on a handoff and/or a contact (ids only, no content)."""
+
+    __tablename__ = "staff_actions"
+    __table_args__ = (
+        Index("ix_staff_actions_staff", "staff_id", "at"),
+        Index("ix_staff_actions_handoff", "handoff_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_accounts.id", ondelete="SET NULL")
+    )
+    staff_name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    handoff_id: Mapped[int | None] = mapped_column(BigId)  # not a foreign key: outlives erase
+    contact_id: Mapped[int | None] = mapped_column(BigId)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # counts, roles
+    at: Mapped[datetime]
+
+
+class StaffError(ValueError):
+    """A staff account cannot be created as asked: the message says why, for a person."""
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_new_account(name: str, email: str, password: str, role: str) -> None:
+    problems = []
+    if not name.strip() or len(name) > 64:
+        problems.append("a name of 1-64 characters")
+    if not EMAIL_RE.match(email) or len(email) > 320:
+        problems.append("a valid e-mail address")
+    if len(password) < MIN_PASSWORD:
+        problems.append(f"a password of at least {MIN_PASSWORD} characters")
+    if role not in ROLES:
+        problems.append("role owner or agent")
+    if problems:
+        raise StaffError("needs " + ", ".join(problems))
+
+
+async def count_staff(s: AsyncSession) -> int:
+    return int((await s.execute(select(func.count()).select_from(StaffAccount))).scalar_one())
+
+
+async def create_account(
+    s: AsyncSession, *, name: str, email: str, password: str, role: str, now: datetime
+) -> StaffAccount:
+    """A new account (checked: name, e-mail, password length, role; name and e-mail unique)."""
+    name, email = name.strip(), email.strip().lower()
+    check_new_account(name, email, password, role)
+    taken = (
+        await s.execute(
+            select(StaffAccount.id).where(
+                (func.lower(StaffAccount.name) == name.lower()) | (StaffAccount.email == email)
+            )
+        )
+    ).first()
+    if taken is not None:
+        raise StaffError("an account with this name or e-mail address exists already")
+    acc = StaffAccount(
+        name=name,
+        email=email,
+        password_hash=hash_password(password),
+        role=role,
+        created_at=now,
+        disabled=False,
+    )
+    s.add(acc)
+    await s.flush()
+    return acc
+
+
+async def authenticate(s: AsyncSession, login: str, password: str) -> StaffAccount | None:
+    """The enabled account whose name or e-mail is ``login`` and whose password this is."""
+    key = login.strip().lower()
+    acc = (
+        await s.execute(
+            select(StaffAccount).where(
+                (func.lower(StaffAccount.name) == key) | (StaffAccount.email == key)
+            )
+        )
+    ).scalar_one_or_none()
+    try:
+        _hasher.verify(acc.password_hash if acc else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if acc is None or acc.disabled:
+        return None
+    if _hasher.check_needs_rehash(acc.password_hash):
+        acc.password_hash = hash_password(password)
+    return acc
+
+
+async def log_action(
+    s: AsyncSession,
+    *,
+    staff_id: int | None,
+    staff_name: str,
+    action: str,
+    now: datetime,
+    handoff_id: int | None = None,
+    contact_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    s.add(
+        StaffAction(
+            staff_id=staff_id,
+            staff_name=staff_name[:64],
+            action=action,
+            handoff_id=handoff_id,
+            contact_id=contact_id,
+            detail=detail or {},
+            at=now,
+        )
+    )
+
+
+async def list_accounts(s: AsyncSession) -> list[StaffAccount]:
+    return list((await s.execute(select(StaffAccount).order_by(StaffAccount.id))).scalars())
+
+
+__all__ = [
+    "AGENT",
+    "OWNER",
+    "ROLES",
+    "StaffAccount",
+    "StaffAction",
+    "StaffError",
+    "authenticate",
+    "count_staff",
+    "create_account",
+    "hash_password",
+    "list_accounts",
+    "log_action",
+]
