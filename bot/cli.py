@@ -116,13 +116,17 @@ def run(
     try:
         runtime = Runtime(settings)
 
-        async def prepare() -> None:
+        async def prepare() -> int:
+            from bot.staff import count_staff
+
             try:
                 await runtime.db.upgrade()
+                async with runtime.db.session() as s:
+                    return await count_staff(s)
             finally:
                 await runtime.db.dispose()  # the server's event loop opens its own connections
 
-        asyncio.run(prepare())
+        staff_accounts = asyncio.run(prepare())
     except DatabaseError as e:
         raise fail(str(e)) from None
     runtime.on_start(_freeze_startup_objects)
@@ -131,6 +135,14 @@ def run(
         f"Concierge on http://{settings.host}:{settings.port}  (database: {runtime.db.safe_url})",
         fg=typer.colors.GREEN,
     )
+    if not staff_accounts:  # first start: a one-time link to create the owner account
+        from bot.staff import SETUP_SECONDS, setup_link
+
+        typer.secho(
+            f"No staff account yet. Create the owner account (link valid "
+            f"{SETUP_SECONDS // 60} minutes, once): {setup_link(runtime.secret_key, settings.port)}",
+            fg=typer.colors.YELLOW,
+        )
     # log_config=None: uvicorn's loggers get no handlers of their own and propagate to the
     # root's, whose filter redacts the visitor tokens in its access log
     uvicorn.run(

@@ -10,11 +10,13 @@ export, erase, invite) is written to ``staff_actions`` with the account that did
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Boolean, ForeignKey, Index, String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -26,6 +28,9 @@ OWNER, AGENT = "owner", "agent"
 ROLES = (OWNER, AGENT)
 MIN_PASSWORD = 10
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+SETUP_SECONDS = 3600  # the first-start setup link works this long
+_SETUP_SALT = "concierge.staff-setup"
 
 _hasher = PasswordHasher()
 # verified against when the account does not exist, so both answers take as long
@@ -164,6 +169,27 @@ async def log_action(
     )
 
 
+def setup_token(secret_key: str) -> str:
+    """A one-time token for the first owner's setup link (signed, expires after an hour;
+    used once: the console records its nonce and refuses once an account exists)."""
+    return URLSafeTimedSerializer(secret_key, salt=_SETUP_SALT).dumps(secrets.token_urlsafe(16))
+
+
+def check_setup_token(secret_key: str, token: str) -> str | None:
+    """The token's nonce when it is genuine and not expired, else ``None``."""
+    try:
+        nonce = URLSafeTimedSerializer(secret_key, salt=_SETUP_SALT).loads(
+            token, max_age=SETUP_SECONDS
+        )
+    except (BadSignature, SignatureExpired):
+        return None
+    return nonce if isinstance(nonce, str) else None
+
+
+def setup_link(secret_key: str, port: int) -> str:
+    return f"http://localhost:{port}/admin/setup?token={setup_token(secret_key)}"
+
+
 async def list_accounts(s: AsyncSession) -> list[StaffAccount]:
     return list((await s.execute(select(StaffAccount).order_by(StaffAccount.id))).scalars())
 
@@ -176,9 +202,12 @@ __all__ = [
     "StaffAction",
     "StaffError",
     "authenticate",
+    "check_setup_token",
     "count_staff",
     "create_account",
     "hash_password",
     "list_accounts",
     "log_action",
+    "setup_link",
+    "setup_token",
 ]
