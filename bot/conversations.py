@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handoff.models import Handoff
+from bot.inbox import who
 from bot.storage.models import Contact, Conversation, Identity, Message
 
 OUTCOMES = ("answered", "clarified", "fallback", "handed_off")
@@ -101,6 +102,7 @@ class ConversationRow:
     messages: int
     first_question: str
     last_at: datetime | None
+    name: str
 
 
 async def search(
@@ -142,8 +144,23 @@ async def search(
             )
         ):
             first[conv_id] = text
+    idents: dict[int, list[Identity]] = {}
+    if rows:
+        for ident in (
+            await s.execute(
+                select(Identity).where(Identity.contact_id.in_({ct.id for _, ct in rows}))
+            )
+        ).scalars():
+            idents.setdefault(ident.contact_id, []).append(ident)
     return [
-        ConversationRow(c, ct, counts.get(c.id, 0), first.get(c.id, ""), c.last_message_at)
+        ConversationRow(
+            c,
+            ct,
+            counts.get(c.id, 0),
+            first.get(c.id, ""),
+            c.last_message_at,
+            who(ct, idents.get(ct.id)),
+        )
         for c, ct in rows
     ]
 

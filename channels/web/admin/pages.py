@@ -691,7 +691,6 @@ class AdminPages:
             facets=facets,
             outcomes=convs.OUTCOMES,
             page_no=page_no,
-            who=inbox.who,
         )
 
     async def conversation(self, request: Request) -> Response:
