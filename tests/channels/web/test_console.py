@@ -278,4 +278,3 @@ def test_contacts_search(server: LiveServer) -> None:
         page = c.get("/admin/contacts?q=findme").text
         assert "rest:findme-77" in page
         assert "rest:findme-77" not in c.get("/admin/contacts?q=nobody-like-this").text
-
