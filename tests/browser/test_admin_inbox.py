@@ -59,7 +59,7 @@ async def test_staff_answer_from_the_inbox_reaches_the_visitor_live(
         await page.fill("#name", "Anna")
         await page.fill("#password", "pw-123")
         await page.click("button[type=submit]")
-        await page.locator("nav.list a").first.click()
+        await page.locator("#items li a").first.click()
         transcript = page.locator("#transcript")
         # the customer's HTML is text, and their later message arrives (polling)
         await expect(
@@ -79,7 +79,7 @@ async def test_staff_answer_from_the_inbox_reaches_the_visitor_live(
         assert f["text"] == "Your order 42 ships today."
         assert f["metadata"]["staff_name"] == "Anna"
 
-        await page.click("text=Resolve")
+        await page.locator("button", has_text="Resolve").click()
         f = await frames_until(ws, lambda f: f["type"] == "message" and f.get("buttons"))
         assert [b["title"] for b in f["buttons"]] == ["1", "2", "3", "4", "5"]
 
