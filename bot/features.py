@@ -17,6 +17,7 @@ def setup_features(runtime: Runtime) -> None:
     from bot.lifecycle import setup as lifecycle
     from bot.privacy import setup as privacy
     from bot.prompts import setup as prompts
+    from bot.staff import setup as staff
 
     handoff(runtime)
 
@@ -27,3 +28,5 @@ def setup_features(runtime: Runtime) -> None:
     prompts(runtime)
 
     privacy(runtime)
+
+    staff(runtime)

@@ -9,10 +9,11 @@ export, erase, invite) is written to ``staff_actions`` with the account that did
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,7 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.storage.models import Base, BigId
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 from bot.storage.types import JSONType
+
+log = logging.getLogger(__name__)
 
 OWNER, AGENT = "owner", "agent"
 ROLES = (OWNER, AGENT)
@@ -194,6 +200,46 @@ async def list_accounts(s: AsyncSession) -> list[StaffAccount]:
     return list((await s.execute(select(StaffAccount).order_by(StaffAccount.id))).scalars())
 
 
+STAFF_CHECK_SECONDS = 60.0
+
+
+async def refresh_staff_count(runtime: Runtime) -> int:
+    """How many enabled staff accounts there are, kept in ``runtime.services`` for the
+    handoff (a person can answer in the web inbox once somebody has an account)."""
+    async with runtime.db.session() as s:
+        n = int(
+            (
+                await s.execute(
+                    select(func.count())
+                    .select_from(StaffAccount)
+                    .where(StaffAccount.disabled.is_(False))
+                )
+            ).scalar_one()
+        )
+    runtime.services["staff_accounts"] = n
+    return n
+
+
+def setup(runtime: Runtime) -> None:
+    """Count the staff accounts at start and every minute (``concierge staff add`` runs in
+    another process)."""
+    import asyncio
+
+    async def start() -> None:
+        await refresh_staff_count(runtime)
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(STAFF_CHECK_SECONDS)
+            try:
+                await refresh_staff_count(runtime)
+            except Exception:  # the database is away: next round
+                log.warning("counting staff accounts failed", exc_info=True)
+
+    runtime.on_start(start)
+    runtime.add_background(loop)
+
+
 __all__ = [
     "AGENT",
     "OWNER",
@@ -208,6 +254,8 @@ __all__ = [
     "hash_password",
     "list_accounts",
     "log_action",
+    "refresh_staff_count",
+    "setup",
     "setup_link",
     "setup_token",
 ]

@@ -247,11 +247,11 @@ class HandoffService:
             )
 
     def staff_reachable(self, now: datetime) -> bool:
-        """A person can answer now: in working hours, with a staff channel or the inbox."""
+        """A person can answer now: in working hours, with a staff channel or the inbox (a
+        staff account, or the shared admin password)."""
         s = self.runtime.settings
-        return bool(
-            self.settings.staff_channel or s.admin_password
-        ) and self.settings.hours.is_open(now)
+        console = bool(s.admin_password) or bool(self.runtime.services.get("staff_accounts"))
+        return bool(self.settings.staff_channel or console) and self.settings.hours.is_open(now)
 
     def offer_person(self, turn: Turn) -> Outbound:
         """After "None of these" or a second unsure turn: a person when one can answer now,

@@ -48,6 +48,7 @@ from bot.staff import (
     create_account,
     list_accounts,
     log_action,
+    refresh_staff_count,
 )
 from bot.storage.models import Contact, Conversation, Message
 from bot.storage.seen import SeenDelivery, record
@@ -384,6 +385,7 @@ class AdminPages:
                 name=name,
                 email=email,
             )
+        await refresh_staff_count(self.runtime)
         resp = RedirectResponse("/admin/inbox", status_code=303)
         self._set_session(request, resp, name=who, staff_id=staff_id, role=role)
         resp.delete_cookie(LOGIN_COOKIE, path=path)
@@ -468,6 +470,7 @@ class AdminPages:
                 now=self.runtime.clock.now(),
                 detail={"account": acc.id},
             )
+        await refresh_staff_count(self.runtime)
         return RedirectResponse("/admin/staff", status_code=303)
 
     # --- inbox -----------------------------------------------------------------------------
