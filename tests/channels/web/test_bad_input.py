@@ -215,7 +215,13 @@ def test_admin_ids_beyond_the_database_are_404(server: LiveServer) -> None:
         for path in (f"/admin/inbox/{huge}", f"/admin/inbox/{2**63}", "/admin/inbox/0"):
             assert c.get(path).status_code == 404
         assert c.get(f"/admin/inbox/{huge}/messages.json").status_code == 404
-        r = c.post(f"/admin/inbox/{huge}/resolve", data={"csrf": "x"})
+        # every console POST checks the CSRF token first: a forged one learns nothing
+        assert c.post(f"/admin/inbox/{huge}/resolve", data={"csrf": "x"}).status_code == 403
+        import re
+
+        token = re.search(r'name="csrf" value="([^"]+)"', c.get("/admin/inbox").text)
+        assert token
+        r = c.post(f"/admin/inbox/{huge}/resolve", data={"csrf": token[1]})
         assert r.status_code == 404
     still_serving(server)
 
