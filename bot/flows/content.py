@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.content.loader import ContentError, Doc, Problem
 from bot.flows.loader import OTHER_FILES, flow_files, load_folder
 from bot.flows.model import FlowBook
-from bot.flows.source import ContentError, Doc, Problem
 from bot.flows.texts import load_texts, response_lines
 from bot.lifecycle import config as lifecycle_config
 from bot.lifecycle.config import LifecycleConfig

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.content.conditions import Facts
 from bot.flows import validators
 from bot.flows.model import END, Flow, FlowBook, Step, Trigger
 from bot.flows.words import control_word, normalize, word_language
-from bot.lifecycle.conditions import Facts
 from bot.lifecycle.models import (
     ACTIVE,
     CANCELLED,

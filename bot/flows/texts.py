@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bot.flows.source import ContentError, Doc, Problem, walk_files
+from bot.content.loader import ContentError, Doc, Problem, walk_files
 from bot.responses import Variant, load_builtin, parse_responses
 
 TEXTS_DIR = "texts"

@@ -29,9 +29,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.flows.source import ContentError, Doc, PathKey, Problem, parse_duration
-from bot.lifecycle import conditions
-from bot.lifecycle.conditions import Cond, ConditionError, Env, Rfm
+from bot.content import conditions
+from bot.content.conditions import Cond, ConditionError, Env, Rfm
+from bot.content.durations import parse_duration
+from bot.content.loader import ContentError, Doc, PathKey, Problem
 
 FILE_NAME = "lifecycle.yml"
 DEFAULT_STAGES = (
@@ -91,7 +92,7 @@ class InactivityRule:
     line: int | None
 
     def describe(self) -> str:
-        from bot.flows.source import duration_text
+        from bot.content.durations import duration_text
 
         return f"inactive {duration_text(self.after)}: {','.join(self.sources)} -> {self.to}"
 
