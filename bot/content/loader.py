@@ -95,22 +95,11 @@ class Doc:
     @classmethod
     def parse(cls, text: str, path: Path, offset: int = 0) -> Doc:
         """``offset``: lines before ``text`` in the file (YAML front matter of Markdown)."""
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            line = mark.line + 1 + offset if mark else None
-            problem = " ".join(p for p in (e.context, e.problem) if p) or "invalid YAML"
-            raise ContentError(path, line, f"YAML syntax: {problem}") from None
-        except yaml.YAMLError as e:
-            raise ContentError(path, None, f"YAML syntax: {e}") from None
-        finally:
-            loader.dispose()
-        doc = cls(path, data)
-        if node is not None:
-            doc._index(node, (), offset + 1)
+        node = compose(text, path, offset)
+        if node is None:
+            return cls(path, None)
+        doc = cls(path, _Loader("").construct_document(node))
+        doc._index(node, (), offset + 1)
         return doc
 
     def _index(self, node: yaml.Node, at: PathKey, base: int) -> None:
@@ -173,6 +162,23 @@ class Doc:
             dotted = ".".join(str(p) for p in where)
             message = first["msg"].removeprefix("Value error, ")
             raise self.error(where, f"{dotted}: {message}" if dotted else message) from None
+
+
+def compose(text: str, path: Path, offset: int = 0) -> yaml.Node | None:
+    """The node tree of ``text`` (for the few checks that need a scalar's style)."""
+    loader = _Loader(text)
+    try:
+        node: yaml.Node | None = loader.get_single_node()
+        return node
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 + offset if mark else None
+        problem = " ".join(p for p in (e.context, e.problem) if p) or "invalid YAML"
+        raise ContentError(path, line, f"YAML syntax: {problem}") from None
+    except yaml.YAMLError as e:
+        raise ContentError(path, None, f"YAML syntax: {e}") from None
+    finally:
+        loader.dispose()
 
 
 def walk_files(folder: Path, pattern: str = "*.yml") -> Iterator[Path]:

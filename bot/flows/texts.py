@@ -37,7 +37,7 @@ def load_texts(
         try:
             doc = Doc.load(path)
         except ContentError as e:
-            problems.append(Problem(e.path, e.line, e.problem))
+            problems.append(e.as_problem())
             continue
         data = doc.data or {}
         if not isinstance(data, Mapping) or not isinstance(data.get("responses"), Mapping):

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
+from bot.content.loader import ContentError as ContentError  # re-exported: bot.internal.service
+from bot.content.loader import Doc
 from bot.internal.audiences import AudienceError, parse_audience
 
 GOALS = ("engagement", "product_knowledge", "staff_retention", "customer_satisfaction", "sales")
@@ -66,25 +66,6 @@ KNOWN_KEYS = {
 }
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,120}$")
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*(?:\n|\Z)", re.DOTALL)
-
-
-class Loader(yaml.SafeLoader):
-    """YAML without implicit dates: ``2026-13-01`` is a string we check, not a crash."""
-
-
-Loader.yaml_implicit_resolvers = {
-    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-class ContentError(ValueError):
-    """A problem in an update file: ``file:line: problem``."""
-
-    def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
-        self.path, self.line, self.problem = str(path), line, problem
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {problem}")
 
 
 @dataclass
@@ -232,22 +213,11 @@ def add_translation(spec: UpdateSpec, path: Path, lang: str) -> None:
 
 def _yaml_mapping(path: Path, text: str, offset: int) -> tuple[dict[str, Any], dict[str, int]]:
     """A YAML mapping and the line (1-based, in the file) of each top-level key."""
-    try:
-        node = yaml.compose(text, Loader=Loader)
-        data = yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 + offset if mark is not None else None
-        problem = getattr(e, "problem", None) or str(e)
-        raise ContentError(path, line, f"invalid YAML: {problem}") from None
-    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+    doc = Doc.parse(text, path, offset)
+    if not isinstance(doc.data, dict):
         raise ContentError(path, 1 + offset, "expected a mapping of keys (title:, audience:, ...)")
-    lines = {
-        str(k.value): k.start_mark.line + 1 + offset
-        for k, _ in node.value
-        if isinstance(k, yaml.ScalarNode)
-    }
-    return {str(k): v for k, v in data.items()}, lines
+    lines = {str(k): doc.key_line((str(k),)) or 1 + offset for k in doc.data}
+    return {str(k): v for k, v in doc.data.items()}, lines
 
 
 # --- validation --------------------------------------------------------------------------------

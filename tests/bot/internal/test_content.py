@@ -63,7 +63,7 @@ def test_yaml_update_with_fixed_zone_and_channel(tmp_path: Path) -> None:
         ("title: x\naudience: everyone\nschedul: 2026-01-01 10:00", 4, "unknown key 'schedul'"),
         ("title: x\naudience: everyone\ndelivery: channel", 4, "needs 'channel:"),
         ("title: x\naudience: everyone\nlinks: [nope]", 4, "link 1"),
-        ("title: [unclosed\naudience: everyone", 3, "invalid YAML"),
+        ("title: [unclosed\naudience: everyone", 3, "YAML syntax"),
         ("audience: everyone", 1, "'title' is missing"),
     ],
 )
