@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from bot.content.fill import fill
 from bot.responses import Responses
 from bot.types import Button, Outbound, Purpose
 
@@ -35,10 +36,7 @@ class Texts:
             return self.responses.text(shop, lang, **values)
         by_lang = self._texts.get(name, {})
         text = by_lang.get(lang) or by_lang.get(self.default_language) or by_lang.get("en") or name
-        try:
-            return text.format(**values)
-        except (KeyError, IndexError, ValueError):
-            return text
+        return fill(text, values)
 
 
 @dataclass
