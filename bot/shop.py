@@ -26,9 +26,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.content.loader import ContentError, Doc
+from bot.content.models import ShopFile
 
 if TYPE_CHECKING:
     from bot.handoff.hours import WorkingHours
@@ -57,66 +58,28 @@ def load_shop(content_dir: Path) -> Shop:
     if not path.is_file():
         return Shop()
     doc = Doc.load(path)
-    data = {} if doc.data is None else doc.data
-
-    def fail(key: str, message: str) -> ContentError:
-        return doc.error(tuple(key.split(".")) if key else (), message)
-
-    if not isinstance(data, dict):
-        raise fail("", "shop.yml is a mapping (support:, languages:, greeting:)")
-    support = _mapping(data.get("support"), "support", fail)
-    hours = support.get("hours")
-    tz = support.get("timezone")
-    if hours is not None:
+    if doc.data is None:
+        return Shop(path=path)
+    if not isinstance(doc.data, dict):
+        raise doc.error((), "shop.yml is a mapping (support:, languages:, greeting:)")
+    data = doc.validate(ShopFile)
+    support = data.support
+    if support.hours is not None:
         from bot.handoff.hours import WorkingHours
 
         try:
-            WorkingHours.parse(str(hours), str(tz or "UTC"))
-        except Exception as e:  # a bad time zone or hours
-            raise fail("support.hours", str(e)) from None
-    if tz is not None:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(str(tz))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise fail("support.timezone", f"unknown time zone {tz!r}") from None
-    holidays_raw = support.get("holidays") or []
-    if not isinstance(holidays_raw, list):
-        raise fail("support.holidays", "holidays: a list of dates (2026-12-24)")
-    holidays: list[date] = []
-    for d in holidays_raw:
-        if isinstance(d, date):
-            holidays.append(d)
-            continue
-        try:
-            holidays.append(date.fromisoformat(str(d)))
-        except ValueError:
-            raise fail("support.holidays", f"{d!r} is not a date (2026-12-24)") from None
-    registers: dict[str, str] = {}
-    for lang, spec in _mapping(data.get("languages"), "languages", fail).items():
-        spec = _mapping(spec, f"languages.{lang}", fail)
-        reg = spec.get("register")
-        if reg is not None:
-            if reg not in REGISTERS:
-                raise fail(
-                    f"languages.{lang}.register",
-                    f"register {reg!r}: use {' or '.join(REGISTERS)}",
-                )
-            registers[str(lang)] = str(reg)
-    greeting = _mapping(data.get("greeting"), "greeting", fail)
-    suggestions = greeting.get("suggestions") or []
-    if not isinstance(suggestions, list) or not all(isinstance(s, str) for s in suggestions):
-        raise fail("greeting.suggestions", "suggestions: a list of intents (faq/returns)")
+            WorkingHours.parse(support.hours, support.timezone or "UTC")
+        except Exception as e:  # bad hours (the handoff's grammar)
+            raise doc.error(("support", "hours"), str(e)) from None
     return Shop(
         path=path,
-        hours=str(hours) if hours is not None else None,
-        timezone=str(tz) if tz is not None else None,
-        holidays=tuple(holidays),
-        hours_answer=str(support.get("answer") or "utter_faq/support_hours"),
-        registers=registers,
-        greeting=str(greeting.get("response") or "utter_greeting"),
-        suggestions=tuple(suggestions),
+        hours=support.hours,
+        timezone=support.timezone,
+        holidays=tuple(support.holidays),
+        hours_answer=support.answer,
+        registers={k: v.tone for k, v in data.languages.items() if v.tone},
+        greeting=data.greeting.response,
+        suggestions=tuple(data.greeting.suggestions),
     )
 
 
@@ -199,11 +162,3 @@ def _variant_texts(doc: Doc, name: str) -> list[tuple[str, int | None]]:
         if isinstance(text, str):
             out.append((text, doc.line(("responses", name, i))))
     return out
-
-
-def _mapping(value: Any, key: str, fail: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise fail(key, f"{key}: a mapping")
-    return value

@@ -161,6 +161,8 @@ class Doc:
             where = (*at, *first["loc"])
             dotted = ".".join(str(p) for p in where)
             message = first["msg"].removeprefix("Value error, ")
+            if first["type"] == "extra_forbidden":
+                message = "unknown key (a typo?)"
             raise self.error(where, f"{dotted}: {message}" if dotted else message) from None
 
 
