@@ -13,7 +13,7 @@ sexagesimal 600).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -154,16 +154,33 @@ class Doc:
     def validate(self, model: type[M], at: PathKey = ()) -> M:
         """The part at ``at`` as a ``model``; the first problem as a :class:`ContentError`
         naming its line and field path (``prompts.2.delay: ...``)."""
-        try:
-            return model.model_validate(self.get(at))
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = (*at, *first["loc"])
-            dotted = ".".join(str(p) for p in where)
+        return validate(model, self.get(at), self.path, self.line, at)
+
+
+def validate(
+    model: type[M],
+    data: Any,
+    path: Path,
+    line_of: Callable[[PathKey], int | None],
+    at: PathKey = (),
+) -> M:
+    """``data`` as a ``model``; the first problem as ``file:line: field.path: message``, the
+    line from ``line_of(field path)``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc: PathKey = tuple(first["loc"])
+        where = (*at, *loc)
+        dotted = ".".join(str(p) for p in where)
+        if first["type"] == "missing":
+            message = f"{str(loc[-1])!r} is missing"
+        elif first["type"] == "extra_forbidden":
+            message = f"{dotted}: unknown key {str(loc[-1])!r}"
+        else:
             message = first["msg"].removeprefix("Value error, ")
-            if first["type"] == "extra_forbidden":
-                message = "unknown key (a typo?)"
-            raise self.error(where, f"{dotted}: {message}" if dotted else message) from None
+            message = f"{dotted}: {message}" if dotted else message
+        raise ContentError(path, line_of(where), message) from None
 
 
 def compose(text: str, path: Path, offset: int = 0) -> yaml.Node | None:

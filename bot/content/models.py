@@ -7,11 +7,22 @@ segments) keep their checks in their loaders; they share the types here.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 
 def _zone(name: str) -> str:
@@ -62,3 +73,109 @@ class ShopFile(ContentModel):
     support: ShopSupport = ShopSupport()
     languages: dict[str, ShopLanguage] = Field(default_factory=dict)
     greeting: ShopGreeting = ShopGreeting()
+
+
+# --- internal updates: flows/internal/*.yml and updates/*.md (see bot.internal.content) -------
+
+
+def _text(value: Any) -> str:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, str | int | float)
+        or not str(value).strip()
+    ):
+        raise ValueError("must be a non-empty text")
+    return str(value).strip()
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+"""A non-empty text (a number is taken as its text), stripped."""
+Texts = Text | dict[str, Text]
+"""One text, or one per language: ``{en: ..., de: ...}``."""
+
+
+class UpdatePulse(ContentModel):
+    question: Text
+    options: list[Annotated[str, BeforeValidator(str)]] = Field(
+        default_factory=lambda: ["1", "2", "3", "4", "5"], min_length=2, max_length=10
+    )
+    anonymous: StrictBool = True
+    min_group_size: Annotated[StrictInt, Field(ge=1)] | None = None
+    group_by: Literal["department", "title", "language"] = "department"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _question_only(cls, data: Any) -> Any:
+        return {"question": data} if isinstance(data, str) else data
+
+
+class UpdateLink(ContentModel):
+    title: Text | None = None
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _web(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError("use {title: ..., url: https://...}")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_only(cls, data: Any) -> Any:
+        return {"title": data, "url": data} if isinstance(data, str) else data
+
+
+class UpdateFile(ContentModel):
+    """The keys of an update (the body of a Markdown update is below its front matter)."""
+
+    id: Annotated[str, BeforeValidator(lambda v: str(v).lower())] | None = None
+    title: Text
+    body: Texts
+    audience: Annotated[
+        str, BeforeValidator(lambda v: ", ".join(map(str, v)) if isinstance(v, list) else str(v))
+    ]
+    schedule: str | None = None
+    goal: str = "engagement"
+    delivery: str | None = None
+    channel: str | None = None
+    priority: Annotated[str, BeforeValidator(lambda v: str(v).lower())] = "normal"
+    important: StrictBool = False
+    topic: Annotated[str, BeforeValidator(lambda v: str(v).strip().lower())] | None = None
+    language: str | None = None
+    links: list[UpdateLink] = Field(default_factory=list)
+    more: Texts | None = None
+    pulse: UpdatePulse | None = None
+    buttons: StrictBool = Field(default=True, description="The Got it / Tell me more buttons")
+
+    @field_validator("id")
+    @classmethod
+    def slug(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[a-z0-9][a-z0-9_.-]{0,120}$", v):
+            raise ValueError(f"{v!r}: use lower-case letters, digits, '-', '_' or '.'")
+        return v
+
+    @field_validator("goal", mode="before")
+    @classmethod
+    def _goal(cls, v: Any) -> str:
+        goal = str(v).lower().replace(" ", "_").replace("-", "_")
+        goal = GOAL_ALIASES.get(goal, goal)
+        if goal not in GOALS:
+            raise ValueError(f"unknown goal {v!r}; use one of {', '.join(GOALS)}")
+        return goal
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, v: str) -> str:
+        if v not in ("high", "normal", "low"):
+            raise ValueError(f"{v!r}: use high, normal or low")
+        return v
+
+
+GOALS = ("engagement", "product_knowledge", "staff_retention", "customer_satisfaction", "sales")
+GOAL_ALIASES = {
+    "retention": "staff_retention",
+    "knowledge": "product_knowledge",
+    "csat": "customer_satisfaction",
+    "satisfaction": "customer_satisfaction",
+}
