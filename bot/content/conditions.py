@@ -288,12 +288,14 @@ class Test(Cond):
             if self.kind == "text" or self.kind == "attr":
                 present = and_(col.is_not(None), col != "")
                 return present if want else not_(present)
-            return col.is_not(None) if want else col.is_(None)  # type: ignore[no-any-return]
+            test: ColumnElement[bool] = col.is_not(None) if want else col.is_(None)
+            return test
         if op in ("within", "older_than"):
             edge: Any = now - want
             if self.kind == "attr":
                 edge = edge.strftime("%Y-%m-%dT%H:%M:%S")
-            return (col >= edge) if op == "within" else (col < edge)  # type: ignore[no-any-return]
+            since: ColumnElement[bool] = (col >= edge) if op == "within" else (col < edge)
+            return since
         ops: dict[str, Callable[[], Any]] = {
             "eq": lambda: col == want,
             "ne": lambda: or_(col != want, col.is_(None)),
@@ -304,7 +306,8 @@ class Test(Cond):
             "lt": lambda: col < want,
             "lte": lambda: col <= want,
         }
-        return ops[op]()  # type: ignore[no-any-return]
+        compared: ColumnElement[bool] = ops[op]()
+        return compared
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -29,8 +29,10 @@ _FLOAT = "tag:yaml.org,2002:float"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """libyaml when installed (ten times faster); its nodes carry line numbers too."""
+# libyaml when installed (ten times faster); its nodes carry line numbers too
+_Loader: type[yaml.SafeLoader] = type(
+    "_Loader", (getattr(yaml, "CSafeLoader", yaml.SafeLoader),), {}
+)
 
 
 _Loader.yaml_implicit_resolvers = {

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     field_validator,
     model_validator,
@@ -179,3 +180,33 @@ GOAL_ALIASES = {
     "csat": "customer_satisfaction",
     "satisfaction": "customer_satisfaction",
 }
+
+
+# --- flows/lifecycle.yml: the event and RFM sections (see bot.lifecycle.config) ---------------
+
+
+class LifecycleEvent(ContentModel):
+    """``events: {purchased: {purchase: true}}``: what an event type means."""
+
+    description: str = ""
+    activity: StrictBool = Field(default=True, description="Resets the inactivity clock")
+    purchase: StrictBool = False
+    refund: StrictBool = False
+
+
+def _thresholds(v: tuple[float, ...]) -> tuple[float, ...]:
+    if len(v) != 4 or sorted(v) != list(v):
+        raise ValueError("four ascending numbers, e.g. [30, 90, 180, 365]")
+    return v
+
+
+Thresholds = Annotated[tuple[StrictInt | StrictFloat, ...], AfterValidator(_thresholds)]
+
+
+class LifecycleRfm(ContentModel):
+    """``rfm:``: score thresholds (see :class:`bot.content.conditions.Rfm`)."""
+
+    amount_property: str | None = None
+    recency_days: Thresholds | None = None
+    frequency: Thresholds | None = None
+    monetary: Thresholds | None = None

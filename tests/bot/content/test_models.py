@@ -11,6 +11,7 @@ import pytest
 from bot.content.loader import ContentError, Doc
 from bot.content.models import ShopFile, UpdateFile
 from bot.internal.content import load_file
+from bot.lifecycle.config import load as load_lifecycle
 from bot.shop import load_shop
 from tests.conftest import REPO
 
@@ -98,3 +99,35 @@ def test_an_update_file_reads_into_its_spec(tmp_path: Path) -> None:
     assert spec.links == [{"title": "https://example.com/a", "url": "https://example.com/a"}]
     assert spec.pulse is not None and spec.pulse.options == ["1", "2", "3", "4", "5"]
     assert spec.more == {"en": "Details."}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ("events:\n  bought: {purchase: maybe}\n", 2, "events.bought.purchase: Input should be"),
+        ("events:\n  bought:\n    purchse: true\n", 3, "events.bought.purchse: unknown key"),
+        ("rfm:\n  frequency: [1, 3, 2, 4]\n", 2, "rfm.frequency: four ascending numbers"),
+        ("rfm:\n  monetary: [1, 2, 3]\n", 2, "rfm.monetary: four ascending numbers"),
+    ],
+)
+def test_lifecycle_sections_name_line_and_field(
+    tmp_path: Path, text: str, line: int, problem: str
+) -> None:
+    path = tmp_path / "lifecycle.yml"
+    path.write_text("stages: [awareness, retention]\n" + text, encoding="utf-8")
+    with pytest.raises(ContentError) as e:
+        load_lifecycle(path)
+    assert e.value.line == line + 1 and e.value.problem.startswith(problem), str(e.value)
+
+
+def test_lifecycle_sections_read(tmp_path: Path) -> None:
+    path = tmp_path / "lifecycle.yml"
+    path.write_text(
+        "stages: [awareness, retention]\nevents:\n  signed_up:\n  bought: {purchase: true}\n"
+        "rfm: {amount_property: total, monetary: [10, 20, 30.5, 40]}\n",
+        encoding="utf-8",
+    )
+    cfg = load_lifecycle(path)
+    assert cfg.events["bought"].purchase and cfg.events["signed_up"].activity
+    assert cfg.amount_property == "total" and cfg.rfm.monetary == (10, 20, 30.5, 40)
+    assert cfg.rfm.frequency == (2, 3, 5, 10)  # the default
