@@ -146,6 +146,8 @@ class Always(Cond):
 
 @dataclass(frozen=True)
 class All(Cond):
+    """Every item holds (:class:`AnyOf`: at least one)."""
+
     items: tuple[Cond, ...]
 
     def tests(self) -> Iterator[Test]:
@@ -153,10 +155,12 @@ class All(Cond):
             yield from c.tests()
 
     def sql(self, now: datetime) -> ColumnElement[bool]:
-        return and_(true(), *(c.sql(now) for c in self.items))
+        parts = (c.sql(now) for c in self.items)
+        return or_(false(), *parts) if isinstance(self, AnyOf) else and_(true(), *parts)
 
     def eval(self, facts: Facts) -> bool:
-        return all(c.eval(facts) for c in self.items)
+        join = any if isinstance(self, AnyOf) else all
+        return join(c.eval(facts) for c in self.items)
 
     @property
     def python_only(self) -> bool:
@@ -164,22 +168,8 @@ class All(Cond):
 
 
 @dataclass(frozen=True)
-class AnyOf(Cond):
-    items: tuple[Cond, ...]
-
-    def tests(self) -> Iterator[Test]:
-        for c in self.items:
-            yield from c.tests()
-
-    def sql(self, now: datetime) -> ColumnElement[bool]:
-        return or_(false(), *(c.sql(now) for c in self.items))
-
-    def eval(self, facts: Facts) -> bool:
-        return any(c.eval(facts) for c in self.items)
-
-    @property
-    def python_only(self) -> bool:
-        return any(c.python_only for c in self.items)
+class AnyOf(All):
+    pass
 
 
 @dataclass(frozen=True)

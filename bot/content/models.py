@@ -137,10 +137,12 @@ class UpdateFile(ContentModel):
         str, BeforeValidator(lambda v: ", ".join(map(str, v)) if isinstance(v, list) else str(v))
     ]
     schedule: str | None = None
-    goal: str = "engagement"
+    goal: Annotated[str, BeforeValidator(lambda v: _goal(v))] = "engagement"
     delivery: str | None = None
     channel: str | None = None
-    priority: Annotated[str, BeforeValidator(lambda v: str(v).lower())] = "normal"
+    priority: Annotated[
+        Literal["high", "normal", "low"], BeforeValidator(lambda v: str(v).lower())
+    ] = "normal"
     important: StrictBool = False
     topic: Annotated[str, BeforeValidator(lambda v: str(v).strip().lower())] | None = None
     language: str | None = None
@@ -154,22 +156,6 @@ class UpdateFile(ContentModel):
     def slug(cls, v: str | None) -> str | None:
         if v is not None and not re.match(r"^[a-z0-9][a-z0-9_.-]{0,120}$", v):
             raise ValueError(f"{v!r}: use lower-case letters, digits, '-', '_' or '.'")
-        return v
-
-    @field_validator("goal", mode="before")
-    @classmethod
-    def _goal(cls, v: Any) -> str:
-        goal = str(v).lower().replace(" ", "_").replace("-", "_")
-        goal = GOAL_ALIASES.get(goal, goal)
-        if goal not in GOALS:
-            raise ValueError(f"unknown goal {v!r}; use one of {', '.join(GOALS)}")
-        return goal
-
-    @field_validator("priority")
-    @classmethod
-    def _priority(cls, v: str) -> str:
-        if v not in ("high", "normal", "low"):
-            raise ValueError(f"{v!r}: use high, normal or low")
         return v
 
 
@@ -210,3 +196,11 @@ class LifecycleRfm(ContentModel):
     recency_days: Thresholds | None = None
     frequency: Thresholds | None = None
     monetary: Thresholds | None = None
+
+
+def _goal(value: Any) -> str:
+    goal = str(value).lower().replace(" ", "_").replace("-", "_")
+    goal = GOAL_ALIASES.get(goal, goal)
+    if goal not in GOALS:
+        raise ValueError(f"unknown goal {value!r}; use one of {', '.join(GOALS)}")
+    return goal

@@ -60,7 +60,11 @@ def test_shop_problems_name_line_and_field(
 @pytest.mark.parametrize(
     ("text", "line", "problem"),
     [
-        ("title: x\nbody: y\naudience: all\npriority: urgent\n", 4, "priority: 'urgent': use high"),
+        (
+            "title: x\nbody: y\naudience: all\npriority: urgent\n",
+            4,
+            "priority: Input should be 'high'",
+        ),
         ("title: x\nbody: y\naudience: all\nimportant: maybe\n", 4, "important: Input should be"),
         ("title: x\nbody: y\naudience: all\ngoal: fame\n", 4, "goal: unknown goal 'fame'"),
         ("title: ' '\nbody: y\naudience: all\n", 1, "title: must be a non-empty text"),
