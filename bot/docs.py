@@ -15,7 +15,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-from bot.flows.source import duration_text
+from bot.content.durations import duration_text
 
 HEADER = """\
 # Settings reference

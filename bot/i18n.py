@@ -38,9 +38,16 @@ def clock(t: time | datetime, language: str) -> str:
     return format_time(t, TIME_PATTERN, locale=locale_of(language))
 
 
-def weekday(d: date, language: str, width: str = "wide") -> str:
-    """``Monday``, ``Montag``, ``hétfő``... (Babel's stand-alone form)."""
-    return str(locale_of(language).days["stand-alone"][width][d.weekday()])
+def weekday(d: date | int, language: str, width: str = "wide") -> str:
+    """``Monday``, ``Montag``, ``hétfő``... (Babel's stand-alone form; ``d``: a date or 0-6)."""
+    index = d if isinstance(d, int) else d.weekday()
+    return str(locale_of(language).days["stand-alone"][width][index])
+
+
+def day(d: date | str, language: str) -> str:
+    """``Jan 5, 2026``, ``05.01.2026``... (CLDR's medium date; ``d`` may be ISO text)."""
+    value = date.fromisoformat(d) if isinstance(d, str) else d
+    return format_date(value, "medium", locale=locale_of(language))
 
 
 def relative_day(offset: int, language: str) -> str | None:
@@ -73,7 +80,7 @@ def relative_when(when: datetime, now: datetime, language: str, text: TextFn) ->
         )
     return text(
         "utter_when_date",
-        date=format_date(when.date(), "medium", locale=locale_of(language)),
+        date=day(when.date(), language),
         time=at,
     )
 
@@ -82,16 +89,12 @@ def describe_hours(hours: WorkingHours, language: str, separator: str = ", ") ->
     """``Monday–Friday 08:00–18:00, Saturday 10:00–14:00`` in the language's words."""
     parts: list[str] = []
     for first, last, windows in _runs(hours.windows):
-        days = _day_name(first, language)
+        days = weekday(first, language)
         if last != first:
-            days += "–" + _day_name(last, language)
+            days += "–" + weekday(last, language)
         spans = ", ".join(f"{clock(s, language)}–{clock(e, language)}" for s, e in windows)
         parts.append(f"{days} {spans}")
     return separator.join(parts)
-
-
-def _day_name(index: int, language: str) -> str:
-    return str(locale_of(language).days["stand-alone"]["wide"][index])
 
 
 def _runs(

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from bot.content.fill import fill
 from bot.types import Button, Outbound
 
 BUILTIN = Path(__file__).with_name("builtin_responses.yml")
@@ -114,12 +115,12 @@ class Responses:
         return Outbound(text=self.fill(chosen.text, language, values), buttons=chosen.buttons)
 
     def fill(self, text: str, language: str, values: Mapping[str, Any]) -> str:
-        """The one way a text's ``{placeholders}`` are filled: the caller's values, then the
-        computed ones (:attr:`computed`); an unknown placeholder stays as it is."""
+        """A text's ``{placeholders}`` from the caller's values, then the computed ones
+        (:attr:`computed`), by :func:`bot.content.fill.fill` (an unknown one stays as written)."""
         if "{" not in text:
             return text
         extra = {k: fn(language) for k, fn in self.computed.items() if "{" + k + "}" in text}
-        return _fill(text, {**extra, **values})
+        return fill(text, {**extra, **values})
 
     @classmethod
     def from_folder(
@@ -221,20 +222,3 @@ def load_builtin(
                 continue  # the register's text came first
             out.setdefault(lang, {})[name] = [Variant(str(text))]
     return out
-
-
-def _fill(text: str, values: Mapping[str, Any]) -> str:
-    if not values:
-        return text
-    try:
-        return text.format_map(_Default(values))
-    except (ValueError, IndexError):
-        return text
-
-
-class _Default(dict[str, Any]):
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        super().__init__(values)
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"

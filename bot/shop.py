@@ -26,9 +26,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import yaml
+from bot.content.loader import ContentError, Doc
+from bot.content.models import ShopFile
 
 if TYPE_CHECKING:
     from bot.handoff.hours import WorkingHours
@@ -37,14 +38,6 @@ if TYPE_CHECKING:
 FILE_NAME = "shop.yml"
 DEFAULT_HOURS = "mon-fri 09:00-17:00"
 REGISTERS = ("informal", "formal")
-
-
-class ShopError(ValueError):
-    """A problem in shop.yml, with its file and line."""
-
-    def __init__(self, file: str, line: int | None, message: str) -> None:
-        self.file, self.line, self.message = file, line, message
-        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")
 
 
 @dataclass(frozen=True)
@@ -57,87 +50,36 @@ class Shop:
     registers: dict[str, str] = field(default_factory=dict)
     greeting: str = "utter_greeting"
     suggestions: tuple[str, ...] = ()
-    lines: dict[str, int] = field(default_factory=dict)  # "support.hours" -> its line
-
-    def line(self, key: str) -> int | None:
-        return self.lines.get(key)
 
 
 def load_shop(content_dir: Path) -> Shop:
-    """``<content>/shop.yml``; :class:`ShopError` (file:line) when it is wrong."""
+    """``<content>/shop.yml``; :class:`ContentError` (file:line) when it is wrong."""
     path = content_dir / FILE_NAME
     if not path.is_file():
         return Shop()
-    text = path.read_text(encoding="utf-8")
-    where = str(path)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text) or {}
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise ShopError(where, mark.line + 1 if mark else None, f"invalid YAML: {e.problem}") from e
-    lines: dict[str, int] = {}
-    _lines(node, "", lines)
-
-    def fail(key: str, message: str) -> ShopError:
-        return ShopError(where, lines.get(key), message)
-
-    if not isinstance(data, dict):
-        raise fail("", "shop.yml is a mapping (support:, languages:, greeting:)")
-    support = _mapping(data.get("support"), "support", fail)
-    hours = support.get("hours")
-    tz = support.get("timezone")
-    if hours is not None:
+    doc = Doc.load(path)
+    if doc.data is None:
+        return Shop(path=path)
+    if not isinstance(doc.data, dict):
+        raise doc.error((), "shop.yml is a mapping (support:, languages:, greeting:)")
+    data = doc.validate(ShopFile)
+    support = data.support
+    if support.hours is not None:
         from bot.handoff.hours import WorkingHours
 
         try:
-            WorkingHours.parse(str(hours), str(tz or "UTC"))
-        except Exception as e:  # a bad time zone or hours
-            raise fail("support.hours", str(e)) from None
-    if tz is not None:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(str(tz))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise fail("support.timezone", f"unknown time zone {tz!r}") from None
-    holidays_raw = support.get("holidays") or []
-    if not isinstance(holidays_raw, list):
-        raise fail("support.holidays", "holidays: a list of dates (2026-12-24)")
-    holidays: list[date] = []
-    for d in holidays_raw:
-        if isinstance(d, date):
-            holidays.append(d)
-            continue
-        try:
-            holidays.append(date.fromisoformat(str(d)))
-        except ValueError:
-            raise fail("support.holidays", f"{d!r} is not a date (2026-12-24)") from None
-    registers: dict[str, str] = {}
-    for lang, spec in _mapping(data.get("languages"), "languages", fail).items():
-        spec = _mapping(spec, f"languages.{lang}", fail)
-        reg = spec.get("register")
-        if reg is not None:
-            if reg not in REGISTERS:
-                raise fail(
-                    f"languages.{lang}.register",
-                    f"register {reg!r}: use {' or '.join(REGISTERS)}",
-                )
-            registers[str(lang)] = str(reg)
-    greeting = _mapping(data.get("greeting"), "greeting", fail)
-    suggestions = greeting.get("suggestions") or []
-    if not isinstance(suggestions, list) or not all(isinstance(s, str) for s in suggestions):
-        raise fail("greeting.suggestions", "suggestions: a list of intents (faq/returns)")
+            WorkingHours.parse(support.hours, support.timezone or "UTC")
+        except Exception as e:  # bad hours (the handoff's grammar)
+            raise doc.error(("support", "hours"), str(e)) from None
     return Shop(
         path=path,
-        hours=str(hours) if hours is not None else None,
-        timezone=str(tz) if tz is not None else None,
-        holidays=tuple(holidays),
-        hours_answer=str(support.get("answer") or "utter_faq/support_hours"),
-        registers=registers,
-        greeting=str(greeting.get("response") or "utter_greeting"),
-        suggestions=tuple(suggestions),
-        lines=lines,
+        hours=support.hours,
+        timezone=support.timezone,
+        holidays=tuple(support.holidays),
+        hours_answer=support.answer,
+        registers={k: v.tone for k, v in data.languages.items() if v.tone},
+        greeting=data.greeting.response,
+        suggestions=tuple(data.greeting.suggestions),
     )
 
 
@@ -170,7 +112,7 @@ _RANGE = re.compile(
 
 def hours_problems(
     content_dir: Path, shop: Shop, hours: WorkingHours
-) -> list[tuple[str, int, str]]:
+) -> list[tuple[str, int | None, str]]:
     """Where the answer that states the support hours (``support.answer``) names a time range
     that is not one of the hours: ``(file, line, message)`` for ``concierge data validate``."""
     base = content_dir / "nlu_data" if (content_dir / "nlu_data").is_dir() else content_dir
@@ -179,15 +121,15 @@ def hours_problems(
         for w in hours.windows.values()
         for a, b in w
     }
-    out: list[tuple[str, int, str]] = []
+    out: list[tuple[str, int | None, str]] = []
     if not base.is_dir():
         return out
     for f in sorted(base.glob("*/responses.yml")):
         try:
-            node = yaml.compose(f.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-        except yaml.YAMLError:
+            doc = Doc.load(f)
+        except ContentError:
             continue  # reported by the responses check
-        for text, line in _variant_texts(node, shop.hours_answer):
+        for text, line in _variant_texts(doc, shop.hours_answer):
             if "{support_hours}" in text:
                 continue
             for m in _RANGE.finditer(text):
@@ -212,38 +154,11 @@ def _hours_text(hours: WorkingHours) -> str:
     return describe_hours(hours, "en")
 
 
-def _variant_texts(node: Any, name: str) -> list[tuple[str, int]]:
-    if not isinstance(node, yaml.MappingNode):
-        return []
-    for k, v in node.value:
-        if k.value != "responses" or not isinstance(v, yaml.MappingNode):
-            continue
-        for rk, rv in v.value:
-            if rk.value != name or not isinstance(rv, yaml.SequenceNode):
-                continue
-            out = []
-            for item in rv.value:
-                if isinstance(item, yaml.ScalarNode):
-                    out.append((str(item.value), item.start_mark.line + 1))
-                elif isinstance(item, yaml.MappingNode):
-                    for ik, iv in item.value:
-                        if ik.value == "text" and isinstance(iv, yaml.ScalarNode):
-                            out.append((str(iv.value), iv.start_mark.line + 1))
-            return out
-    return []
-
-
-def _mapping(value: Any, key: str, fail: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise fail(key, f"{key}: a mapping")
-    return value
-
-
-def _lines(node: Any, prefix: str, out: dict[str, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = f"{prefix}.{k.value}" if prefix else str(k.value)
-            out[key] = k.start_mark.line + 1
-            _lines(v, key, out)
+def _variant_texts(doc: Doc, name: str) -> list[tuple[str, int | None]]:
+    variants = doc.get(("responses", name))
+    out: list[tuple[str, int | None]] = []
+    for i, item in enumerate(variants if isinstance(variants, list) else []):
+        text = item.get("text") if isinstance(item, dict) else item
+        if isinstance(text, str):
+            out.append((text, doc.line(("responses", name, i))))
+    return out

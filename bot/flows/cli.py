@@ -63,15 +63,16 @@ def graph(
 ) -> None:
     """Print a flow as a Mermaid flowchart (paste it into any Mermaid viewer): each step's
     text in the chosen language, or its response name where there is none."""
+    from bot.content.loader import ContentError
     from bot.flows.content import load_content
     from bot.flows.graph import mermaid
     from bot.responses import Responses
-    from bot.shop import ShopError, load_shop
+    from bot.shop import load_shop
 
     folder = _content_dir(content)
     try:
         registers = load_shop(folder).registers  # the texts in the shop's register
-    except ShopError as e:
+    except ContentError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(2) from None
     responses = Responses.from_folder(folder / "nlu_data", registers=registers)

@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.content.loader import ContentError, Doc, Problem
 from bot.flows.loader import OTHER_FILES, flow_files, load_folder
 from bot.flows.model import FlowBook
-from bot.flows.source import ContentError, Doc, Problem
 from bot.flows.texts import load_texts, response_lines
 from bot.lifecycle import config as lifecycle_config
 from bot.lifecycle.config import LifecycleConfig
@@ -79,7 +79,7 @@ def load_content(
     try:
         lifecycle = lifecycle_config.load(path)
     except ContentError as e:
-        problems.append(Problem(e.path, e.line, e.problem))
+        problems.append(e.as_problem())
         lifecycle = LifecycleConfig(path)
     if path is not None and path.parent != flows_dir:
         # the shipped default stands in for a shop without one: its stages and rules, not
@@ -89,12 +89,12 @@ def load_content(
     loaded = load_folder(flows_dir, lifecycle.env(in_flow=True))
     problems += loaded.problems
     if responses is None:
-        from bot.shop import ShopError, load_shop
+        from bot.shop import load_shop
 
         try:
             registers = load_shop(content_dir).registers
-        except ShopError as e:
-            problems.append(Problem(e.file, e.line, e.message))
+        except ContentError as e:
+            problems.append(e.as_problem())
             registers = {}
         responses = Responses.from_folder(content_dir / "nlu_data", registers=registers)
     texts, text_problems = load_texts(flows_dir, responses.registers)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bot.content.durations import duration_text
 from bot.flows.loader import successors
 from bot.flows.model import END, Flow, Step
-from bot.flows.source import duration_text
 
 Words = Callable[[str], str | None]
 """A response name -> the text a customer sees in the chosen language (None: unknown)."""

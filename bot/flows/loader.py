@@ -36,6 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.content import conditions
+from bot.content.conditions import Cond, ConditionError, Env
+from bot.content.durations import parse_duration
+from bot.content.loader import ContentError, Doc, PathKey, Problem, walk_files
 from bot.flows.model import (
     END,
     STEP_KINDS,
@@ -48,9 +52,6 @@ from bot.flows.model import (
     Step,
     Trigger,
 )
-from bot.flows.source import ContentError, Doc, PathKey, Problem, parse_duration, walk_files
-from bot.lifecycle import conditions
-from bot.lifecycle.conditions import Cond, ConditionError, Env
 
 OTHER_FILES = ("lifecycle.yml", "prompts.yml")  # other features' files in flows/
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")

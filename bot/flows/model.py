@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from bot.lifecycle.conditions import Always, Cond
+from bot.content.conditions import Always, Cond
 
 END = "end"
 STEP_KINDS = ("say", "ask", "collect", "wait", "branch", "call", "handoff", "set", "record", "end")

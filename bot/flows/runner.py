@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.content.conditions import Facts
+from bot.content.fill import fill
 from bot.flows import validators
 from bot.flows.model import END, Flow, FlowBook, Step, Trigger
 from bot.flows.words import control_word, normalize, word_language
-from bot.lifecycle.conditions import Facts
 from bot.lifecycle.models import (
     ACTIVE,
     CANCELLED,
@@ -114,12 +115,12 @@ class FlowRunner:
 
     # --- texts -------------------------------------------------------------------------------
     def render(self, name: str | None, language: str, values: dict[str, Any]) -> Outbound | None:
-        """A response with ``{placeholders}`` filled (unknown ones become empty)."""
+        """A response with ``{placeholders}`` filled (:func:`bot.content.fill.fill`)."""
         variants = self.responses.variants(name, language) if name else []
         if not variants:
             return None
         chosen = random.choice(variants)
-        return Outbound(text=_fill(chosen.text, values), buttons=chosen.buttons)
+        return Outbound(text=fill(chosen.text, values), buttons=chosen.buttons)
 
     def text(self, name: str, language: str, **values: Any) -> str:
         out = self.render(name, language, values)
@@ -971,15 +972,6 @@ def _store(contact: Contact, field_name: str, value: Any, now: datetime) -> None
 class _Blank(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return ""
-
-
-def _fill(text: str, values: dict[str, Any]) -> str:
-    if "{" not in text:
-        return text
-    try:
-        return text.format_map(_Blank(values))
-    except (ValueError, IndexError, AttributeError, KeyError):
-        return text
 
 
 # every turn asks: built once (building the statement cost more than running it)

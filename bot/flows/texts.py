@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bot.flows.source import ContentError, Doc, Problem, walk_files
+from bot.content.loader import ContentError, Doc, Problem, walk_files
 from bot.responses import Variant, load_builtin, parse_responses
 
 TEXTS_DIR = "texts"
@@ -37,7 +37,7 @@ def load_texts(
         try:
             doc = Doc.load(path)
         except ContentError as e:
-            problems.append(Problem(e.path, e.line, e.problem))
+            problems.append(e.as_problem())
             continue
         data = doc.data or {}
         if not isinstance(data, Mapping) or not isinstance(data.get("responses"), Mapping):

@@ -23,10 +23,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
+from bot.content.loader import ContentError, Doc
 from bot.internal.config import WEEKDAYS, parse_hours
-from bot.internal.content import ContentError, Loader
 
 KINDS = ("holiday", "launch", "event")
 
@@ -104,21 +102,13 @@ class CompanyCalendar:
         )
         if path is None or not path.exists():
             return cal
-        text = path.read_text(encoding="utf-8")
-        try:
-            node = yaml.compose(text, Loader=Loader)
-            data = yaml.load(text, Loader=Loader) or {}  # noqa: S506 (a SafeLoader)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            raise ContentError(
-                path, mark.line + 1 if mark else None, f"invalid YAML: {getattr(e, 'problem', e)}"
-            ) from None
+        doc = Doc.load(path)
+        data = doc.data or {}
         if not isinstance(data, dict):
             raise ContentError(path, 1, "expected a mapping (timezone:, working_hours:, dates:)")
-        lines = _key_lines(node)
 
         def err(key: str, problem: str, line: int | None = None) -> ContentError:
-            return ContentError(path, line or lines.get(key), problem)
+            return ContentError(path, line or doc.key_line((key,)), problem)
 
         if "timezone" in data:
             try:
@@ -140,12 +130,10 @@ class CompanyCalendar:
             except ValueError:
                 raise err("working_days", f"working_days: use {', '.join(WEEKDAYS)}") from None
         items = data.get("dates") or []
-        item_lines = _item_lines(node, "dates")
         if not isinstance(items, list):
             raise err("dates", "dates: a list of {date: YYYY-MM-DD, kind: holiday, title: ...}")
         for i, item in enumerate(items):
-            line = item_lines[i] if i < len(item_lines) else lines.get("dates")
-            cal.dates.append(_date_item(path, line, item))
+            cal.dates.append(_date_item(path, doc.line(("dates", i)), item))
         cal.dates.sort(key=lambda c: c.start)
         return cal
 
@@ -177,18 +165,3 @@ def _as_date(v: Any) -> date:
     if isinstance(v, date):
         return v
     return date.fromisoformat(str(v))
-
-
-def _key_lines(node: Any) -> dict[str, int]:
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
-
-
-def _item_lines(node: Any, key: str) -> list[int]:
-    if not isinstance(node, yaml.MappingNode):
-        return []
-    for k, v in node.value:
-        if k.value == key and isinstance(v, yaml.SequenceNode):
-            return [item.start_mark.line + 1 for item in v.value]
-    return []

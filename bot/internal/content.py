@@ -34,57 +34,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
+from bot.content.loader import ContentError as ContentError  # re-exported: bot.internal.service
+from bot.content.loader import Doc, validate
+from bot.content.models import UpdateFile
 from bot.internal.audiences import AudienceError, parse_audience
 
-GOALS = ("engagement", "product_knowledge", "staff_retention", "customer_satisfaction", "sales")
-GOAL_ALIASES = {
-    "retention": "staff_retention",
-    "knowledge": "product_knowledge",
-    "csat": "customer_satisfaction",
-    "satisfaction": "customer_satisfaction",
-}
-PRIORITIES = ("high", "normal", "low")
-KNOWN_KEYS = {
-    "id",
-    "title",
-    "body",
-    "audience",
-    "schedule",
-    "goal",
-    "delivery",
-    "channel",
-    "priority",
-    "important",
-    "topic",
-    "language",
-    "links",
-    "more",
-    "pulse",
-    "buttons",
-}
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,120}$")
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*(?:\n|\Z)", re.DOTALL)
-
-
-class Loader(yaml.SafeLoader):
-    """YAML without implicit dates: ``2026-13-01`` is a string we check, not a crash."""
-
-
-Loader.yaml_implicit_resolvers = {
-    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-class ContentError(ValueError):
-    """A problem in an update file: ``file:line: problem``."""
-
-    def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
-        self.path, self.line, self.problem = str(path), line, problem
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {problem}")
 
 
 @dataclass
@@ -232,22 +187,11 @@ def add_translation(spec: UpdateSpec, path: Path, lang: str) -> None:
 
 def _yaml_mapping(path: Path, text: str, offset: int) -> tuple[dict[str, Any], dict[str, int]]:
     """A YAML mapping and the line (1-based, in the file) of each top-level key."""
-    try:
-        node = yaml.compose(text, Loader=Loader)
-        data = yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 + offset if mark is not None else None
-        problem = getattr(e, "problem", None) or str(e)
-        raise ContentError(path, line, f"invalid YAML: {problem}") from None
-    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+    doc = Doc.parse(text, path, offset)
+    if not isinstance(doc.data, dict):
         raise ContentError(path, 1 + offset, "expected a mapping of keys (title:, audience:, ...)")
-    lines = {
-        str(k.value): k.start_mark.line + 1 + offset
-        for k, _ in node.value
-        if isinstance(k, yaml.ScalarNode)
-    }
-    return {str(k): v for k, v in data.items()}, lines
+    lines = {str(k): doc.key_line((str(k),)) or 1 + offset for k in doc.data}
+    return {str(k): v for k, v in doc.data.items()}, lines
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -259,134 +203,60 @@ def parse_update(
     def err(key: str, problem: str) -> ContentError:
         return ContentError(path, lines.get(key), problem)
 
-    unknown = sorted(set(data) - KNOWN_KEYS)
-    if unknown:
-        raise err(
-            unknown[0], f"unknown key {unknown[0]!r} (known: {', '.join(sorted(KNOWN_KEYS))})"
-        )
-    key = str(data.get("id") or path.stem).lower()
-    if not _SLUG.match(key):
-        raise err("id", f"id {key!r}: use lower-case letters, digits, '-', '_' or '.'")
-    if "title" not in data:
-        raise ContentError(path, 1, "'title' is missing")
-    title = _text(path, lines, data, "title")
-    language = str(data.get("language") or default_language)
-    bodies_raw = data.get("body")
-    if isinstance(bodies_raw, dict):
-        bodies = {str(k): str(v).strip() for k, v in bodies_raw.items()}
+    m = validate(UpdateFile, data, path, lambda at: (lines.get(str(at[0])) if at else None) or 1)
+    key = m.id or path.stem.lower()
+    try:
+        UpdateFile.slug(key)  # a file name is an id too
+    except ValueError as e:
+        raise err("id", f"id {e}") from None
+    language = m.language or default_language
+    if isinstance(m.body, dict):
+        bodies = m.body
         if language not in bodies:
             language = next(iter(bodies), language)
-    elif isinstance(bodies_raw, str) and bodies_raw.strip():
-        bodies = {language: bodies_raw.strip()}
     else:
-        raise (
-            err("body", "the update has no body")
-            if "body" in data
-            else ContentError(path, 1, "'body' is missing")
-        )
-    if "audience" not in data:
-        raise ContentError(path, 1, "'audience' is missing (e.g. audience: everyone)")
-    audience = data["audience"]
-    if isinstance(audience, list):
-        audience = ", ".join(str(a) for a in audience)
-    audience = str(audience)
+        bodies = {language: m.body}
     try:
-        parse_audience(audience)
+        parse_audience(m.audience)
     except AudienceError as e:
         raise err("audience", str(e)) from None
-
-    goal = str(data.get("goal") or "engagement").lower().replace(" ", "_").replace("-", "_")
-    goal = GOAL_ALIASES.get(goal, goal)
-    if goal not in GOALS:
-        raise err("goal", f"unknown goal {data.get('goal')!r}; use one of {', '.join(GOALS)}")
-    priority = str(data.get("priority") or "normal").lower()
-    if priority not in PRIORITIES:
-        raise err("priority", f"priority {priority!r}: use high, normal or low")
-    important = data.get("important", False)
-    if not isinstance(important, bool):
-        raise err("important", "important: use true or false")
-
-    channel = data.get("channel")
-    delivery = str(data.get("delivery") or ("channel" if channel else "dm")).lower()
+    channel = m.channel
+    delivery = (m.delivery or ("channel" if channel else "dm")).lower()
     if delivery.startswith("channel:"):
         delivery, channel = "channel", delivery.split(":", 1)[1].strip()
     if delivery not in ("dm", "channel"):
         raise err("delivery", f"delivery {delivery!r}: use dm or channel")
     if delivery == "channel" and not channel:
         raise err("delivery", "a channel delivery needs 'channel: <Slack channel id>'")
-
     schedule, schedule_tz = None, None
-    if data.get("schedule") not in (None, "", "draft"):
+    if m.schedule not in (None, "", "draft"):
         try:
-            schedule, schedule_tz = parse_schedule(data["schedule"])
+            schedule, schedule_tz = parse_schedule(m.schedule)
         except ValueError as e:
             raise err("schedule", str(e)) from None
-
-    links = []
-    for i, link in enumerate(data.get("links") or []):
-        if isinstance(link, str):
-            link = {"title": link, "url": link}
-        if not isinstance(link, dict) or not str(link.get("url", "")).startswith(
-            ("https://", "http://")
-        ):
-            raise err("links", f"link {i + 1}: use {{title: ..., url: https://...}}")
-        links.append({"title": str(link.get("title") or link["url"]), "url": str(link["url"])})
-
-    more_raw = data.get("more")
-    if isinstance(more_raw, dict):
-        more = {str(k): str(v).strip() for k, v in more_raw.items()}
-    elif more_raw:
-        more = {language: str(more_raw).strip()}
-    else:
-        more = {}
-    topic = str(data["topic"]).strip().lower() if data.get("topic") else None
-
-    pulse = None
-    if data.get("pulse") is not None:
-        pulse = _pulse(err, data["pulse"])
-    buttons = data.get("buttons", True)
-    if not isinstance(buttons, bool):
-        raise err("buttons", "buttons: use true or false (the Got it / Tell me more buttons)")
+    p = m.pulse
     return UpdateSpec(
         key=key,
-        title=title,
+        title=m.title,
         bodies=bodies,
-        audience=audience,
+        audience=m.audience,
         source=str(path),
         language=language,
         delivery=delivery,
-        channel_id=str(channel) if channel else None,
-        goal=goal,
-        topic=topic,
-        priority=priority,
-        important=important,
+        channel_id=channel,
+        goal=m.goal,
+        topic=m.topic or None,
+        priority=m.priority,
+        important=m.important,
         schedule=schedule,
         schedule_tz=schedule_tz,
-        links=links,
-        more=more,
-        buttons=buttons,
-        pulse=pulse,
+        links=[{"title": link.title or link.url, "url": link.url} for link in m.links],
+        more=(m.more if isinstance(m.more, dict) else {language: m.more} if m.more else {}),
+        buttons=m.buttons,
+        pulse=PulseSpec(p.question, p.options, p.anonymous, p.min_group_size, p.group_by)
+        if p
+        else None,
     )
-
-
-def _pulse(err: Any, raw: Any) -> PulseSpec:
-    if isinstance(raw, str):
-        raw = {"question": raw}
-    if not isinstance(raw, dict) or not raw.get("question"):
-        raise err("pulse", "pulse: needs a question (pulse: {question: ..., options: [...]})")
-    options = [str(o) for o in raw.get("options") or ["1", "2", "3", "4", "5"]]
-    if not 2 <= len(options) <= 10:
-        raise err("pulse", "pulse: give between 2 and 10 options")
-    anonymous = raw.get("anonymous", True)
-    min_size = raw.get("min_group_size")
-    if not isinstance(anonymous, bool):
-        raise err("pulse", "pulse.anonymous: use true or false")
-    if min_size is not None and (not isinstance(min_size, int) or min_size < 1):
-        raise err("pulse", "pulse.min_group_size: a whole number of at least 1")
-    group_by = str(raw.get("group_by") or "department")
-    if group_by not in ("department", "title", "language"):
-        raise err("pulse", "pulse.group_by: department, title or language")
-    return PulseSpec(str(raw["question"]), options, anonymous, min_size, group_by)
 
 
 def _text(path: Path, lines: dict[str, int], data: dict[str, Any], key: str) -> str:

@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 import yaml
 
+from bot.content.fill import fill
+from bot.i18n import day
 from bot.responses import Responses
 from bot.types import Button, Outbound, Purpose
 
@@ -35,10 +37,7 @@ class Texts:
             return self.responses.text(shop, lang, **values)
         by_lang = self._texts.get(name, {})
         text = by_lang.get(lang) or by_lang.get(self.default_language) or by_lang.get("en") or name
-        try:
-            return text.format(**values)
-        except (KeyError, IndexError, ValueError):
-            return text
+        return fill(text, values)
 
 
 @dataclass
@@ -179,7 +178,7 @@ class PlainRenderer:
 def team_digest_text(data: dict[str, Any], t: Texts, lang: str) -> str:
     """The support & sales digest as plain text (Slack renders it with mrkdwn)."""
     lines = [
-        f"*{t('team_title', lang, start=data['start'], end=data['end'])}*",
+        f"*{t('team_title', lang, start=day(data['start'], lang), end=day(data['end'], lang))}*",
         t("team_conversations", lang, count=data.get("conversations", 0)),
         "",
         f"*{t('team_top_questions', lang)}*",

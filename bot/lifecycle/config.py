@@ -29,9 +29,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.flows.source import ContentError, Doc, PathKey, Problem, parse_duration
-from bot.lifecycle import conditions
-from bot.lifecycle.conditions import Cond, ConditionError, Env, Rfm
+from bot.content import conditions
+from bot.content.conditions import Cond, ConditionError, Env, Rfm
+from bot.content.durations import parse_duration
+from bot.content.loader import ContentError, Doc, PathKey, Problem
+from bot.content.models import LifecycleEvent, LifecycleRfm
 
 FILE_NAME = "lifecycle.yml"
 DEFAULT_STAGES = (
@@ -91,7 +93,7 @@ class InactivityRule:
     line: int | None
 
     def describe(self) -> str:
-        from bot.flows.source import duration_text
+        from bot.content.durations import duration_text
 
         return f"inactive {duration_text(self.after)}: {','.join(self.sources)} -> {self.to}"
 
@@ -189,48 +191,19 @@ def parse(doc: Doc) -> LifecycleConfig:
     raw_events = data.get("events") or {}
     if not isinstance(raw_events, Mapping):
         raise doc.error(("events",), "events: a mapping of event type to {activity, purchase}")
-    for name, info in raw_events.items():
-        info = info or {}
-        if not isinstance(info, Mapping):
-            raise doc.error(("events", name), "an event's entry is a mapping")
-        for k in info:
-            if k not in ("description", "activity", "purchase", "refund"):
-                raise doc.error(
-                    ("events", name, k),
-                    f"unknown key {k!r} (description, activity, purchase, refund)",
-                )
-        flags = {k: info.get(k) for k in ("activity", "purchase", "refund") if k in info}
-        for k, v in flags.items():
-            if not isinstance(v, bool):
-                raise doc.error(("events", name, k), f"{k}: true or false, not {v!r}")
-        cfg.events[str(name)] = EventInfo(
-            str(name),
-            str(info.get("description", "")),
-            **flags,  # type: ignore[arg-type]
+    for name in raw_events:
+        e = doc.validate(LifecycleEvent, ("events", name)) if raw_events[name] else None
+        cfg.events[str(name)] = (
+            EventInfo(str(name), e.description, e.activity, e.purchase, e.refund)
+            if e
+            else EventInfo(str(name))
         )
-
-    raw_rfm = data.get("rfm") or {}
-    if not isinstance(raw_rfm, Mapping):
-        raise doc.error(("rfm",), "rfm: a mapping (amount_property, recency_days, ...)")
-    rfm_args: dict[str, tuple[Any, ...]] = {}
-    for k, v in raw_rfm.items():
-        if k == "amount_property":
-            cfg.amount_property = str(v)
-            continue
-        if k not in ("recency_days", "frequency", "monetary"):
-            raise doc.error(
-                ("rfm", k),
-                f"unknown key {k!r} (amount_property, recency_days, frequency, monetary)",
-            )
-        if (
-            not isinstance(v, list)
-            or len(v) != 4
-            or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
-            or sorted(v) != v
-        ):
-            raise doc.error(("rfm", k), f"{k}: four ascending numbers, e.g. [30, 90, 180, 365]")
-        rfm_args[k] = tuple(v)
-    cfg.rfm = Rfm(**rfm_args)
+    rfm = doc.validate(LifecycleRfm, ("rfm",)) if data.get("rfm") is not None else LifecycleRfm()
+    if rfm.amount_property is not None:
+        cfg.amount_property = rfm.amount_property
+    cfg.rfm = Rfm(
+        **{k: v for k, v in rfm.model_dump(exclude={"amount_property"}).items() if v is not None}
+    )
 
     _segments(doc, data.get("segments"), cfg)
     env = cfg.env(in_flow=True)  # transitions may look at event.* properties

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bot.lifecycle.conditions import Facts
+from bot.content.conditions import Facts
 from bot.lifecycle.config import LifecycleConfig
 from bot.storage.models import Contact
 

@@ -21,10 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.content.conditions import Facts
 from bot.flows.model import Flow, FlowBook
 from bot.flows.runner import FlowRunner
 from bot.lifecycle import machine
-from bot.lifecycle.conditions import Facts
 from bot.lifecycle.config import LifecycleConfig
 from bot.lifecycle.machine import Move, PastEvent
 from bot.lifecycle.models import Event, StageTransition

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.flows.source import parse_duration
+from bot.content.durations import parse_duration
 
 
 class LifecycleSettings(BaseSettings):

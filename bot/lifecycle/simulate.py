@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.clock import ManualClock
-from bot.lifecycle.conditions import Facts
+from bot.content.conditions import Facts
 from bot.lifecycle.models import DONE, WAITING, FlowState, StageTransition
 from bot.lifecycle.schema import EventIn, parse_one
 from bot.lifecycle.service import service_of

@@ -13,28 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from bot.content.loader import ContentError as ContentError  # re-exported: the nlu CLI
+from bot.content.loader import compose
 
 FAQ_PREFIX = "faq/"
 _ENTITY = re.compile(
     r"\[(?P<text>[^\]]+)\]"
     r"(?:\((?P<name>[^)]+)\)|(?P<json>\{[^}]*\}))"
 )
-
-
-class ContentError(Exception):
-    """A problem in a content file, located: ``file:line: message``."""
-
-    def __init__(self, file: Path | str, line: int | None, message: str) -> None:
-        self.file = str(file)
-        self.line = line
-        self.message = message
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +120,7 @@ def _compose(path: Path) -> Node | None:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ContentError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else None
-        raise ContentError(path, line, f"invalid YAML: {e.problem or e.context}") from None
+    return compose(text, path)
 
 
 def _scalar(node: Node) -> str:

@@ -2,52 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from bot.nlu.data import FAQ_PREFIX, ContentError, language_folders, load_nlu_file
+from bot.content.loader import ContentError, Doc, Problem
+from bot.nlu.data import FAQ_PREFIX, language_folders, load_nlu_file
 from bot.nlu.text import fold
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int | None
-    message: str
-    severity: str = "error"  # error | warning
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.severity}: {self.message}"
 
 
 def _response_lines(path: Path) -> tuple[dict[str, int], list[Problem]]:
     """Response names with their line numbers."""
     try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        return {}, [
-            Problem(str(path), mark.line + 1 if mark else None, f"invalid YAML: {e.problem}")
-        ]
+        doc = Doc.load(path)
+    except ContentError as e:
+        return {}, [e.as_problem()]
+    if not isinstance(doc.data, dict):
+        return {}, [Problem(str(path), 1, "expected a mapping with 'responses:'")]
+    responses = doc.data.get("responses")
+    if not isinstance(responses, dict):
+        return {}, []
     names: dict[str, int] = {}
-    if node is None or not isinstance(node, yaml.MappingNode):
-        return names, [Problem(str(path), 1, "expected a mapping with 'responses:'")]
-    for k, v in node.value:
-        if k.value == "responses" and isinstance(v, yaml.MappingNode):
-            for rk, rv in v.value:
-                names[str(rk.value)] = rk.start_mark.line + 1
-                if not isinstance(rv, yaml.SequenceNode) or not rv.value:
-                    problems = [
-                        Problem(
-                            str(path),
-                            rk.start_mark.line + 1,
-                            f"response {rk.value!r} needs a list of variants",
-                        )
-                    ]
-                    return names, problems
+    for name, variants in responses.items():
+        names[str(name)] = doc.key_line(("responses", str(name))) or 1
+        if not isinstance(variants, list) or not variants:
+            message = f"response {name!r} needs a list of variants"
+            return names, [doc.problem(("responses", str(name)), message)]
     return names, []
 
 
@@ -67,7 +45,7 @@ def validate(content: Path) -> list[Problem]:
             try:
                 data = load_nlu_file(f, lang)
             except ContentError as e:
-                problems.append(Problem(e.file, e.line, e.message))
+                problems.append(e.as_problem())
                 continue
             for ex in data.examples:
                 intents.add(ex.intent)
@@ -140,13 +118,13 @@ def validate(content: Path) -> list[Problem]:
 def _shop_problems(content: Path) -> list[Problem]:
     """shop.yml, and answers that state other support hours than it (issue 23)."""
     from bot.settings import Settings
-    from bot.shop import ShopError, hours_problems, load_shop, support_hours
+    from bot.shop import hours_problems, load_shop, support_hours
 
     root = content if (content / "nlu_data").is_dir() else content.parent
     try:
         shop = load_shop(root)
-    except ShopError as e:
-        return [Problem(e.file, e.line, e.message)]
+    except ContentError as e:
+        return [e.as_problem()]
     try:
         settings = Settings()
         hours = support_hours(shop, settings)
@@ -172,29 +150,16 @@ def _condition_problems(content: Path, folders: dict[str, Path]) -> list[Problem
         if not f.exists():
             continue
         try:
-            node = yaml.compose(f.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-        except yaml.YAMLError:
+            doc = Doc.load(f)
+        except ContentError:
             continue  # reported with its line by _response_lines
-        if not isinstance(node, yaml.MappingNode):
+        responses = doc.get(("responses",))
+        if not isinstance(responses, dict):
             continue
-        for k, v in node.value:
-            if k.value != "responses" or not isinstance(v, yaml.MappingNode):
-                continue
-            for rk, rv in v.value:
-                if not isinstance(rv, yaml.SequenceNode):
-                    continue
-                for item in rv.value:
-                    data = yaml.safe_load(yaml.serialize(item))
-                    for message in condition_problems(data, stages):
-                        line = item.start_mark.line + 1
-                        if isinstance(item, yaml.MappingNode):
-                            line = next(
-                                (
-                                    ik.start_mark.line + 1
-                                    for ik, _ in item.value
-                                    if ik.value == "condition"
-                                ),
-                                line,
-                            )
-                        out.append(Problem(str(f), line, f"{rk.value}: {message}"))
+        for name, variants in responses.items():
+            for i, item in enumerate(variants if isinstance(variants, list) else []):
+                for message in condition_problems(item, stages):
+                    at = ("responses", str(name), i)
+                    line = doc.line((*at, "condition") if isinstance(item, dict) else at)
+                    out.append(Problem(str(f), line, f"{name}: {message}"))
     return out

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from bot.prompts.config import parse_duration
+from bot.content.durations import parse_duration
 from bot.settings import Settings
 
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
@@ -67,8 +67,9 @@ def report_prompts(
     settings = _settings(content, database_url)
     defined: list[str] = []
     if content is not None:
+        from bot.content.loader import ContentError
         from bot.prompts.config import load_prompt_settings
-        from bot.prompts.definitions import PromptFileError, load_prompts
+        from bot.prompts.definitions import load_prompts
         from bot.settings import SettingsError
 
         try:
@@ -76,7 +77,7 @@ def report_prompts(
             if not path.is_file():
                 raise fail(f"{path} does not exist (the prompts of --content {content})")
             defined = list(load_prompts(path).prompts)
-        except (SettingsError, PromptFileError) as e:
+        except (SettingsError, ContentError) as e:
             raise fail(str(e)) from None
         if prompt is not None and prompt not in defined:
             raise fail(f"no prompt {prompt!r} in {path} ({', '.join(defined) or 'none'})")
@@ -119,9 +120,9 @@ def report_prompts(
 def validate(content: ContentOpt = None) -> None:
     """Check flows/prompts.yml: structure, triggers, texts in every language (file:line)."""
     from bot.cli import fail
+    from bot.content.loader import ContentError
     from bot.prompts.config import load_prompt_settings
     from bot.prompts.definitions import (
-        PromptFileError,
         check_responses,
         check_stages,
         load_prompts,
@@ -137,7 +138,7 @@ def validate(content: ContentOpt = None) -> None:
     path = config.file or settings.flows_dir / "prompts.yml"
     try:
         book = load_prompts(path)
-    except PromptFileError as e:
+    except ContentError as e:
         raise fail(str(e), 1) from None
     responses = Responses.from_folder(settings.nlu_data_dir, settings.default_language)
     problems = check_responses(book, responses, settings.languages)

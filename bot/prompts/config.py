@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,22 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$")
-_UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``"7d"``, ``"36h"``, ``"90m"``, ``"2w"``, or a number of days -> :class:`timedelta`."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        return timedelta(days=value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 7d, 36h, 90m, 2w)")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+from bot.content.durations import parse_duration
 
 
 def parse_cap(value: str) -> tuple[int, timedelta]:

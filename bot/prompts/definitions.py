@@ -38,8 +38,9 @@ from zoneinfo import ZoneInfo
 import yaml
 from croniter import croniter
 
-from bot.prompts.conditions import Condition, ConditionError
-from bot.prompts.config import parse_duration
+from bot.content.conditions import Always, Cond, ConditionError, Env, parse
+from bot.content.durations import parse_duration
+from bot.content.loader import Doc
 
 KINDS = ("message", "review", "nps")
 PURPOSES = ("service", "marketing")
@@ -50,15 +51,6 @@ _ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _RESPONSE = re.compile(r"^utter_[\w/.-]+$")
 
 
-class PromptFileError(Exception):
-    """A problem in the prompts file: ``file:line: problem``."""
-
-    def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
-        self.path, self.line, self.problem = str(path), line, problem
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {problem}")
-
-
 @dataclass(frozen=True)
 class Trigger:
     kind: str
@@ -67,7 +59,7 @@ class Trigger:
     at: time | None = None
     where: Mapping[str, Any] = field(default_factory=dict)  # event properties
     offset: timedelta = timedelta(0)  # attribute date trigger
-    audience: Condition = field(default_factory=Condition)  # schedule / segment
+    audience: Cond = field(default_factory=Always)  # schedule / segment
 
     def due(self, start: datetime, tz: ZoneInfo) -> datetime:
         """When the prompt is due for a trigger that happened at ``start``."""
@@ -106,7 +98,7 @@ class Prompt:
     holdout: float = 0.0
     goal_event: str | None = None
     goal_within: timedelta = timedelta(days=7)
-    audience: Condition = field(default_factory=Condition)
+    audience: Cond = field(default_factory=Always)
     suppress: frozenset[str] = frozenset(SUPPRESS)
     quiet_hours: bool = True
     expire_after: timedelta = timedelta(days=3)
@@ -127,7 +119,7 @@ class PromptBook:
     """Every prompt of the shop, and the indexes the signal receivers need."""
 
     prompts: dict[str, Prompt] = field(default_factory=dict)
-    segments: dict[str, Condition] = field(default_factory=dict)
+    segments: dict[str, Cond] = field(default_factory=dict)
     complaint_open: frozenset[str] = frozenset()
     complaint_close: frozenset[str] = frozenset()
     path: Path | None = None
@@ -156,71 +148,17 @@ class PromptBook:
         return {r for p in self.prompts.values() for r in p.responses}
 
 
-# --- YAML with line numbers -----------------------------------------------------------------
-
-
-class _Doc:
-    """Plain Python values of a YAML file, and the line of every key/item by path."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lines: dict[tuple[Any, ...], int] = {}
-        self._loader = yaml.SafeLoader("")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise PromptFileError(path, None, f"cannot read: {e.strerror}") from None
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            raise PromptFileError(
-                path, mark.line + 1 if mark else None, f"invalid YAML: {e.problem or e.context}"
-            ) from None
-        self.data = self._value(node, ()) if node is not None else None
-
-    def _value(self, node: yaml.Node, p: tuple[Any, ...]) -> Any:
-        self.lines.setdefault(p, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for k, v in node.value:
-                key = str(self._loader.construct_object(k))
-                if key in out:
-                    raise PromptFileError(
-                        self.path, k.start_mark.line + 1, f"duplicate key {key!r}"
-                    )
-                self.lines[(*p, key)] = k.start_mark.line + 1
-                out[key] = self._value(v, (*p, key))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self._value(v, (*p, i)) for i, v in enumerate(node.value)]
-        value = self._loader.construct_object(node)
-        if isinstance(value, int | float) and ":" in str(node.value):
-            return str(node.value)  # 10:00 is a time, not YAML 1.1's sexagesimal 600
-        return value
-
-    def line(self, p: tuple[Any, ...]) -> int | None:
-        while p:
-            if p in self.lines:
-                return self.lines[p]
-            p = p[:-1]
-        return self.lines.get(())
-
-    def error(self, p: tuple[Any, ...], problem: str) -> PromptFileError:
-        return PromptFileError(self.path, self.line(p), problem)
-
-
 # --- parsing --------------------------------------------------------------------------------
 
 
 def load_prompts(path: Path, known_segments: Iterable[str] = ()) -> PromptBook:
-    """Read and check ``path``; raises :class:`PromptFileError` at the first problem.
+    """Read and check ``path``; raises :class:`ContentError` at the first problem.
 
     ``known_segments``: segments defined elsewhere (``flows/lifecycle.yml``) that segment
     triggers may name besides the file's own ``segments:``."""
     if not path.exists():
         return PromptBook(path=path)
-    doc = _Doc(path)
+    doc = Doc.load(path)
     data = doc.data
     if data is None:
         return PromptBook(path=path)
@@ -236,7 +174,7 @@ def load_prompts(path: Path, known_segments: Iterable[str] = ()) -> PromptBook:
     if not isinstance(segs, dict):
         raise doc.error(("segments",), "'segments:' maps a name to a condition")
     for name, cond in segs.items():
-        book.segments[name] = _condition(doc, ("segments", name), cond)
+        book.segments[name] = _condition(doc, book, ("segments", name), cond)
     sup = data.get("suppression") or {}
     if not isinstance(sup, dict):
         raise doc.error(("suppression",), "'suppression:' is a mapping")
@@ -285,7 +223,7 @@ PROMPT_KEYS = {
 }
 
 
-def _prompt(doc: _Doc, p: tuple[Any, ...], raw: Any, book: PromptBook) -> Prompt:
+def _prompt(doc: Doc, p: tuple[Any, ...], raw: Any, book: PromptBook) -> Prompt:
     if not isinstance(raw, dict):
         raise doc.error(p, "each prompt is a mapping with id, trigger and response")
     _keys(doc, p, raw, PROMPT_KEYS)
@@ -301,7 +239,7 @@ def _prompt(doc: _Doc, p: tuple[Any, ...], raw: Any, book: PromptBook) -> Prompt
         raise doc.error(p, f"prompt {pid!r} has no trigger")
     trigger = _trigger(doc, (*p, "trigger"), raw["trigger"], book)
     variants = _variants(doc, p, raw)
-    audience = _condition(doc, (*p, "audience"), raw.get("audience"))
+    audience = _condition(doc, book, (*p, "audience"), raw.get("audience"))
     if kind == "review":
         _no_gating(doc, p, trigger, audience)
     exit_events: frozenset[str] = frozenset()
@@ -364,7 +302,7 @@ def _prompt(doc: _Doc, p: tuple[Any, ...], raw: Any, book: PromptBook) -> Prompt
 TRIGGER_KEYS = {"delay", "at", "where", "offset", "audience", *TRIGGERS}
 
 
-def _trigger(doc: _Doc, p: tuple[Any, ...], raw: Any, book: PromptBook) -> Trigger:
+def _trigger(doc: Doc, p: tuple[Any, ...], raw: Any, book: PromptBook) -> Trigger:
     if not isinstance(raw, dict):
         raise doc.error(p, f"a trigger is a mapping with one of {', '.join(TRIGGERS)}")
     _keys(doc, p, raw, TRIGGER_KEYS)
@@ -373,10 +311,10 @@ def _trigger(doc: _Doc, p: tuple[Any, ...], raw: Any, book: PromptBook) -> Trigg
         raise doc.error(p, f"a trigger has exactly one of {', '.join(TRIGGERS)}")
     kind = kinds[0]
     value = raw[kind]
-    audience = _condition(doc, (*p, "audience"), raw.get("audience"))
+    audience = _condition(doc, book, (*p, "audience"), raw.get("audience"))
     if kind == "segment":
         if isinstance(value, dict):
-            audience = _condition(doc, (*p, "segment"), value)
+            audience = _condition(doc, book, (*p, "segment"), value)
             value = f"inline:{doc.line((*p, 'segment'))}"
         elif isinstance(value, str):
             if value in book.segments:
@@ -429,7 +367,7 @@ def _trigger(doc: _Doc, p: tuple[Any, ...], raw: Any, book: PromptBook) -> Trigg
     )
 
 
-def _variants(doc: _Doc, p: tuple[Any, ...], raw: dict[str, Any]) -> tuple[Variant, ...]:
+def _variants(doc: Doc, p: tuple[Any, ...], raw: dict[str, Any]) -> tuple[Variant, ...]:
     if ("response" in raw) == ("variants" in raw):
         raise doc.error(p, "a prompt has either 'response' or 'variants'")
     if "response" in raw:
@@ -455,14 +393,14 @@ def _variants(doc: _Doc, p: tuple[Any, ...], raw: dict[str, Any]) -> tuple[Varia
     return tuple(out)
 
 
-def _no_gating(doc: _Doc, p: tuple[Any, ...], trigger: Trigger, audience: Condition) -> None:
+def _no_gating(doc: Doc, p: tuple[Any, ...], trigger: Trigger, audience: Cond) -> None:
     """Review requests go to every eligible buyer: nothing may depend on satisfaction."""
     if trigger.kind == "nps":
         raise doc.error(
             (*p, "trigger"),
             "a review prompt cannot be triggered by an NPS answer (review gating: ask everyone)",
         )
-    for t in audience.tests:
+    for t in audience.tests():
         if any(word in t.field for word in ("nps", "csat", "satisf", "rating", "score")):
             raise doc.error(
                 (*p, "audience", t.field),
@@ -470,7 +408,7 @@ def _no_gating(doc: _Doc, p: tuple[Any, ...], trigger: Trigger, audience: Condit
             )
 
 
-def _reentry(doc: _Doc, p: tuple[Any, ...], raw: Any) -> tuple[str, timedelta]:
+def _reentry(doc: Doc, p: tuple[Any, ...], raw: Any) -> tuple[str, timedelta]:
     if raw in ("never", "always"):
         return str(raw), timedelta(0)
     if isinstance(raw, dict) and set(raw) == {"after"}:
@@ -478,20 +416,20 @@ def _reentry(doc: _Doc, p: tuple[Any, ...], raw: Any) -> tuple[str, timedelta]:
     raise doc.error(p, "reentry: never | always | {after: DURATION}")
 
 
-def _response(doc: _Doc, p: tuple[Any, ...], value: Any) -> str:
+def _response(doc: Doc, p: tuple[Any, ...], value: Any) -> str:
     if not isinstance(value, str) or not _RESPONSE.match(value):
         raise doc.error(p, f"response {value!r}: a response name such as utter_prompt_review")
     return value
 
 
-def _condition(doc: _Doc, p: tuple[Any, ...], raw: Any) -> Condition:
+def _condition(doc: Doc, book: PromptBook, p: tuple[Any, ...], raw: Any) -> Cond:
     try:
-        return Condition.parse(raw)
+        return parse(raw, Env(segments=dict(book.segments)))
     except ConditionError as e:
-        raise doc.error((*p, e.field) if e.field else p, str(e)) from None
+        raise doc.error((*p, *e.at), str(e)) from None
 
 
-def _keys(doc: _Doc, p: tuple[Any, ...], raw: Any, allowed: Iterable[str]) -> None:
+def _keys(doc: Doc, p: tuple[Any, ...], raw: Any, allowed: Iterable[str]) -> None:
     if not isinstance(raw, dict):
         raise doc.error(p, f"expected a mapping ({', '.join(sorted(allowed))})")
     allowed = set(allowed)
@@ -500,7 +438,7 @@ def _keys(doc: _Doc, p: tuple[Any, ...], raw: Any, allowed: Iterable[str]) -> No
             raise doc.error((*p, k), f"unknown key {k!r} (allowed: {', '.join(sorted(allowed))})")
 
 
-def _names(doc: _Doc, p: tuple[Any, ...], raw: Any) -> list[str]:
+def _names(doc: Doc, p: tuple[Any, ...], raw: Any) -> list[str]:
     if raw is None:
         return []
     if isinstance(raw, str):
@@ -510,19 +448,19 @@ def _names(doc: _Doc, p: tuple[Any, ...], raw: Any) -> list[str]:
     return list(raw)
 
 
-def _choice(doc: _Doc, p: tuple[Any, ...], value: Any, choices: tuple[str, ...]) -> str:
+def _choice(doc: Doc, p: tuple[Any, ...], value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise doc.error(p, f"{value!r}: use one of {', '.join(choices)}")
     return str(value)
 
 
-def _bool(doc: _Doc, p: tuple[Any, ...], value: Any) -> bool:
+def _bool(doc: Doc, p: tuple[Any, ...], value: Any) -> bool:
     if not isinstance(value, bool):
         raise doc.error(p, "true or false")
     return value
 
 
-def _duration(doc: _Doc, p: tuple[Any, ...], value: Any) -> timedelta:
+def _duration(doc: Doc, p: tuple[Any, ...], value: Any) -> timedelta:
     try:
         return parse_duration(value)
     except ValueError as e:

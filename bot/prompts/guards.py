@@ -278,7 +278,7 @@ class Rules:
 
 
 def _days(d: timedelta) -> str:
-    from bot.prompts.conditions import duration_text
+    from bot.content.durations import duration_text
 
     return duration_text(d)
 

@@ -59,11 +59,15 @@ def test_yaml_update_with_fixed_zone_and_channel(tmp_path: Path) -> None:
         ("title: x\naudience: departmnt:support", 3, "unknown audience 'departmnt:support'"),
         ("title: x\naudience: everyone\ngoal: fame", 4, "unknown goal 'fame'"),
         ("title: x\naudience: everyone\nschedule: next monday", 4, "schedule 'next monday'"),
-        ("title: x\naudience: everyone\npriority: urgent", 4, "priority 'urgent'"),
+        (
+            "title: x\naudience: everyone\npriority: urgent",
+            4,
+            "priority: Input should be 'high', 'normal' or 'low'",
+        ),
         ("title: x\naudience: everyone\nschedul: 2026-01-01 10:00", 4, "unknown key 'schedul'"),
         ("title: x\naudience: everyone\ndelivery: channel", 4, "needs 'channel:"),
-        ("title: x\naudience: everyone\nlinks: [nope]", 4, "link 1"),
-        ("title: [unclosed\naudience: everyone", 3, "invalid YAML"),
+        ("title: x\naudience: everyone\nlinks: [nope]", 4, "links.0.url: use {title"),
+        ("title: [unclosed\naudience: everyone", 3, "YAML syntax"),
         ("audience: everyone", 1, "'title' is missing"),
     ],
 )

@@ -33,7 +33,7 @@ async def test_support_and_sales_get_top_questions_and_faq_gaps_on_monday(
     rows = [r for r in await outbox_rows(rt) if r.payload["metadata"].get("internal_update")]
     assert {r.address for r in rows} == {"U01ANNA", "U02BEN", "U03CARA", "U04DAN", "U05EVA"}
     text = next(r for r in rows if r.address == "U04DAN").payload["text"]
-    assert "2026-01-05 to 2026-01-11" in text
+    assert "Jan 5, 2026 to Jan 11, 2026" in text  # the dates in the reader's words (Babel)
     assert "Customer conversations: 8" in text
     top = text.split("Top questions*")[1].split("*FAQ gaps")[0]
     assert top.index("Warranty") < top.index("Returns")

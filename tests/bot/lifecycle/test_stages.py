@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.lifecycle.conditions import Facts
+from bot.content.conditions import Facts
 from bot.lifecycle.config import find, load
 from bot.settings import Settings
 from bot.storage.models import Contact

@@ -64,7 +64,7 @@ def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
     )
     with pytest.raises(ContentError) as e:
         load_nlu_file(p, "en")
-    assert str(e.value).startswith(f"{p}:6: invalid YAML")
+    assert str(e.value).startswith(f"{p}:6: YAML syntax")
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_bad_entries_name_their_line(tmp_path: Path, body: str, line: int, messa
     p = write(tmp_path, 'version: "3.1"\nnlu:\n' + body)
     with pytest.raises(ContentError) as e:
         load_nlu_file(p, "en")
-    assert e.value.line == line and message in e.value.message
+    assert e.value.line == line and message in e.value.problem
 
 
 def test_annotation_forms() -> None:

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
+from bot.content.loader import ContentError
 from bot.prompts.definitions import (
-    PromptFileError,
     Trigger,
     check_responses,
     check_stages,
@@ -49,7 +49,7 @@ def test_the_demo_prompts_are_valid_with_texts_in_every_language() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "problem"),
     [
-        ("prompts:\n  - id: x\n    trigger: {event: a\n", 4, "invalid YAML"),
+        ("prompts:\n  - id: x\n    trigger: {event: a\n", 4, "YAML syntax"),
         ("promts: []\n", 1, "unknown top-level key 'promts'"),
         (
             GOOD + "  - id: ok\n    trigger: {event: b}\n    response: utter_x\n",
@@ -160,7 +160,7 @@ def test_broken_files_name_file_line_and_problem(
 ) -> None:
     path = tmp_path / "prompts.yml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(PromptFileError) as e:
+    with pytest.raises(ContentError) as e:
         load_prompts(path)
     assert e.value.line == line, str(e.value)
     assert problem in e.value.problem
@@ -234,7 +234,7 @@ def test_validate_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     ],
 )
 def test_due_times(start: datetime, delay: str, at: str, tz: str, want_local: datetime) -> None:
-    from bot.prompts.config import parse_duration
+    from bot.content.durations import parse_duration
 
     t = Trigger("event", "x", delay=parse_duration(delay), at=time.fromisoformat(at))
     due = t.due(start, ZoneInfo(tz))

@@ -14,14 +14,16 @@ slots.answer: great                      # flows only: a value collected in the 
 event.amount: {gte: 100}                 # flows only: the triggering event's properties
 ```
 
-Operators: ``eq ne in not_in gt gte lt lte exists within older_than``. The syntax is the one
-of ``flows/prompts.yml`` conditions, plus ``segment``/``any``/``all``/``not``, RFM, slots.
+Operators: ``eq ne in not_in gt gte lt lte exists within older_than``. The one condition
+language of ``flows/*.yml``, ``flows/lifecycle.yml`` and ``flows/prompts.yml`` (audiences,
+segments). A bad condition raises :class:`ConditionError` whose ``at`` is the path inside the
+condition, so the loader names ``file:line``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,7 +31,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, false, func, literal, not_, or_, true
 
-from bot.flows.source import PathKey, parse_duration
+from bot.content.durations import parse_duration
+from bot.content.loader import PathKey
 from bot.storage.models import Contact
 
 FIELDS: dict[str, str] = {  # name -> kind
@@ -117,6 +120,13 @@ class Cond:
     def eval(self, facts: Facts) -> bool:
         raise NotImplementedError
 
+    def matches(self, contact: Contact, now: datetime) -> bool:
+        return self.eval(Facts(contact, now))
+
+    def tests(self) -> Iterator[Test]:
+        """Every field test inside (segments included)."""
+        yield from ()
+
     @property
     def python_only(self) -> bool:
         return False
@@ -124,6 +134,9 @@ class Cond:
 
 @dataclass(frozen=True)
 class Always(Cond):
+    def __bool__(self) -> bool:  # no condition at all
+        return False
+
     def sql(self, now: datetime) -> ColumnElement[bool]:
         return true()
 
@@ -133,13 +146,21 @@ class Always(Cond):
 
 @dataclass(frozen=True)
 class All(Cond):
+    """Every item holds (:class:`AnyOf`: at least one)."""
+
     items: tuple[Cond, ...]
 
+    def tests(self) -> Iterator[Test]:
+        for c in self.items:
+            yield from c.tests()
+
     def sql(self, now: datetime) -> ColumnElement[bool]:
-        return and_(true(), *(c.sql(now) for c in self.items))
+        parts = (c.sql(now) for c in self.items)
+        return or_(false(), *parts) if isinstance(self, AnyOf) else and_(true(), *parts)
 
     def eval(self, facts: Facts) -> bool:
-        return all(c.eval(facts) for c in self.items)
+        join = any if isinstance(self, AnyOf) else all
+        return join(c.eval(facts) for c in self.items)
 
     @property
     def python_only(self) -> bool:
@@ -147,23 +168,16 @@ class All(Cond):
 
 
 @dataclass(frozen=True)
-class AnyOf(Cond):
-    items: tuple[Cond, ...]
-
-    def sql(self, now: datetime) -> ColumnElement[bool]:
-        return or_(false(), *(c.sql(now) for c in self.items))
-
-    def eval(self, facts: Facts) -> bool:
-        return any(c.eval(facts) for c in self.items)
-
-    @property
-    def python_only(self) -> bool:
-        return any(c.python_only for c in self.items)
+class AnyOf(All):
+    pass
 
 
 @dataclass(frozen=True)
 class Not(Cond):
     item: Cond
+
+    def tests(self) -> Iterator[Test]:
+        yield from self.item.tests()
 
     def sql(self, now: datetime) -> ColumnElement[bool]:
         return not_(self.item.sql(now))
@@ -187,6 +201,9 @@ class Test(Cond):
     @property
     def python_only(self) -> bool:
         return self.kind in ("slot", "event")
+
+    def tests(self) -> Iterator[Test]:
+        yield self
 
     # --- Python ---------------------------------------------------------------------------
     def _get(self, facts: Facts) -> Any:
@@ -261,12 +278,14 @@ class Test(Cond):
             if self.kind == "text" or self.kind == "attr":
                 present = and_(col.is_not(None), col != "")
                 return present if want else not_(present)
-            return col.is_not(None) if want else col.is_(None)  # type: ignore[no-any-return]
+            test: ColumnElement[bool] = col.is_not(None) if want else col.is_(None)
+            return test
         if op in ("within", "older_than"):
             edge: Any = now - want
             if self.kind == "attr":
                 edge = edge.strftime("%Y-%m-%dT%H:%M:%S")
-            return (col >= edge) if op == "within" else (col < edge)  # type: ignore[no-any-return]
+            since: ColumnElement[bool] = (col >= edge) if op == "within" else (col < edge)
+            return since
         ops: dict[str, Callable[[], Any]] = {
             "eq": lambda: col == want,
             "ne": lambda: or_(col != want, col.is_(None)),
@@ -277,7 +296,8 @@ class Test(Cond):
             "lt": lambda: col < want,
             "lte": lambda: col <= want,
         }
-        return ops[op]()  # type: ignore[no-any-return]
+        compared: ColumnElement[bool] = ops[op]()
+        return compared
 
 
 def _same(a: Any, b: Any) -> bool:

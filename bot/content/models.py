@@ -1,0 +1,206 @@
+"""Pydantic models of content files: :meth:`bot.content.loader.Doc.validate` checks a file's
+data against one and reports the first problem as ``file:line: field.path: message``.
+
+Files whose checks need more than their own data (flows naming responses, prompts naming
+segments) keep their checks in their loaders; they share the types here.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(_zone)]
+"""An IANA time zone name: ``Europe/Berlin``."""
+
+
+class ContentModel(BaseModel):
+    """Unknown keys are errors (a typo must not be ignored); an empty section (``support:``
+    with nothing below) is the same as a missing one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+
+class ShopSupport(ContentModel):
+    hours: str | None = Field(default=None, description="mon-fri 08:00-18:00; sat 10:00-14:00")
+    timezone: TimeZoneName | None = None
+    holidays: list[date] = Field(default_factory=list, description="2026-12-24, ...")
+    answer: str = Field(default="utter_faq/support_hours", description="States the hours")
+
+
+class ShopLanguage(ContentModel):
+    tone: Literal["informal", "formal"] | None = Field(default=None, alias="register")
+
+
+class ShopGreeting(ContentModel):
+    response: str = "utter_greeting"
+    suggestions: list[str] = Field(default_factory=list, description="faq/returns, ...")
+
+
+class ShopFile(ContentModel):
+    """``<content>/shop.yml`` (see :mod:`bot.shop`)."""
+
+    support: ShopSupport = ShopSupport()
+    languages: dict[str, ShopLanguage] = Field(default_factory=dict)
+    greeting: ShopGreeting = ShopGreeting()
+
+
+# --- internal updates: flows/internal/*.yml and updates/*.md (see bot.internal.content) -------
+
+
+def _text(value: Any) -> str:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, str | int | float)
+        or not str(value).strip()
+    ):
+        raise ValueError("must be a non-empty text")
+    return str(value).strip()
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+"""A non-empty text (a number is taken as its text), stripped."""
+Texts = Text | dict[str, Text]
+"""One text, or one per language: ``{en: ..., de: ...}``."""
+
+
+class UpdatePulse(ContentModel):
+    question: Text
+    options: list[Annotated[str, BeforeValidator(str)]] = Field(
+        default_factory=lambda: ["1", "2", "3", "4", "5"], min_length=2, max_length=10
+    )
+    anonymous: StrictBool = True
+    min_group_size: Annotated[StrictInt, Field(ge=1)] | None = None
+    group_by: Literal["department", "title", "language"] = "department"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _question_only(cls, data: Any) -> Any:
+        return {"question": data} if isinstance(data, str) else data
+
+
+class UpdateLink(ContentModel):
+    title: Text | None = None
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _web(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError("use {title: ..., url: https://...}")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_only(cls, data: Any) -> Any:
+        return {"title": data, "url": data} if isinstance(data, str) else data
+
+
+class UpdateFile(ContentModel):
+    """The keys of an update (the body of a Markdown update is below its front matter)."""
+
+    id: Annotated[str, BeforeValidator(lambda v: str(v).lower())] | None = None
+    title: Text
+    body: Texts
+    audience: Annotated[
+        str, BeforeValidator(lambda v: ", ".join(map(str, v)) if isinstance(v, list) else str(v))
+    ]
+    schedule: str | None = None
+    goal: Annotated[str, BeforeValidator(lambda v: _goal(v))] = "engagement"
+    delivery: str | None = None
+    channel: str | None = None
+    priority: Annotated[
+        Literal["high", "normal", "low"], BeforeValidator(lambda v: str(v).lower())
+    ] = "normal"
+    important: StrictBool = False
+    topic: Annotated[str, BeforeValidator(lambda v: str(v).strip().lower())] | None = None
+    language: str | None = None
+    links: list[UpdateLink] = Field(default_factory=list)
+    more: Texts | None = None
+    pulse: UpdatePulse | None = None
+    buttons: StrictBool = Field(default=True, description="The Got it / Tell me more buttons")
+
+    @field_validator("id")
+    @classmethod
+    def slug(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[a-z0-9][a-z0-9_.-]{0,120}$", v):
+            raise ValueError(f"{v!r}: use lower-case letters, digits, '-', '_' or '.'")
+        return v
+
+
+GOALS = ("engagement", "product_knowledge", "staff_retention", "customer_satisfaction", "sales")
+GOAL_ALIASES = {
+    "retention": "staff_retention",
+    "knowledge": "product_knowledge",
+    "csat": "customer_satisfaction",
+    "satisfaction": "customer_satisfaction",
+}
+
+
+# --- flows/lifecycle.yml: the event and RFM sections (see bot.lifecycle.config) ---------------
+
+
+class LifecycleEvent(ContentModel):
+    """``events: {purchased: {purchase: true}}``: what an event type means."""
+
+    description: str = ""
+    activity: StrictBool = Field(default=True, description="Resets the inactivity clock")
+    purchase: StrictBool = False
+    refund: StrictBool = False
+
+
+def _thresholds(v: tuple[float, ...]) -> tuple[float, ...]:
+    if len(v) != 4 or sorted(v) != list(v):
+        raise ValueError("four ascending numbers, e.g. [30, 90, 180, 365]")
+    return v
+
+
+Thresholds = Annotated[tuple[StrictInt | StrictFloat, ...], AfterValidator(_thresholds)]
+
+
+class LifecycleRfm(ContentModel):
+    """``rfm:``: score thresholds (see :class:`bot.content.conditions.Rfm`)."""
+
+    amount_property: str | None = None
+    recency_days: Thresholds | None = None
+    frequency: Thresholds | None = None
+    monetary: Thresholds | None = None
+
+
+def _goal(value: Any) -> str:
+    goal = str(value).lower().replace(" ", "_").replace("-", "_")
+    goal = GOAL_ALIASES.get(goal, goal)
+    if goal not in GOALS:
+        raise ValueError(f"unknown goal {value!r}; use one of {', '.join(GOALS)}")
+    return goal
