@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -85,12 +86,30 @@ KEY_FIGURES = (
 )
 
 
+DAILY_LIMIT = 62  # longer ranges of days are drawn a week a bar (the table keeps the days)
+
+
+def by_week(rows: list[list[Any]], idx: list[int]) -> list[list[Any]]:
+    """Rows of days summed into weeks (Monday first), the columns ``idx`` only."""
+    weeks: dict[str, list[Any]] = {}
+    for r in rows:
+        day = date.fromisoformat(str(r[0]))
+        monday = (day - timedelta(days=day.weekday())).isoformat()
+        w = weeks.setdefault(monday, [f"week of {monday}", *([0] * len(idx))])
+        for j, i in enumerate(idx, 1):
+            w[j] += r[i] or 0
+    return list(weeks.values())
+
+
 def svg(chart: Chart) -> Markup:
     """The chart as inline SVG (pygal; its tooltip script left out: no script on the page)."""
     plot = PLOTS[chart.id]
     series = list(plot.series) or chart.columns[1:]
     idx = [chart.columns.index(c) for c in series]
-    many = len(chart.rows) > 16
+    rows = chart.rows
+    if chart.columns[0] == "day" and len(rows) > DAILY_LIMIT:
+        rows, idx = by_week(rows, idx), list(range(1, len(idx) + 1))
+    many = len(rows) > 16
     g = plot.kind(
         js=[],
         style=STYLE,
@@ -100,16 +119,16 @@ def svg(chart: Chart) -> Markup:
         legend_at_bottom=True,
         x_label_rotation=45 if many or chart.id in ("prompt_skips", "internal") else 0,
         show_minor_x_labels=not many,
-        x_labels_major_every=max(1, len(chart.rows) // 10) if many else None,
-        print_values=not many and len(chart.rows) > 0,
+        x_labels_major_every=max(1, len(rows) // 10) if many else None,
+        print_values=not many and len(rows) > 0,
         print_zeroes=False,
         no_data_text="No data in this range",
         truncate_label=24,
         margin=12,
     )
-    g.x_labels = [plot.labels(r) for r in chart.rows]
+    g.x_labels = [plot.labels(r) for r in rows]
     for name, i in zip(series, idx, strict=True):
-        g.add(name.replace("_", " "), [r[i] for r in chart.rows])
+        g.add(name.replace("_", " "), [r[i] for r in rows])
     out = g.render(disable_xml_declaration=True, is_unicode=True)
     # the SVG is decoration of the table below it: labelled for those who see it only
     out = out.replace("<svg ", f'<svg role="img" aria-label="{_attr(chart.title)}" ', 1)

@@ -14,6 +14,8 @@ Stages now: c1 consideration, c2 purchase, c3 awareness, c4 purchase; transition
 awareness->consideration on day 1, c2 awareness->purchase on day 2, c4 awareness->purchase on
 day 2 (Monday 2026-03-02: all in one week).
 
+Internal update ``spring`` (day 1): planned 3, reached 2, engaged 1.
+
 Prompt ``cart``: sent to c1 and c3 (variant a), holdout c2 and c4 (skipped, reason holdout),
 one more skip (quiet_hours) for c1; conversions: c1 (a) and c2 (holdout).
 """
@@ -26,6 +28,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handoff.models import Handoff
+from bot.internal.models import Employee, EngagementEvent, Update, UpdateDelivery
 from bot.lifecycle.models import StageTransition
 from bot.prompts.models import PromptAction, PromptConversion, PromptSend, PromptSkip
 from bot.storage.db import Database
@@ -228,4 +231,19 @@ async def _seed(s: AsyncSession) -> dict[str, Any]:
                 converted_at=at(DAY1, 12) + timedelta(hours=5),
             )
         )
+    # an internal update: 3 planned, 2 sent, 1 held; one person engaged (a reaction removed
+    # again is no engagement)
+    emps = [Employee(name=f"E{i}", created_at=t0, updated_at=t0) for i in range(3)]
+    upd = Update(key="spring", title="Spring menu", audience="all", created_at=at(DAY1, 8),
+                 updated_at=t0, status="active")  # fmt: skip
+    s.add_all([*emps, upd])
+    await s.flush()
+    for e, status in zip(emps, ("sent", "sent", "held"), strict=True):
+        s.add(UpdateDelivery(update_id=upd.id, employee_id=e.id, status=status,
+                             due_at=at(DAY1, 8), created_at=at(DAY1, 8)))  # fmt: skip
+    for i, (e, kind) in enumerate(
+        ((emps[0], "reaction"), (emps[0], "click"), (emps[1], "reaction_removed"))
+    ):
+        s.add(EngagementEvent(update_id=upd.id, employee_id=e.id, kind=kind, event_key=f"k{i}",
+                              created_at=at(DAY1, 9)))  # fmt: skip
     return {"c1": c1.id, "c2": c2.id, "c3": c3.id, "c4": c4.id}

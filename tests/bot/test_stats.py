@@ -83,7 +83,8 @@ async def test_lifecycle_and_prompts(db: Database) -> None:
     rows, _ = await chart(db, "prompt_skips")
     assert rows == [["cart", "holdout", 2], ["cart", "quiet_hours", 1]]
     rows, summary = await chart(db, "internal")
-    assert rows == [] and summary["updates"] == 0
+    assert rows == [["spring", "Spring menu", 3, 2, 1, 0.5]]
+    assert summary == {"updates": 1, "reached": 2, "engaged": 1}
 
 
 def test_filter_parsing() -> None:
