@@ -34,14 +34,30 @@ from __future__ import annotations
 import csv
 import io
 import math
+import typing
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Date, and_, case, cast, distinct, func, literal, select
+from sqlalchemy import (
+    Date,
+    Integer,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.handoff.models import Handoff
@@ -49,7 +65,7 @@ from bot.lifecycle.config import DEFAULT_STAGES
 from bot.lifecycle.models import StageTransition
 from bot.prompts.experiments import HOLDOUT, difference_ci
 from bot.prompts.models import PromptConversion, PromptSend, PromptSkip
-from bot.storage.models import Contact, Message
+from bot.storage.models import Base, Contact, Message
 
 MAX_DAYS = 731  # the longest range a request may ask for (two years)
 
@@ -226,29 +242,169 @@ def _contact_subset(f: Filters) -> Any:
     return select(Contact.id).where(Contact.language == f.language)
 
 
+# --- daily roll-ups ---------------------------------------------------------------------------
+
+
+class DailyStat(Base):
+    """A figure of one closed UTC day (migration ``0009_dashboard``): computed once, when a
+    dashboard first asks for that day, from the messages of the day, and read from here since
+    (a year of days is 365 rows, not a million messages). ``*`` is every language / channel;
+    ``?`` a message without one. Conversations are counted at each of the four levels (a
+    conversation counts once a day however many languages or channels it used); the
+    assistant's turns by outcome at (language, channel) only, summed when read."""
+
+    __tablename__ = "stats_daily"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    language: Mapped[str] = mapped_column(String(16), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
+
+
+ALL = "*"
+NONE = "?"
+DONE = "_computed"  # the marker of a day whose figures are stored
+CLOSED_AFTER = timedelta(minutes=10)  # a day is closed this long after its end (late commits)
+
+
+def _closed_days(f: Filters, now: datetime) -> list[str]:
+    """The range's days that ended (roll-ups are kept for those only; the rest is live)."""
+    cutoff = (now - CLOSED_AFTER).date().isoformat()
+    return [d for d in f.days if d < cutoff]
+
+
+async def _ensure_rollups(s: AsyncSession, days: list[str]) -> None:
+    """Compute and store the figures of the days among ``days`` that have none yet."""
+    if not days:
+        return
+    done = set(
+        (
+            await s.execute(
+                select(DailyStat.day).where(
+                    DailyStat.metric == DONE,
+                    DailyStat.day >= days[0],
+                    DailyStat.day <= days[-1],
+                )
+            )
+        ).scalars()
+    )
+    missing = [d for d in days if d not in done]
+    if not missing:
+        return
+    f = Filters(date.fromisoformat(missing[0]), date.fromisoformat(missing[-1]))
+    rows: dict[tuple[str, str, str, str], int] = {}
+    lang = func.coalesce(Message.language, NONE)
+    chan = func.coalesce(Message.channel, NONE)
+    d = _day(s, Message.created_at).label("d")
+    for by_lang, by_chan in ((False, False), (True, False), (False, True), (True, True)):
+        cols: list[Any] = [d]
+        cols.append(lang.label("l") if by_lang else literal(ALL).label("l"))
+        cols.append(chan.label("c") if by_chan else literal(ALL).label("c"))
+        group: list[Any] = [d, *([lang] if by_lang else []), *([chan] if by_chan else [])]
+        q = (
+            select(*cols, func.count(distinct(Message.conversation_id)), func.count())
+            .where(Message.direction == "in", _in_range(Message.created_at, f))
+            .group_by(*group)
+        )
+        for r in await s.execute(q):
+            where = (_iso(r[0]), str(r[1]), str(r[2]))
+            rows[(*where, "conversations")] = int(r[3])
+            rows[(*where, "customer_messages")] = int(r[4])
+    turns = _turns(s, f, lang.label("l"), chan.label("c"))
+    q2 = select(turns.c.d, turns.c.l, turns.c.c, turns.c.outcome, func.count()).group_by(
+        turns.c.d, turns.c.l, turns.c.c, turns.c.outcome
+    )
+    for day, lg, ch, oc, n in await s.execute(q2):
+        rows[(_iso(day), str(lg), str(ch), f"turns_{oc}")] = int(n)
+    for day in missing:
+        rows[(day, ALL, ALL, DONE)] = 0
+    todo = [
+        {"day": k[0], "language": k[1], "channel": k[2], "metric": k[3], "value": v}
+        for k, v in rows.items()
+        if k[0] in set(missing)
+    ]
+    table = typing.cast(Table, DailyStat.__table__)
+    pg = s.bind is not None and s.bind.dialect.name == "postgresql"
+    stmt = (pg_insert(table) if pg else sqlite_insert(table)).on_conflict_do_nothing()
+    for i in range(0, len(todo), 2000):
+        await s.execute(stmt, todo[i : i + 2000])
+
+
+async def _rolled(
+    s: AsyncSession, f: Filters, days: list[str], metrics: list[str], *, summed: bool
+) -> dict[str, Counter[str]]:
+    """Stored figures by day. ``summed``: the (language, channel) rows of the filter added up;
+    else the row of the filter's own level."""
+    if not days:
+        return {}
+    q = select(DailyStat.day, DailyStat.metric, func.sum(DailyStat.value)).where(
+        DailyStat.day >= days[0], DailyStat.day <= days[-1], DailyStat.metric.in_(metrics)
+    )
+    if summed:
+        q = q.where(DailyStat.language != ALL, DailyStat.channel != ALL)
+        if f.language:
+            q = q.where(DailyStat.language == f.language)
+        if f.channel:
+            q = q.where(DailyStat.channel == f.channel)
+    else:
+        q = q.where(
+            DailyStat.language == (f.language or ALL), DailyStat.channel == (f.channel or ALL)
+        )
+    out: dict[str, Counter[str]] = defaultdict(Counter)
+    for day, metric, n in await s.execute(q.group_by(DailyStat.day, DailyStat.metric)):
+        out[str(day)][str(metric)] += int(n or 0)
+    return out
+
+
+def _open_part(f: Filters, closed: list[str]) -> Filters | None:
+    """The days of the range after the closed ones (counted live), or None."""
+    if len(closed) == len(f.days):
+        return None
+    start = f.start + timedelta(days=len(closed))
+    return Filters(start, f.end, language=f.language, channel=f.channel)
+
+
 # --- conversations --------------------------------------------------------------------------
 
 
 async def _conversations_by_day(s: AsyncSession, f: Filters) -> dict[str, tuple[int, int]]:
-    d = _day(s, Message.created_at).label("d")
-    q = (
-        select(d, func.count(distinct(Message.conversation_id)), func.count())
-        .where(Message.direction == "in", *_message_filters(f))
-        .group_by(d)
-    )
-    return {_iso(day): (int(c), int(m)) for day, c, m in await s.execute(q)}
+    key = ("conversations_by_day", f)
+    if key in s.info:
+        return s.info[key]  # type: ignore[no-any-return]
+    closed = _closed_days(f, datetime.now(UTC))
+    await _ensure_rollups(s, closed)
+    stored = await _rolled(s, f, closed, ["conversations", "customer_messages"], summed=False)
+    out = {d: (c["conversations"], c["customer_messages"]) for d, c in stored.items()}
+    live = _open_part(f, closed)
+    if live is not None:
+        d = _day(s, Message.created_at).label("d")
+        q = (
+            select(d, func.count(distinct(Message.conversation_id)), func.count())
+            .where(Message.direction == "in", *_message_filters(live))
+            .group_by(d)
+        )
+        out.update({_iso(day): (int(c), int(m)) for day, c, m in await s.execute(q)})
+    s.info[key] = out
+    return out
+
+
+EXACT_TOTAL_DAYS = 92  # longer ranges: the conversations of each day added up
 
 
 async def conversations(s: AsyncSession, f: Filters) -> Chart:
     by_day = await _conversations_by_day(s, f)
     rows: list[list[Any]] = [[d, *by_day.get(d, (0, 0))] for d in f.days]
-    total = (
-        await s.execute(
-            select(func.count(distinct(Message.conversation_id))).where(
-                Message.direction == "in", *_message_filters(f)
+    if len(f.days) <= EXACT_TOTAL_DAYS:  # a conversation of several days counts once
+        total = (
+            await s.execute(
+                select(func.count(distinct(Message.conversation_id))).where(
+                    Message.direction == "in", *_message_filters(f)
+                )
             )
-        )
-    ).scalar_one()
+        ).scalar_one()
+    else:
+        total = sum(r[1] for r in rows)
     return Chart(
         "conversations",
         "Conversations per day",
@@ -304,11 +460,17 @@ def _outcome_expr() -> ColumnElement[str]:
     )
 
 
-async def outcomes(s: AsyncSession, f: Filters) -> Chart:
-    outcome = _outcome_expr().label("outcome")
-    d = _day(s, Message.created_at).label("d")
-    turns = (
-        select(Message.conversation_id, Message.created_at, d, outcome)
+def _turns(s: AsyncSession, f: Filters, *extra: Any) -> Any:
+    """The assistant's turns of the range: one row a turn (its replies share conversation and
+    time), with its day, its outcome and ``extra`` columns."""
+    return (
+        select(
+            Message.conversation_id,
+            Message.created_at,
+            _day(s, Message.created_at).label("d"),
+            _outcome_expr().label("outcome"),
+            *extra,
+        )
         .where(
             Message.direction == "out",
             Message.sender == "bot",
@@ -318,10 +480,22 @@ async def outcomes(s: AsyncSession, f: Filters) -> Chart:
         .distinct()
         .subquery()
     )
-    q = select(turns.c.d, turns.c.outcome, func.count()).group_by(turns.c.d, turns.c.outcome)
+
+
+async def outcomes(s: AsyncSession, f: Filters) -> Chart:
+    closed = _closed_days(f, datetime.now(UTC))
+    await _ensure_rollups(s, closed)
+    stored = await _rolled(s, f, closed, [f"turns_{o}" for o in OUTCOMES], summed=True)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for day, oc, n in await s.execute(q):
-        counts[_iso(day)][str(oc)] += int(n)
+    for day, c in stored.items():
+        for o in OUTCOMES:
+            counts[day][o] = c[f"turns_{o}"]
+    live = _open_part(f, closed)
+    if live is not None:
+        turns = _turns(s, live)
+        q = select(turns.c.d, turns.c.outcome, func.count()).group_by(turns.c.d, turns.c.outcome)
+        for day, oc, n in await s.execute(q):
+            counts[_iso(day)][str(oc)] += int(n)
     rows: list[list[Any]] = [[day, *(counts[day][o] for o in OUTCOMES)] for day in f.days]
     totals = {o: sum(int(r[i + 1]) for r in rows) for i, o in enumerate(OUTCOMES)}
     n = sum(totals.values())
@@ -342,33 +516,58 @@ async def outcomes(s: AsyncSession, f: Filters) -> Chart:
 # --- handoffs -----------------------------------------------------------------------------
 
 
-async def _handoff_rows(s: AsyncSession, f: Filters) -> list[Any]:
-    q = select(
-        Handoff.reason, Handoff.created_at, Handoff.first_response_at, Handoff.resolved_at
-    ).where(_in_range(Handoff.created_at, f))
+def _handoff_filters(f: Filters) -> list[ColumnElement[bool]]:
+    out = [_in_range(Handoff.created_at, f)]
     if f.language:
-        q = q.where(Handoff.language == f.language)
+        out.append(Handoff.language == f.language)
     if f.channel:
-        q = q.where(Handoff.channel == f.channel)
-    return list((await s.execute(q)).all())
+        out.append(Handoff.channel == f.channel)
+    return out
 
 
-def _minutes(a: datetime, b: datetime | None) -> float | None:
-    return None if b is None else max(0.0, (b - a).total_seconds() / 60)
+def _minutes(s: AsyncSession, later: Any, earlier: Any) -> ColumnElement[Any]:
+    """Minutes from ``earlier`` to ``later`` as the database computes them (NULL if either is)."""
+    if s.bind is not None and s.bind.dialect.name == "postgresql":
+        return func.extract("epoch", later - earlier) / 60.0
+    return (func.julianday(later) - func.julianday(earlier)) * 1440.0
+
+
+async def _handoff_rows(s: AsyncSession, f: Filters) -> list[Any]:
+    """(reason, minutes to the first answer, minutes to resolution) of each handoff."""
+    key = ("handoff_rows", f)
+    if key not in s.info:
+        q = select(
+            Handoff.reason,
+            _minutes(s, Handoff.first_response_at, Handoff.created_at),
+            _minutes(s, Handoff.resolved_at, Handoff.created_at),
+        ).where(*_handoff_filters(f))
+        s.info[key] = list((await s.execute(q)).all())
+    return s.info[key]  # type: ignore[no-any-return]
 
 
 async def handoffs(s: AsyncSession, f: Filters) -> Chart:
-    rows = await _handoff_rows(s, f)
-    by_reason = Counter(str(r[0]) for r in rows)
-    answered = sum(1 for r in rows if r[2] is not None)
-    resolved = sum(1 for r in rows if r[3] is not None)
+    q = (
+        select(
+            Handoff.reason,
+            func.count(),
+            func.count(Handoff.first_response_at),
+            func.count(Handoff.resolved_at),
+        )
+        .where(*_handoff_filters(f))
+        .group_by(Handoff.reason)
+    )
+    got = [(str(r), int(n), int(a), int(d)) for r, n, a, d in await s.execute(q)]
     return Chart(
         "handoffs",
         "Handoffs by reason",
         ["reason", "handoffs"],
-        [[reason, n] for reason, n in sorted(by_reason.items(), key=lambda x: (-x[1], x[0]))],
+        [[r, n] for r, n, _, _ in sorted(got, key=lambda x: (-x[1], x[0]))],
         kind="bar",
-        summary={"handoffs": len(rows), "answered": answered, "resolved": resolved},
+        summary={
+            "handoffs": sum(x[1] for x in got),
+            "answered": sum(x[2] for x in got),
+            "resolved": sum(x[3] for x in got),
+        },
     )
 
 
@@ -381,8 +580,8 @@ async def handoff_times(s: AsyncSession, f: Filters) -> Chart:
     out: list[list[Any]] = []
     for reason in sorted(groups, key=lambda k: (k == "all", k)):
         g = groups[reason]
-        first = [m for r in g if (m := _minutes(r[1], r[2])) is not None]
-        done = [m for r in g if (m := _minutes(r[1], r[3])) is not None]
+        first = [max(0.0, float(r[1])) for r in g if r[1] is not None]
+        done = [max(0.0, float(r[2])) for r in g if r[2] is not None]
         out.append(
             [
                 reason,
@@ -524,6 +723,15 @@ async def transitions(s: AsyncSession, f: Filters, stages: Sequence[str] = DEFAU
 
 
 async def _prompt_figures(
+    s: AsyncSession, f: Filters
+) -> tuple[dict[str, dict[str, Any]], dict[str, Counter[str]]]:
+    key = ("prompt_figures", f)
+    if key not in s.info:
+        s.info[key] = await _prompt_figures_now(s, f)
+    return s.info[key]  # type: ignore[no-any-return]
+
+
+async def _prompt_figures_now(
     s: AsyncSession, f: Filters
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Counter[str]]]:
     figs: dict[str, dict[str, Any]] = defaultdict(

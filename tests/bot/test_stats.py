@@ -114,3 +114,47 @@ async def test_csv_export_is_the_chart(db: Database) -> None:
         "unsure,1,30,30,,",
         "all,2,20,28,60,60",
     ]
+
+
+async def test_closed_days_are_stored_once_and_today_is_live(db: Database) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from bot.stats import DailyStat
+    from bot.storage.models import Contact, Conversation, Message
+
+    ids = await seed(db)
+    now = datetime.now(UTC)
+    async with db.session() as s:
+        conv = (
+            await s.execute(select(Conversation).where(Conversation.contact_id == ids["c1"]))
+        ).scalar_one()
+        c1 = await s.get(Contact, ids["c1"])
+        assert c1 is not None
+        for direction, meta in (("in", {}), ("out", {"policy": "faq", "fallback": "clarify"})):
+            s.add(
+                Message(conversation_id=conv.id, contact_id=c1.id, direction=direction,
+                        sender="user" if direction == "in" else "bot", channel="web",
+                        text="today", language="en", meta=meta, created_at=now)
+            )  # fmt: skip
+    f = Filters(DAY1, now.date())
+    rows, _ = await chart(db, "conversations", f)
+    assert rows[:2] == [["2026-03-02", 2, 5], ["2026-03-03", 2, 4]]
+    assert rows[-1] == [now.date().isoformat(), 1, 1]  # today: counted from the messages
+    assert sum(r[1] for r in rows) == 5
+    rows, summary = await chart(db, "outcomes", f)
+    assert rows[-1] == [now.date().isoformat(), 0, 1, 0, 0]
+    assert summary["turns"] == 10
+    async with db.session() as s:
+        stored = (await s.execute(select(func.count()).select_from(DailyStat))).scalar_one()
+        days = (await s.execute(select(func.count(func.distinct(DailyStat.day))))).scalar_one()
+    # every closed day (ended 10 minutes ago), marked once; today is not
+    assert days in ((now.date() - DAY1).days, (now.date() - DAY1).days - 1)
+    # asked again: the same figures, nothing stored twice
+    assert (await chart(db, "conversations", f))[0][:2] == [
+        ["2026-03-02", 2, 5],
+        ["2026-03-03", 2, 4],
+    ]
+    async with db.session() as s:
+        assert (await s.execute(select(func.count()).select_from(DailyStat))).scalar_one() == stored

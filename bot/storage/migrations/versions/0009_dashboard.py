@@ -1,4 +1,7 @@
-"""dashboard indexes: the staff dashboard's figures read a date range of each table
+"""dashboard: daily roll-ups of the message figures, and indexes for date ranges
+
+- stats_daily: the figures of each closed day (conversations, customer messages, the
+  assistant's turns by outcome) per language and channel, computed once (bot/stats.py);
 
 - messages: the customer's messages by time, with what a day's count needs (partial: inbound
   only; PostgreSQL answers from the index alone once the table is vacuumed), the assistant's
@@ -41,6 +44,17 @@ INDEXES: list[tuple[str, str, list[str], sa.TextClause | None]] = [
 
 
 def upgrade() -> None:
+    op.create_table(
+        "stats_daily",
+        sa.Column("day", sa.String(10), nullable=False),
+        sa.Column("language", sa.String(16), nullable=False),
+        sa.Column("channel", sa.String(32), nullable=False),
+        sa.Column("metric", sa.String(32), nullable=False),
+        sa.Column("value", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "day", "language", "channel", "metric", name=op.f("pk_stats_daily")
+        ),
+    )
     for name, table, columns, where in INDEXES:
         op.create_index(name, table, columns, postgresql_where=where, sqlite_where=where)
 
@@ -48,3 +62,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name, table, _, _ in reversed(INDEXES):
         op.drop_index(name, table_name=table)
+    op.drop_table("stats_daily")
