@@ -327,23 +327,24 @@ async def time_functions(url: str, runs: int, query: dict[str, str]) -> dict[str
     return out
 
 
-async def migrate(url: str, revision: str, *, down: bool = False) -> None:
-    from alembic import command
+async def indexes(url: str, *, drop: bool) -> None:
+    """Drop (or create again) the date-range indexes of migration 0009_dashboard; ANALYZE."""
+    import importlib
 
-    from bot.storage.db import Database, alembic_config
+    import asyncpg
 
-    db = Database(url)
-    async with db.engine.begin() as conn:
-
-        def go(sync_conn: Any) -> None:
-            cfg = alembic_config(url)
-            cfg.attributes["connection"] = sync_conn
-            (command.downgrade if down else command.upgrade)(cfg, revision)
-
-        await conn.run_sync(go)
-        if not down:
-            await conn.exec_driver_sql("ANALYZE")
-    await db.dispose()
+    mig = importlib.import_module("bot.storage.migrations.versions.0009_dashboard")
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        for name, table, columns, where in mig.INDEXES:
+            if drop:
+                await conn.execute(f"DROP INDEX {name}")
+            else:
+                cond = f" WHERE {where.text}" if where is not None else ""
+                await conn.execute(f"CREATE INDEX {name} ON {table} ({', '.join(columns)}){cond}")
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
 
 
 def main() -> None:
@@ -389,10 +390,9 @@ def main() -> None:
             "them, is left out)"
         )
         with_ix = asyncio.run(time_functions(url, args.runs, {}))
-        asyncio.run(migrate(url, "0007_prompt_claim_index", down=True))
-        asyncio.run(migrate(url, "0007_prompt_claim_index"))  # ANALYZE again
+        asyncio.run(indexes(url, drop=True))
         without = asyncio.run(time_functions(url, args.runs, {}))
-        asyncio.run(migrate(url, "head"))
+        asyncio.run(indexes(url, drop=False))
         for chart in with_ix:
             print(f"  {chart:<16} {with_ix[chart]:>8.1f} {without[chart]:>8.1f}")
     finally:

@@ -357,6 +357,12 @@ async def _rolled(
     return out
 
 
+async def prepare(s: AsyncSession, f: Filters) -> None:
+    """Store the roll-ups of the range's closed days now (before charts read them in
+    parallel, each on a connection of its own)."""
+    await _ensure_rollups(s, _closed_days(f, datetime.now(UTC)))
+
+
 def _open_part(f: Filters, closed: list[str]) -> Filters | None:
     """The days of the range after the closed ones (counted live), or None."""
     if len(closed) == len(f.days):
@@ -933,4 +939,4 @@ CHARTS: dict[str, ChartFn] = {
 }
 
 
-__all__ = ["CHARTS", "Chart", "FilterError", "Filters"]
+__all__ = ["CHARTS", "Chart", "FilterError", "Filters", "prepare"]

@@ -8,6 +8,7 @@ is a link to share. Login: the admin pages' session (the ``guard`` given to :fun
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Route
 
 from bot.runtime import Runtime
-from bot.stats import CHARTS, Chart, FilterError, Filters
+from bot.stats import CHARTS, Chart, FilterError, Filters, prepare
 
 # pygal adds an import finder for its map plugins (unused here) that has no find_spec(): every
 # later import of a missing module then warns (an error under -W error) on Python 3.11
@@ -75,6 +76,18 @@ PLOTS: dict[str, Plot] = {
     "prompt_skips": Plot(pygal.Bar, ["skips"], lambda row: f"{row[0]}: {row[1]}"),
     "internal": Plot(pygal.Bar, ["reached", "engaged"]),
 }
+
+# charts that share figures read them in one session
+GROUPS = (
+    ("conversations", "containment"),
+    ("outcomes",),
+    ("handoffs", "handoff_times", "handoff_csat"),
+    ("csat",),
+    ("funnel",),
+    ("transitions",),
+    ("prompts", "prompt_skips"),
+    ("internal",),
+)
 
 KEY_FIGURES = (
     ("conversations", "conversations", "Conversations", "count"),
@@ -172,16 +185,30 @@ class Dashboard:
         return list(stages) if stages else None
 
     async def _charts(self, f: Filters, names: Sequence[str]) -> list[Chart]:
-        stages = self._stages()
-        out: list[Chart] = []
+        """The charts ``names``. On PostgreSQL a page's charts are read in parallel, on
+        connections of their own, in groups that share figures (the days' roll-ups are made
+        first, once); SQLite reads them one after another."""
+        groups = [[n for n in g if n in names] for g in GROUPS]
+        groups = [g for g in groups if g] + [[n] for n in names if not any(n in g for g in GROUPS)]
+        if not self.runtime.db.is_postgres or len(groups) == 1:
+            async with self.runtime.db.session() as s:
+                got = {n: await self._one(s, n, f) for n in names}
+        else:
+            async with self.runtime.db.session() as s:
+                await prepare(s, f)
+            parts = await asyncio.gather(*(self._group(g, f) for g in groups))
+            got = {c.id: c for part in parts for c in part}
+        return [got[n] for n in names]
+
+    async def _group(self, names: list[str], f: Filters) -> list[Chart]:
         async with self.runtime.db.session() as s:
-            for name in names:
-                fn = CHARTS[name]
-                if stages and name in ("funnel", "transitions"):
-                    out.append(await fn(s, f, stages))  # type: ignore[call-arg]
-                else:
-                    out.append(await fn(s, f))
-        return out
+            return [await self._one(s, n, f) for n in names]
+
+    async def _one(self, s: Any, name: str, f: Filters) -> Chart:
+        stages = self._stages()
+        if stages and name in ("funnel", "transitions"):
+            return await CHARTS[name](s, f, stages)  # type: ignore[call-arg]
+        return await CHARTS[name](s, f)
 
     async def page(self, request: Request) -> Response:
         sess = await self.guard(request)
