@@ -47,7 +47,7 @@ class StageTransition(Base):
     __tablename__ = "stage_transitions"
     __table_args__ = (
         Index("ix_stage_transitions_contact", "contact_id", "id"),
-        Index("ix_stage_transitions_occurred_at", "occurred_at"),  # the dashboard
+        Index("ix_stage_transitions_occurred_at", "occurred_at", "to_stage"),  # the dashboard
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -163,6 +163,9 @@ class Message(Base):
         Index(
             "ix_messages_dash_rated",
             "created_at",
+            "feedback",
+            "language",
+            "channel",
             postgresql_where=text("feedback IS NOT NULL"),
             sqlite_where=text("feedback IS NOT NULL"),
         ),
