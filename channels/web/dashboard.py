@@ -135,6 +135,7 @@ def svg(chart: Chart) -> Markup:
         x_labels_major_every=max(1, len(rows) // 10) if many else None,
         print_values=not many and len(rows) > 0,
         print_zeroes=False,
+        include_x_axis=True,  # counts start at zero
         no_data_text="No data in this range",
         truncate_label=24,
         margin=12,
