@@ -40,6 +40,7 @@ ROUTE_FACTORIES: list[str] = [
     "channels.telegram:routes",
     "channels.slack:routes",
     "channels.web.admin:routes",
+    "channels.app:console_routes",
     "channels.web.events:routes",
 ]
 
@@ -195,6 +196,15 @@ def create_app(
     app.state.runtime = runtime
     app.state.hub = hub
     return app
+
+
+def console_routes(runtime: Runtime) -> list[BaseRoute]:
+    """The staff console's dashboard and FAQ-gap pages, behind the admin pages' login."""
+    from channels.web import dashboard, gaps
+    from channels.web.admin import AdminPages
+
+    guard = AdminPages(runtime)._guard
+    return [*dashboard.routes(runtime, guard), *gaps.routes(runtime, guard)]
 
 
 async def _rest_status(_: Request) -> Response:

@@ -18,6 +18,7 @@ class Handoff(Base):
     __table_args__ = (
         Index("ix_handoffs_status", "status"),
         Index("ix_handoffs_thread", "staff_channel", "thread_ts"),
+        Index("ix_handoffs_created_at", "created_at"),  # the dashboard (0009_dashboard)
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -45,7 +45,10 @@ class StageTransition(Base):
     """A contact moved from one lifecycle stage to another, and why."""
 
     __tablename__ = "stage_transitions"
-    __table_args__ = (Index("ix_stage_transitions_contact", "contact_id", "id"),)
+    __table_args__ = (
+        Index("ix_stage_transitions_contact", "contact_id", "id"),
+        Index("ix_stage_transitions_occurred_at", "occurred_at", "to_stage"),  # the dashboard
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))

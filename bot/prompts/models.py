@@ -52,7 +52,10 @@ class PromptAction(Base):
 class PromptSend(Base):
     __tablename__ = "prompt_sends"
     # few indexes: one row per prompt sent, written in bulk (reports scan the table)
-    __table_args__ = (Index("ix_prompt_sends_contact_sent", "contact_id", "sent_at"),)
+    __table_args__ = (
+        Index("ix_prompt_sends_contact_sent", "contact_id", "sent_at"),
+        Index("ix_prompt_sends_sent_at", "sent_at"),  # the dashboard
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     action_id: Mapped[int] = mapped_column(
@@ -70,7 +73,10 @@ class PromptSend(Base):
 
 class PromptSkip(Base):
     __tablename__ = "prompt_skips"
-    __table_args__ = (Index("ix_prompt_skips_contact", "contact_id", "at"),)
+    __table_args__ = (
+        Index("ix_prompt_skips_contact", "contact_id", "at"),
+        Index("ix_prompt_skips_at", "at"),  # the dashboard
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     action_id: Mapped[int | None] = mapped_column(
@@ -100,7 +106,10 @@ class PromptAssignment(Base):
 
 class PromptConversion(Base):
     __tablename__ = "prompt_conversions"
-    __table_args__ = (UniqueConstraint("prompt_id", "contact_id", "instance_key"),)
+    __table_args__ = (
+        UniqueConstraint("prompt_id", "contact_id", "instance_key"),
+        Index("ix_prompt_conversions_exposed_at", "exposed_at"),  # the dashboard
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     prompt_id: Mapped[str] = mapped_column(String(64))

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -143,6 +144,31 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("channel", "platform_message_id"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        # the dashboard's date ranges (migration 0009_dashboard)
+        Index(
+            "ix_messages_dash_in",
+            "created_at",
+            "conversation_id",
+            "language",
+            "channel",
+            postgresql_where=text("direction = 'in'"),
+            sqlite_where=text("direction = 'in'"),
+        ),
+        Index(
+            "ix_messages_dash_out",
+            "created_at",
+            postgresql_where=text("direction = 'out'"),
+            sqlite_where=text("direction = 'out'"),
+        ),
+        Index(
+            "ix_messages_dash_rated",
+            "created_at",
+            "feedback",
+            "language",
+            "channel",
+            postgresql_where=text("feedback IS NOT NULL"),
+            sqlite_where=text("feedback IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
