@@ -42,7 +42,7 @@ from bot.nlu.text import analyse, fold, surface
 
 FALLBACK = "nlu_fallback"
 MODEL_FILE = "model.pkl"
-FORMAT = 3
+FORMAT = 4  # 4: the calibrator sees seven features of a parse (was four)
 RESPONSE_FILE = "responses.yml"
 OWN_RESPONSE_WEIGHT = 0.5  # an answer sentence, as a training example of its intent
 OTHER_RESPONSE_WEIGHT = 0.3  # ... in another language
