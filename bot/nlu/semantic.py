@@ -65,8 +65,10 @@ class SemanticHead:
 
 
 def features(p: np.ndarray, extra: list[float]) -> list[float]:
-    """What the calibrator sees of a parse: top probability, margin to the second, and the
-    similarities ``extra`` (nearest example of the top intent, of any intent). Not the n-gram
+    """What the calibrator sees of a parse: top probability, margin to the second, and
+    ``extra`` (similarity to the nearest example of the top intent and of any intent, the
+    semantic head's and the n-gram model's own probability of the top intent, 1.0 when their
+    top intents agree). Not the n-gram
     similarity: no held-out question is a training example, so its weight came out negative
     and a question asked exactly as written in the training data lost confidence."""
     top = np.sort(p)[::-1]

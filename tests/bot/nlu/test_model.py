@@ -92,6 +92,25 @@ def test_stale_model_is_retrained(tmp_path: Path) -> None:
     assert "c" in m2.intents["en"].classes
 
 
+def test_a_model_file_of_an_older_format_is_refused_with_retrain(tmp_path: Path) -> None:
+    """``concierge nlu test`` on a model folder written before the calibrator's features
+    changed: one line saying to retrain, not a shape error in the middle of a parse."""
+    import pickle
+
+    from bot.nlu.model import FORMAT, MODEL_FILE, ModelMismatchError
+
+    path = EmbeddedNLU.train(load_content(DATA), languages=["en"]).save(tmp_path / "m")
+    blob = pickle.loads(path.read_bytes())  # written just above
+    blob["format"] = FORMAT - 1
+    path.write_bytes(pickle.dumps(blob))
+    with pytest.raises(ModelMismatchError, match=r"retrain$") as e:
+        EmbeddedNLU.load(tmp_path / "m")
+    assert "\n" not in str(e.value) and MODEL_FILE in str(e.value)
+    args = ["--model", str(tmp_path / "m"), "--data", str(DATA), "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, ["nlu", "test", *args])
+    assert result.exit_code != 0 and "retrain" in result.output
+
+
 def test_cli_train_and_test_write_rasa_reports(tmp_path: Path) -> None:
     runner = CliRunner()
     r = runner.invoke(

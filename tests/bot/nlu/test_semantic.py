@@ -306,3 +306,22 @@ async def test_the_encoder_runs_off_the_event_loop_and_only_when_needed(
     # a question the n-gram model is sure of is not encoded
     await backend.parse("How long does delivery take?", "en")
     assert not threads
+
+
+def test_the_encoders_share_is_chosen_by_cross_validation() -> None:
+    """The head's share of the fused probabilities: the weight that parses the most held-out
+    examples right, 0.5 when several do as well."""
+    from bot.nlu.model import FUSION_WEIGHTS, _best_weight
+    from bot.nlu.semantic import SemanticHead
+
+    a, b = np.array([1.0, 0.0], dtype=np.float32), np.array([0.0, 1.0], dtype=np.float32)
+    head = SemanticHead().fit(np.stack([a, b] * 5), ["x", "y"] * 5, ["x", "y"])
+    ngram_wrong = np.array([0.0, 1.0])  # the n-gram model sure of "y"
+    ngram_right = np.array([1.0, 0.0])
+    # the head is right (a -> "x") where the n-gram model is wrong: more of the head
+    assert _best_weight([(head, ngram_wrong, a, 0)] * 3) > 0.5
+    # the head is wrong where the n-gram model is right: less of it
+    assert _best_weight([(head, ngram_right, b, 0)] * 3) <= 0.5
+    # either right: 0.5
+    assert _best_weight([(head, ngram_right, a, 0)] * 3) == 0.5
+    assert _best_weight([]) == 0.5 and set(FUSION_WEIGHTS) >= {0.5}
