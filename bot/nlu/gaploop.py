@@ -26,11 +26,12 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.content.loader import Problem
 from bot.nlu.data import FAQ_PREFIX, ContentError, TrainingData, language_folders, load_content
 from bot.nlu.gaps import Cluster, cluster
 from bot.nlu.model import EmbeddedNLU
 from bot.nlu.text import fold
-from bot.nlu.validate import Problem, validate
+from bot.nlu.validate import validate
 from bot.storage.models import Message
 
 TOPIC = re.compile(r"^[a-z0-9][a-z0-9_]{0,40}$")
