@@ -245,7 +245,7 @@ async def process(url: str, prompts: Path, batch: int, limit: int | None) -> dic
     rt = make_runtime(url, prompts, batch)
     svc = service_of(rt)
     times: list[float] = []
-    from bot.prompts.scheduler import RoundStats
+    from bot.outreach.stats import RoundStats
 
     total = RoundStats()
     t0 = time.perf_counter()
