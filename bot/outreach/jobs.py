@@ -63,9 +63,8 @@ class Jobs:
         enabled: Callable[[], bool] | None = None,
     ) -> Job:
         """Run ``round(now)`` every ``every`` seconds (the first after ``first_after``); jobs
-        due at the same time run in the order they were added."""
-        if name in self.jobs:
-            raise ValueError(f"a job named {name!r} is already registered")
+        due at the same time run in the order they were added. A feature set up again
+        replaces its job of the same name."""
         job = Job(name, round, every, first_after, enabled or (lambda: True))
         self.jobs[name] = job
         return job

@@ -98,11 +98,11 @@ async def test_disabled_jobs_wait_and_settings_are_read_each_round(clock: Manual
     assert await jobs.run_due() == {"job": "ran"}
 
 
-async def test_two_jobs_cannot_share_a_name(clock: ManualClock) -> None:
+async def test_a_job_added_again_replaces_the_first(clock: ManualClock) -> None:
     jobs = Jobs(clock)
-    jobs.add("job", lambda now: asyncio.sleep(0), every=1)
-    with pytest.raises(ValueError, match="already registered"):
-        jobs.add("job", lambda now: asyncio.sleep(0), every=1)
+    jobs.add("job", lambda now: asyncio.sleep(0, "first"), every=1)
+    jobs.add("job", lambda now: asyncio.sleep(0, "second"), every=1)
+    assert await jobs.run_due() == {"job": "second"}
 
 
 async def test_the_loop_waits_for_the_clock_wakes_early_and_stops(clock: ManualClock) -> None:

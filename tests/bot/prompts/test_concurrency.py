@@ -135,6 +135,7 @@ async def test_two_scheduler_processes_send_each_prompt_exactly_once(
             from bot.prompts import configure
             from bot.runtime import Runtime
             from bot.settings import Settings
+            from tests.auxil.senders import add_channels
             from tests.bot.prompts.conftest import SetClock
 
             async def main():
