@@ -177,9 +177,9 @@ def parse_week(
     """``"mon-fri 09:00-17:00; sat 10:00-14:00"`` -> :class:`Week`; a part without days holds
     ``days``. Errors name ``what`` and the part."""
     spans: list[tuple[int, Span]] = []
+    example = "e.g. 'mon-fri 09:00-17:00'" if need_days else "e.g. '09:00-17:00'"
     for part in filter(None, (p.strip() for p in spec.split(";"))):
         m = _PART.match(part)
-        example = "e.g. 'mon-fri 09:00-17:00'" if need_days else "e.g. '09:00-17:00'"
         if not m or (need_days and not m.group("days")):
             raise ValueError(f"{what} {part!r}: use {example}")
         try:
