@@ -27,6 +27,7 @@ import yaml
 
 from bot.internal.config import WEEKDAYS, parse_hours
 from bot.internal.content import ContentError, Loader
+from bot.outreach.windows import parse_days
 
 KINDS = ("holiday", "launch", "event")
 
@@ -136,7 +137,7 @@ class CompanyCalendar:
             if isinstance(raw, str):
                 raw = [p.strip() for p in raw.split(",")]
             try:
-                cal.working_days = frozenset(WEEKDAYS.index(str(d).lower()[:3]) for d in raw)
+                cal.working_days = parse_days([str(d) for d in raw])
             except ValueError:
                 raise err("working_days", f"working_days: use {', '.join(WEEKDAYS)}") from None
         items = data.get("dates") or []
