@@ -201,6 +201,7 @@ async def sweep_once(url: str, when: str, signals: bool) -> dict[str, Any]:
     )
     nlu = SimpleMatcher.from_folder(REPO / "nlu_data", threshold=0.3)
     rt = Runtime(s, clock=ManualClock(at), nlu=nlu, start_worker=False)
+    add_channels(rt)
     setup_features(rt)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
@@ -305,6 +306,27 @@ def main() -> None:
         ingest(args)
     else:
         sweep(args)
+
+
+class _Channel:
+    """A product channel's sender as ``channels.app`` adds it (its declared capabilities);
+    nothing is delivered in this benchmark (no delivery worker)."""
+
+    def __init__(self, channel: str, capabilities: Any) -> None:
+        self.channel = channel
+        self.capabilities = capabilities
+
+    async def send(self, delivery: Any) -> Any:
+        raise RuntimeError("the benchmark delivers nothing")
+
+
+def add_channels(rt: Any) -> None:
+    """Web, Telegram and Slack can write first: prompts and flows reach people on them."""
+    from channels import slack, telegram
+    from channels.web import chat
+
+    for channel in (chat, telegram, slack):
+        rt.add_sender(_Channel(channel.CHANNEL, channel.CAPABILITIES))
 
 
 if __name__ == "__main__":

@@ -217,6 +217,7 @@ def make_runtime(url: str, prompts: Path, batch: int, **settings: Any) -> Any:
     )
     nlu = SimpleMatcher.from_folder(REPO / "nlu_data", threshold=0.3)
     rt = Runtime(s, clock=ManualClock(RUN_AT), nlu=nlu, start_worker=False)
+    add_channels(rt)
     configure(rt, file=prompts, scheduler=False, batch_size=batch)
     return rt
 
@@ -245,7 +246,7 @@ async def process(url: str, prompts: Path, batch: int, limit: int | None) -> dic
     rt = make_runtime(url, prompts, batch)
     svc = service_of(rt)
     times: list[float] = []
-    from bot.prompts.scheduler import RoundStats
+    from bot.outreach.stats import RoundStats
 
     total = RoundStats()
     t0 = time.perf_counter()
@@ -558,6 +559,27 @@ def main() -> None:
         asyncio.run(scheduler_bench(args))
     else:
         asyncio.run(campaign_bench(args))
+
+
+class _Channel:
+    """A product channel's sender as ``channels.app`` adds it (its declared capabilities);
+    nothing is delivered in this benchmark (no delivery worker)."""
+
+    def __init__(self, channel: str, capabilities: Any) -> None:
+        self.channel = channel
+        self.capabilities = capabilities
+
+    async def send(self, delivery: Any) -> Any:
+        raise RuntimeError("the benchmark delivers nothing")
+
+
+def add_channels(rt: Any) -> None:
+    """Web, Telegram and Slack can write first: prompts and flows reach people on them."""
+    from channels import slack, telegram
+    from channels.web import chat
+
+    for channel in (chat, telegram, slack):
+        rt.add_sender(_Channel(channel.CHANNEL, channel.CAPABILITIES))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from bot.engine import (
 from bot.health import Health
 from bot.i18n import describe_hours
 from bot.outbox import DeliveryWorker
+from bot.outreach.jobs import Jobs
 from bot.ratelimit import RateLimiter
 from bot.responses import Responses
 from bot.settings import Settings
@@ -113,6 +114,9 @@ class Runtime:
         self._tasks: list[asyncio.Task[Any]] = []
         self._worker_task: asyncio.Task[Any] | None = None
         self.started = False
+        # the periodic jobs of every feature (sweeps, due flows, prompts, updates, SLA)
+        self.jobs = Jobs(self.clock)
+        self.add_background(self.jobs.run)
         # each feature's service by name (features look theirs up here, so a stopped runtime
         # and everything it holds go together)
         self.services: dict[str, Any] = {}
@@ -184,6 +188,7 @@ class Runtime:
         self.started = True
 
     async def stop(self) -> None:
+        self.jobs.stop()
         self.worker.stop()
         if self._worker_task is not None:
             # sends on the wire finish and are written down before the channels close: cut off

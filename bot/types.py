@@ -12,14 +12,6 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 
-class Channel(StrEnum):
-    WEB = "web"
-    REST = "rest"  # Rasa's REST channel: replies travel back in the HTTP response
-    TELEGRAM = "telegram"
-    SLACK = "slack"
-    CLI = "cli"
-
-
 class Purpose(StrEnum):
     """Why a message is sent: consent rules differ (design §7)."""
 
@@ -163,9 +155,27 @@ class Unreachable(PermanentError):
     """The person cannot be reached on this identity (blocked the bot, left): mark it so."""
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a channel can do, declared by its :class:`Sender`; ``bot`` decides by these, never
+    by a channel's name.
+
+    ``push``: the channel can write to a person who is not writing right now (flows, prompts,
+    updates and notices go only to such channels); ``text_limit``: characters of one message
+    (longer texts are split); ``buttons``: quick replies are shown as buttons; ``threads``:
+    replies can go into a thread.
+    """
+
+    push: bool = False
+    text_limit: int | None = None
+    buttons: bool = False
+    threads: bool = False
+
+
 class Sender(Protocol):
-    """What a channel adapter offers the delivery worker."""
+    """What a channel adapter offers the delivery worker, and what its channel can do."""
 
     channel: str
+    capabilities: Capabilities
 
     async def send(self, delivery: Delivery) -> SendResult: ...

@@ -35,6 +35,7 @@ from bot.ratelimit import Rate, RateLimiter
 from bot.runtime import Runtime
 from bot.storage.seen import seen_before
 from bot.types import (
+    Capabilities,
     Delivery,
     Inbound,
     PermanentError,
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "slack"
 MAX_TEXT = 3000  # a section block's text limit
+CAPABILITIES = Capabilities(push=True, text_limit=MAX_TEXT, buttons=True, threads=True)
 MAX_BODY = 1024 * 1024  # Slack's requests are a few KB; anything near this is not Slack
 ACTION_PREFIX = "concierge:"
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
@@ -93,6 +95,7 @@ def blocks_for(text: str, buttons: list[dict[str, str]]) -> list[dict[str, Any]]
 
 class SlackSender:
     channel = CHANNEL
+    capabilities = CAPABILITIES
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client

@@ -51,6 +51,7 @@ from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.models import OutboxMessage
 from bot.types import (
+    Capabilities,
     Delivery,
     Inbound,
     PermanentError,
@@ -68,6 +69,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 MAX_TEXT = 4096
+# a bot writes first once the person pressed Start; inline keyboards; no threads in a DM
+CAPABILITIES = Capabilities(push=True, text_limit=MAX_TEXT, buttons=True, threads=False)
 MAX_CALLBACK = 64  # bytes of callback_data
 REF = "~"  # callback_data "~3": the payload of button 3 of the message, kept in the outbox
 # Telegram's limits: about 1 message a second in a chat, 20 a minute in a group, 30/s overall
@@ -111,6 +114,7 @@ def make_bot(settings: Settings) -> Bot:
 
 class TelegramSender:
     channel = CHANNEL
+    capabilities = CAPABILITIES
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot

@@ -598,9 +598,9 @@ class HandoffService:
         self.runtime.worker.wake()
 
     # --- SLA and metrics ---------------------------------------------------------------
-    async def sla_sweep(self) -> int:
+    async def sla_sweep(self, now: datetime | None = None) -> int:
         """Re-post handoffs nobody answered within the SLA (once per SLA period)."""
-        now = self.runtime.clock.now()
+        now = now or self.runtime.clock.now()
         due = now - self.settings.sla
         n = 0
         async with self.runtime.db.session() as s:
@@ -634,14 +634,6 @@ class HandoffService:
         if n:
             self.runtime.worker.wake()
         return n
-
-    async def sla_loop(self) -> None:
-        while True:
-            try:
-                await self.sla_sweep()
-            except Exception:
-                log.exception("SLA sweep failed")
-            await self.runtime.clock.sleep(60)
 
     async def metrics(self) -> dict[str, Any]:
         async with self.runtime.db.session() as s:
@@ -745,7 +737,7 @@ def setup(runtime: Runtime) -> None:
     runtime.worker.before_send.append(svc.before_send)
     runtime.worker.after_sent.append(svc.after_sent)
     runtime.worker.after_dead.append(svc.after_dead)
-    runtime.add_background(svc.sla_loop)
+    runtime.jobs.add("handoff SLA", svc.sla_sweep, every=60.0)
 
 
 def handoff_payload(payload: str) -> dict[str, Any] | None:

@@ -32,7 +32,12 @@ def setup(runtime: Runtime) -> None:
         await svc.sync_files()
 
     runtime.on_start(load_files)
-    runtime.add_background(svc.run_forever)
+    runtime.jobs.add(
+        "internal updates",
+        svc.round,
+        every=lambda: svc.config.scheduler_interval,
+        enabled=lambda: svc.config.scheduler,
+    )
 
 
 def service_of(runtime: Runtime) -> InternalService:

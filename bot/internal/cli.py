@@ -200,7 +200,7 @@ def send(
         typer.echo(
             f"{key}: {stats.sent + stats.channel_posts} queued, {stats.held} held for the "
             f"digest, {stats.deferred} deferred (holiday or outside working hours), "
-            f"{stats.skipped} skipped"
+            f"{stats.skips} skipped"
         )
         for note in stats.notes:
             typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
@@ -552,7 +552,7 @@ def run_once(content: ContentOpt = None, database_url: DbOpt = None) -> None:
         st = await svc.run_once()
         typer.echo(
             f"expanded {st.expanded}, sent {st.sent}, channel posts {st.channel_posts}, "
-            f"held {st.held}, deferred {st.deferred}, skipped {st.skipped}, digests {st.digests}"
+            f"held {st.held}, deferred {st.deferred}, skipped {st.skips}, digests {st.digests}"
         )
 
     _run(content, database_url, work)

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.content.loader import ContentError, Doc
 from bot.internal.config import WEEKDAYS, parse_hours
+from bot.outreach.windows import parse_days
 
 KINDS = ("holiday", "launch", "event")
 
@@ -126,7 +127,7 @@ class CompanyCalendar:
             if isinstance(raw, str):
                 raw = [p.strip() for p in raw.split(",")]
             try:
-                cal.working_days = frozenset(WEEKDAYS.index(str(d).lower()[:3]) for d in raw)
+                cal.working_days = parse_days([str(d) for d in raw])
             except ValueError:
                 raise err("working_days", f"working_days: use {', '.join(WEEKDAYS)}") from None
         items = data.get("dates") or []

@@ -9,7 +9,9 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from bot.outreach.windows import DAY_KEYS, parse_days, parse_span, weekday_index
+
+WEEKDAYS = DAY_KEYS  # mon..sun (Babel's English names; the window grammar's days)
 
 DEFAULT_TOPICS: dict[str, list[str]] = {
     "launch": [
@@ -106,19 +108,12 @@ class InternalSettings(BaseSettings):
     @field_validator("working_days")
     @classmethod
     def _days(cls, v: list[str]) -> list[str]:
-        out = [d.lower()[:3] for d in v]
-        bad = [d for d in out if d not in WEEKDAYS]
-        if bad:
-            raise ValueError(f"unknown weekday(s) {bad}; use {', '.join(WEEKDAYS)}")
-        return out
+        return [WEEKDAYS[d] for d in sorted(parse_days(v))]  # mon, Monday, mon-fri
 
     @field_validator("digest_day", "team_digest_day")
     @classmethod
     def _day(cls, v: str) -> str:
-        d = v.lower()[:3]
-        if d not in WEEKDAYS:
-            raise ValueError(f"unknown weekday {v!r}; use {', '.join(WEEKDAYS)}")
-        return d
+        return WEEKDAYS[weekday_index(v)]
 
     @field_validator("working_hours")
     @classmethod
@@ -132,16 +127,15 @@ class InternalSettings(BaseSettings):
 
 
 def parse_hours(value: str) -> tuple[time, time]:
-    """``"09:00-17:30"`` -> (09:00, 17:30); ``"00:00-24:00"`` is the whole day."""
+    """``"09:00-17:30"`` -> (09:00, 17:30); ``"00:00-24:00"`` is the whole day (the window
+    grammar of :mod:`bot.outreach.windows`, without days)."""
     try:
-        start_s, end_s = (p.strip() for p in value.split("-", 1))
-        start = time.fromisoformat(start_s)
-        end = time.max if end_s in ("24:00", "24:00:00") else time.fromisoformat(end_s)
-    except ValueError:
-        raise ValueError(f"working hours {value!r}: use HH:MM-HH:MM") from None
-    if start >= end:
-        raise ValueError(f"working hours {value!r}: the start must be before the end")
-    return start, end
+        return parse_span(value, wrap=False)
+    except ValueError as e:
+        problem = str(e).replace(
+            "the end must come after the start", "the start must be before the end"
+        )
+        raise ValueError(f"working hours {problem}") from None
 
 
 def load_internal_settings(**overrides: Any) -> InternalSettings:

@@ -16,7 +16,6 @@ processes, never sends anything twice.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
@@ -60,6 +59,7 @@ from bot.internal.models import (
     UpdateDelivery,
 )
 from bot.internal.render import Item, PlainRenderer, Renderer, Texts
+from bot.outreach.stats import RoundStats
 from bot.storage.db import Database
 from bot.storage.models import Contact, Conversation, Identity
 from bot.types import Outbound
@@ -73,22 +73,6 @@ PLANNED, SENT, HELD, BUNDLED, SKIPPED = "planned", "sent", "held", "bundled", "s
 BATCH = 200  # employees decided in one transaction
 _PRIORITY = {"high": 0, "normal": 1, "low": 2}
 WEEK = timedelta(days=7)
-
-
-@dataclass
-class RoundStats:
-    expanded: int = 0
-    sent: int = 0
-    held: int = 0
-    deferred: int = 0
-    skipped: int = 0
-    digests: int = 0
-    channel_posts: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def queued(self) -> int:
-        return self.sent + self.digests + self.channel_posts
 
 
 @dataclass
@@ -302,14 +286,10 @@ class InternalService:
         self._files_seen = signature
         return True
 
-    async def run_forever(self) -> None:
-        while self.config.scheduler:
-            try:
-                await self.sync_files_if_changed()
-                await self.run_once()
-            except Exception:
-                log.exception("internal updates round failed")
-            await asyncio.sleep(self.config.scheduler_interval)
+    async def round(self, now: datetime) -> RoundStats:
+        """The ``internal updates`` job: changed files first, then a scheduler round."""
+        await self.sync_files_if_changed()
+        return await self.run_once(now)
 
     async def expand(self, now: datetime, stats: RoundStats) -> None:
         if not self.people_ready:
@@ -490,16 +470,16 @@ class InternalService:
         for d, u in ordered:
             if u.status == "cancelled":
                 d.status, d.reason = SKIPPED, "update cancelled"
-                stats.skipped += 1
+                stats.skipped[d.reason] += 1
             elif not emp.active:
                 d.status, d.reason = SKIPPED, "employee is no longer active"
-                stats.skipped += 1
+                stats.skipped[d.reason] += 1
             elif not emp.slack_user_id:
                 d.status, d.reason = SKIPPED, "no Slack account"
-                stats.skipped += 1
+                stats.skipped[d.reason] += 1
             elif u.topic and u.topic in (emp.opted_down or []) and not u.important:
                 d.status, d.reason = SKIPPED, f"muted topic {u.topic}"
-                stats.skipped += 1
+                stats.skipped[d.reason] += 1
             elif closed is not None:
                 d.due_at = self.calendar.next_open(local).astimezone(UTC)
                 d.deferred_count += 1
@@ -720,7 +700,7 @@ class InternalService:
             closed = self.calendar.closed_reason(local)
             if u.status == "cancelled":
                 d.status, d.reason = SKIPPED, "update cancelled"
-                stats.skipped += 1
+                stats.skipped[d.reason] += 1
                 return
             if closed is not None:
                 d.due_at = self.calendar.next_open(local).astimezone(UTC)

@@ -35,6 +35,8 @@ def setup(runtime: Runtime) -> LifecycleService:
     engine.add_prefetch(svc.runner.prefetch)
     engine.add_after_turn(svc.runner.after_turn)
     engine.add_after_turn(svc.followup_hook)
-    runtime.add_background(svc.sweep_loop)
-    runtime.add_background(lambda: svc.runner.due_loop(svc.settings.due_interval))
+    jobs = runtime.jobs
+    interval = svc.settings.sweep_interval
+    jobs.add("lifecycle sweep", svc.sweep, every=interval, first_after=min(interval, 60.0))
+    jobs.add("flows due", svc.runner.run_all_due, every=svc.settings.due_interval)
     return svc

@@ -482,16 +482,6 @@ class LifecycleService:
 
         return await run_sweep(self, now or self.now(), signals=signals)
 
-    async def sweep_loop(self) -> None:
-        interval = self.settings.sweep_interval
-        while True:
-            await asyncio.sleep(min(interval, 60.0))
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("lifecycle sweep failed")
-            await asyncio.sleep(max(interval - 60.0, 0))
-
 
 def service_of(runtime: Runtime) -> LifecycleService:
     svc = getattr(runtime, "lifecycle", None)

@@ -29,8 +29,21 @@ from bot.lifecycle.schema import EventIn, parse_one
 from bot.lifecycle.service import service_of
 from bot.settings import Settings
 from bot.storage.models import Contact, Identity, OutboxMessage
+from bot.types import Capabilities, Delivery, PermanentError, SendResult
 
 CHANNEL = "web"
+
+
+class _Simulated:
+    """The simulated person's channel: it can write first; nothing ever leaves (no worker)."""
+
+    capabilities = Capabilities(push=True, buttons=True)
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+
+    async def send(self, delivery: Delivery) -> SendResult:
+        raise PermanentError("a simulation sends nothing")
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ async def simulate(
             update={"database_url": f"sqlite+aiosqlite:///{Path(tmp) / 'sim.db'}"}
         )
         runtime = Runtime(sim_settings, clock=clock, start_worker=False)
+        runtime.add_sender(_Simulated(channel))
         await runtime.db.upgrade()
         try:
             return await _run(runtime, clock, user, events, end, channel)

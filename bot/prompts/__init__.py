@@ -36,20 +36,18 @@ def setup(runtime: Runtime) -> None:
     async def load() -> None:
         _ = svc.book  # a broken prompts file fails the start with file:line
 
-    async def loop() -> None:
-        if svc.config.scheduler:
-            await svc.run_forever()
+    def scheduling() -> bool:
+        return svc.config.scheduler
 
     runtime.on_start(load)
-    runtime.on_stop(_stopper(svc))
-    runtime.add_background(loop)
-
-
-def _stopper(svc: PromptService) -> Any:
-    async def stop() -> None:
-        svc.stop()
-
-    return stop
+    # sweeps first: what they schedule for now goes out in the same pass
+    runtime.jobs.add(
+        "prompt sweeps",
+        svc.sweep,
+        every=lambda: svc.config.sweep_interval,
+        enabled=scheduling,
+    )
+    runtime.jobs.add("prompts", svc.round, every=lambda: svc.config.interval, enabled=scheduling)
 
 
 def service_of(runtime: Runtime) -> PromptService:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.content.durations import parse_duration
+from bot.outreach.windows import Week, parse_optional_week
 
 
 def parse_cap(value: str) -> tuple[int, timedelta]:
@@ -25,18 +26,10 @@ def parse_cap(value: str) -> tuple[int, timedelta]:
     return count, window
 
 
-def parse_quiet(value: str) -> tuple[time, time] | None:
-    """``"21:00-08:00"`` (may wrap midnight); ``""`` or ``"off"``: no quiet hours."""
-    if value.strip().lower() in ("", "off", "none"):
-        return None
-    try:
-        a, b = (p.strip() for p in value.split("-", 1))
-        start, end = time.fromisoformat(a), time.fromisoformat(b)
-    except ValueError:
-        raise ValueError(f"quiet hours {value!r}: use HH:MM-HH:MM, e.g. 21:00-08:00") from None
-    if start == end:
-        raise ValueError(f"quiet hours {value!r}: start and end are the same")
-    return start, end
+def parse_quiet(value: str) -> Week | None:
+    """``"21:00-08:00"`` (across midnight), ``"fri-sat 22:00-09:00; sun 20:00-10:00"``; ``""``,
+    ``"off"`` or ``"none"``: no quiet hours (the grammar: docs/prompts.md, Time windows)."""
+    return parse_optional_week(value, what="quiet hours")
 
 
 class PromptSettings(BaseSettings):
@@ -143,7 +136,7 @@ class PromptSettings(BaseSettings):
         return {ch: parse_cap(c) for ch, c in self.channel_caps.items()}
 
     @property
-    def quiet(self) -> tuple[time, time] | None:
+    def quiet(self) -> Week | None:
         return parse_quiet(self.quiet_hours)
 
 

@@ -19,26 +19,23 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.outreach.reach import CANCEL, SKIP, Decision, Person, Reach, choose_reach
+from bot.outreach.windows import QuietHours
 from bot.prompts.config import PromptSettings
 from bot.prompts.definitions import Prompt
 from bot.prompts.models import PromptSend, PromptSuppression
 from bot.storage.models import Consent, Contact, Identity
+from bot.types import Capabilities
 
-PROACTIVE_CHANNELS = ("telegram", "slack", "web")
-
-
-@dataclass(frozen=True, slots=True)
-class Reach:
-    channel: str
-    address: str
-    last_seen_at: datetime | None
+# what suppresses a prompt (``suppress:`` in prompts.yml) and the reason it is skipped with
+HOLDS = (("handoff", "handoff_open"), ("complaint", "complaint_open"), ("low_csat", "low_csat"))
 
 
 @dataclass
@@ -53,12 +50,18 @@ class Facts:
     complaint_open: set[int] = field(default_factory=set)
     # marketing sends in the cap window: contact -> [(channel, sent_at)]
     sends: dict[int, list[tuple[str, datetime]]] = field(default_factory=dict)
+    # what each channel with a sender can do (only those that push are written to)
+    capabilities: dict[str, Capabilities] = field(default_factory=dict)
 
 
 async def load_facts(
-    session: AsyncSession, contact_ids: Sequence[int], now: datetime, config: PromptSettings
+    session: AsyncSession,
+    contact_ids: Sequence[int],
+    now: datetime,
+    config: PromptSettings,
+    capabilities: dict[str, Capabilities],
 ) -> Facts:
-    facts = Facts()
+    facts = Facts(capabilities=capabilities)
     if not contact_ids:
         return facts
     ids = list(contact_ids)
@@ -70,7 +73,7 @@ async def load_facts(
             Identity.reachable,
             Identity.started,
             Identity.last_seen_at,
-        ).where(Identity.contact_id.in_(ids), Identity.channel.in_(PROACTIVE_CHANNELS))
+        ).where(Identity.contact_id.in_(ids))
     ):
         if reachable and started and address:
             facts.reach.setdefault(cid, []).append(Reach(channel, address, seen))
@@ -132,45 +135,13 @@ async def _handoffs(
             facts.low_csat.add(cid)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """``send`` (with channel/address), ``skip`` / ``cancel`` (with reason), ``defer``."""
-
-    outcome: str
-    reason: str | None = None
-    channel: str | None = None
-    address: str | None = None
-    until: datetime | None = None
-    detail: str | None = None
-    soft_opt_in: bool = False
-
-
-def quiet_until(local: datetime, quiet: tuple[time, time] | None) -> datetime | None:
-    """The end of the quiet hours ``local`` falls in (same zone), or None if not quiet."""
-    if quiet is None:
-        return None
-    start, end = quiet
-    t = local.timetz().replace(tzinfo=None)
-    day = local.date()
-    tz = local.tzinfo
-    if start > end:  # wraps midnight, e.g. 21:00-08:00
-        if t >= start:
-            return datetime.combine(day + timedelta(days=1), end, tzinfo=tz)
-        if t < end:
-            return datetime.combine(day, end, tzinfo=tz)
-        return None
-    if start <= t < end:
-        return datetime.combine(day, end, tzinfo=tz)
-    return None
-
-
 class Rules:
     def __init__(self, config: PromptSettings, default_tz: str) -> None:
         self.config = config
         self.default_tz = default_tz
         self.cap = config.cap
         self.channel_caps = config.caps_by_channel
-        self.quiet = config.quiet
+        self.quiet_week = config.quiet
         self._zones: dict[str | None, ZoneInfo] = {}
 
     def zone(self, name: str | None) -> ZoneInfo:
@@ -180,6 +151,12 @@ class Rules:
 
             z = self._zones[name] = zone(name, self.default_tz)
         return z
+
+    def quiet(self, contact: Contact) -> QuietHours | None:
+        """The quiet hours in the person's time zone (None: the shop has none)."""
+        if self.quiet_week is None:
+            return None
+        return QuietHours(self.quiet_week, self.zone(contact.timezone))
 
     def decide(
         self,
@@ -191,78 +168,41 @@ class Rules:
     ) -> Decision:
         cid = contact.id
         if now > due_at + prompt.expire_after:
-            return Decision("skip", "expired")
+            return Decision(SKIP, "expired")
         t = prompt.trigger
         if t.kind == "stage" and prompt.exit_on_stage_change and contact.lifecycle_stage != t.value:
-            return Decision("cancel", "stage_changed")
+            return Decision(CANCEL, "stage_changed")
         if prompt.audience and not prompt.audience.matches(contact, now):
-            return Decision("skip", "audience")
-        if prompt.marketing and contact.marketing_opt_out:
-            return Decision("skip", "opted_out")
-        if "handoff" in prompt.suppress and cid in facts.handoff_open:
-            return Decision("skip", "handoff_open")
-        if "complaint" in prompt.suppress and cid in facts.complaint_open:
-            return Decision("skip", "complaint_open")
-        if "low_csat" in prompt.suppress and cid in facts.low_csat:
-            return Decision("skip", "low_csat")
-        choice = self.channel(prompt, contact, facts)
-        if isinstance(choice, Decision):
-            return choice
-        reach, soft = choice
-        if prompt.quiet_hours:
-            local = now.astimezone(self.zone(contact.timezone))
-            until = quiet_until(local, self.quiet)
-            if until is not None:
-                return Decision("defer", "quiet_hours", until=until.astimezone(now.tzinfo))
-        if prompt.marketing:
-            capped = self.capped(cid, reach.channel, facts, now)
-            if capped:
-                return Decision("skip", "capped", detail=capped)
-        return Decision("send", channel=reach.channel, address=reach.address, soft_opt_in=soft)
-
-    def channel(
-        self, prompt: Prompt, contact: Contact, facts: Facts
-    ) -> tuple[Reach, bool] | Decision:
-        """The channel to write on: preferred first, then the configured order; reachable
-        (Telegram: started), allowed for the prompt, with consent for its purpose."""
-        options = facts.reach.get(contact.id, [])
+            return Decision(SKIP, "audience")
+        held = {"handoff": facts.handoff_open, "complaint": facts.complaint_open}
+        held["low_csat"] = facts.low_csat
+        hold = next((r for kind, r in HOLDS if kind in prompt.suppress and cid in held[kind]), None)
+        options = facts.reach.get(cid, [])
         if prompt.channels:
             options = [r for r in options if r.channel in prompt.channels]
-        if not options:
-            return Decision("skip", "unreachable")
-        order = [c for c in [contact.preferred_channel, *self.config.channel_order] if c]
-
-        def rank(r: Reach) -> tuple[int, float]:
-            pos = order.index(r.channel) if r.channel in order else len(order)
-            seen = r.last_seen_at.timestamp() if r.last_seen_at else 0.0
-            return pos, -seen
-
-        consents = facts.consent.get(contact.id, {})
-        for r in sorted(options, key=rank):
-            ok, soft = self.consented(prompt.purpose, r.channel, contact, consents)
-            if ok:
-                return r, soft
-        return Decision("skip", "no_consent")
-
-    def consented(
-        self,
-        purpose: str,
-        channel: str,
-        contact: Contact,
-        consents: dict[tuple[str, str], bool],
-    ) -> tuple[bool, bool]:
-        """(allowed, by soft opt-in). A channel's own answer beats the ``*`` answer."""
-        given = consents.get((channel, purpose), consents.get(("*", purpose)))
-        if purpose == "service":
-            return given is not False, False
-        if given is not None:
-            return given, False
-        existing_customer = (
-            contact.purchase_count or 0
-        ) > 0 or contact.first_purchase_at is not None
-        if self.config.soft_opt_in and existing_customer:
-            return True, True
-        return False, False
+        d = choose_reach(
+            options,
+            Person(
+                consents=facts.consent.get(cid, {}),
+                opted_out=bool(contact.marketing_opt_out),
+                preferred_channel=contact.preferred_channel,
+                existing_customer=(contact.purchase_count or 0) > 0
+                or contact.first_purchase_at is not None,
+            ),
+            purpose=prompt.purpose,
+            capabilities=facts.capabilities,
+            now=now,
+            order=self.config.channel_order,
+            hold=hold,
+            window=self.quiet(contact) if prompt.quiet_hours else None,
+            soft_opt_in=self.config.soft_opt_in,
+        )
+        if d.send and prompt.marketing:
+            assert d.channel is not None
+            capped = self.capped(cid, d.channel, facts, now)
+            if capped:
+                return Decision(SKIP, "capped", detail=capped)
+        return d
 
     def capped(self, cid: int, channel: str, facts: Facts, now: datetime) -> str | None:
         sends = facts.sends.get(cid, [])

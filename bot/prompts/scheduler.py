@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -23,8 +21,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine import Reply
+from bot.outreach.reach import Decision, capabilities
+from bot.outreach.stats import RoundStats
 from bot.prompts.experiments import HOLDOUT, assign
-from bot.prompts.guards import Decision, load_facts
+from bot.prompts.guards import load_facts
 from bot.prompts.models import (
     CANCELLED,
     PENDING,
@@ -44,30 +44,6 @@ if TYPE_CHECKING:
     from bot.prompts.service import PromptService
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RoundStats:
-    scheduled: int = 0
-    sent: int = 0
-    deferred: int = 0
-    cancelled: int = 0
-    held: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    batches: int = 0
-
-    @property
-    def processed(self) -> int:
-        return self.sent + self.deferred + self.cancelled + self.held + sum(self.skipped.values())
-
-    def add(self, other: RoundStats) -> None:
-        self.scheduled += other.scheduled
-        self.sent += other.sent
-        self.deferred += other.deferred
-        self.cancelled += other.cancelled
-        self.held += other.held
-        self.skipped.update(other.skipped)
-        self.batches += other.batches
 
 
 _SKIPS = cast(Table, PromptSkip.__table__)
@@ -136,7 +112,9 @@ class Scheduler:
                 return stats
             stats.batches = 1
             contacts = {c.id: c for _, c in rows}
-            facts = await load_facts(s, list(contacts), now, svc.config)
+            facts = await load_facts(
+                s, list(contacts), now, svc.config, capabilities(self.runtime.senders)
+            )
             # highest priority first for each person: it gets the cap before the others
             order = sorted(
                 rows,

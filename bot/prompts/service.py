@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time as _time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import outbox
+from bot.outreach.stats import RoundStats
 from bot.prompts import triggers
 from bot.prompts.config import PromptSettings
 from bot.prompts.definitions import (
@@ -34,7 +33,7 @@ from bot.prompts.models import (
     PromptSkip,
     PromptSuppression,
 )
-from bot.prompts.scheduler import RoundStats, Scheduler, render_message, stable_rng
+from bot.prompts.scheduler import Scheduler, render_message, stable_rng
 from bot.storage.models import Contact, OutboxMessage
 from bot.types import Button, Outbound
 
@@ -58,9 +57,6 @@ class PromptService:
         self.rules = Rules(config, runtime.settings.default_timezone)
         self.scheduler = Scheduler(self)
         self._book: PromptBook | None = None
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._last_sweep = float("-inf")
 
     # --- definitions ----------------------------------------------------------------------
     @property
@@ -349,13 +345,10 @@ class PromptService:
         if actions and await triggers.schedule(session, actions, now):
             self.wake()
 
-    # --- the loop ---------------------------------------------------------------------------
+    # --- the jobs -------------------------------------------------------------------------
     def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
+        """Something is due now: the ``prompts`` job runs at once."""
+        self.runtime.jobs.wake("prompts")
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Schedules, segments, stage entries and attribute dates (set-based per zone)."""
@@ -397,29 +390,15 @@ class PromptService:
         stats.scheduled += scheduled
         return stats
 
-    async def run_forever(self) -> None:
-        """Rounds every ``interval`` seconds (sooner when a signal scheduled something due);
-        sweeps every ``sweep_interval``. Time comes from the runtime's clock."""
-        while not self._stopping:
-            try:
-                sweep = _time.monotonic() - self._last_sweep >= self.config.sweep_interval
-                if sweep:
-                    self._last_sweep = _time.monotonic()
-                stats = await self.run_once(sweep=sweep)
-                if stats.processed:
-                    log.info(
-                        "prompts: %d sent, %d deferred, %d held out, skipped %s",
-                        stats.sent,
-                        stats.deferred,
-                        stats.held,
-                        dict(stats.skipped),
-                    )
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("prompt scheduler round failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.config.interval)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+    async def round(self, now: datetime) -> RoundStats:
+        """The ``prompts`` job: send (or skip, defer) what is due, and log what happened."""
+        stats = await self.process_due(now)
+        if stats.processed:
+            log.info(
+                "prompts: %d sent, %d deferred, %d held out, skipped %s",
+                stats.sent,
+                stats.deferred,
+                stats.held,
+                dict(stats.skipped),
+            )
+        return stats

@@ -20,7 +20,7 @@ from bot.greeting import frame as greeting_frame
 from bot.greeting import greetings_of
 from bot.runtime import Runtime
 from bot.storage.models import Contact, Identity, Message
-from bot.types import Delivery, Inbound, SendResult, TransientError
+from bot.types import Capabilities, Delivery, Inbound, SendResult, TransientError
 from channels.web.fanout import PgFanout
 from channels.web.identity import VisitorTokens, verify_user_hash
 from channels.web.rest import MAX_DEPTH, text_problem
@@ -40,6 +40,7 @@ _OWNER = (
     )
 )
 CHANNEL = "web"
+CAPABILITIES = Capabilities(push=True, buttons=True)
 
 
 def message_frame(m: Message) -> dict[str, Any]:
@@ -107,6 +108,8 @@ class WebSender:
     """Delivers outbox rows to open sockets. A visitor who is away finds them in the history."""
 
     channel = CHANNEL
+    # pushed to an open socket, or found in the history when the visitor comes back
+    capabilities = CAPABILITIES
     # sends on the wire before their "sent" record at once: a push repeated after a crash
     # carries the same message id, which the widget shows once
     in_doubt = 32

@@ -16,6 +16,7 @@ from bot.lifecycle.service import LifecycleService, service_of
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.storage.models import Contact, OutboxMessage
+from tests.auxil.senders import add_channels
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -31,6 +32,7 @@ async def lifecycle_runtime(
     """A runtime on a manual clock; ``start``: NLU and delivery worker too (turns by text)."""
     clock = clock or ManualClock(T0)
     rt = Runtime(settings, clock=clock, start_worker=False)
+    add_channels(rt)  # the product's channels, as channels.app adds them
     if start:
         await rt.start(migrate=False)
     try:

@@ -27,6 +27,7 @@ from bot.prompts.service import PromptService
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.storage.models import Consent, Contact, Identity, OutboxMessage
+from tests.auxil.senders import add_channels
 from tests.conftest import REPO
 
 MONDAY = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # Monday 5 January 2026, 07:00 in Berlin
@@ -70,6 +71,7 @@ async def rt(
     settings = make_settings(db_url, default_timezone="Europe/Berlin")
     nlu = SimpleMatcher.from_folder(REPO / "nlu_data", threshold=0.3)
     r = Runtime(settings, clock=clock, nlu=nlu, start_worker=False)
+    add_channels(r)  # the product's channels, as channels.app adds them
     await r.start(migrate=False)
     yield r
     await r.stop()

@@ -22,6 +22,7 @@ from bot.prompts.models import PromptAction, PromptSend, PromptSkip
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.storage.models import OutboxMessage
+from tests.auxil.senders import add_channels
 from tests.bot.prompts.conftest import SetClock, add_contact, shop_event
 from tests.conftest import REPO
 
@@ -52,6 +53,7 @@ NOW = datetime(2026, 1, 5, 11, 0, tzinfo=UTC)
 async def _runtime(settings: Settings, path: Path) -> Runtime:
     nlu = SimpleMatcher.from_folder(REPO / "nlu_data", threshold=0.3)
     rt = Runtime(settings, clock=SetClock(NOW), nlu=nlu, start_worker=False)
+    add_channels(rt)
     await rt.start(migrate=False)
     configure(rt, file=path, scheduler=False, batch_size=7)
     return rt
@@ -133,6 +135,7 @@ async def test_two_scheduler_processes_send_each_prompt_exactly_once(
             from bot.prompts import configure
             from bot.runtime import Runtime
             from bot.settings import Settings
+            from tests.auxil.senders import add_channels
             from tests.bot.prompts.conftest import SetClock
 
             async def main():
@@ -140,6 +143,7 @@ async def test_two_scheduler_processes_send_each_prompt_exactly_once(
                 s = Settings(_env_file=None, database_url={pg_url!r}, secret_key="t",
                              content_dir={str(REPO)!r})
                 rt = Runtime(s, clock=SetClock(now), start_worker=False)
+                add_channels(rt)
                 svc = configure(rt, file={str(path)!r}, scheduler=False, batch_size=5)
                 stats = await svc.process_due(now)
                 await rt.db.dispose()
