@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.engine import Reply, StateKey
 from bot.flows import validators
 from bot.flows.model import END, Flow, FlowBook, Step, Trigger
 from bot.flows.words import control_word, normalize, word_language
@@ -50,9 +51,9 @@ MAX_STEPS_PER_RUN = 100
 NO_PUSH_CHANNELS = ("rest", "cli")  # replies travel back in the request: nothing to push to
 PENDING_FOR = timedelta(days=7)  # a pending flow older than this is dropped, not started
 DIGRESSION_CONFIDENCE = 0.5
-_STATE_ATTR = "_flow_states"
-_PREFETCHED_ATTR = "_flow_states_prefetched"  # (contact id, its open states)
-_HANDLED_ATTR = "_flow_handled"
+_STATE = StateKey[list[FlowState]]("flows.states", per_contact=True)
+_PREFETCHED = StateKey[tuple[int, list[FlowState]]]("flows.prefetched")  # (contact id, states)
+_HANDLED = StateKey[bool]("flows.handled")
 
 RecordEvent = Callable[[AsyncSession, Contact, str, dict[str, Any], datetime, str], Awaitable[None]]
 
@@ -99,17 +100,17 @@ class FlowRunner:
             for st in (await s.execute(_OPEN_STATES_MANY, {"contact_ids": sorted(ids)})).scalars():
                 found[st.contact_id].append(st)  # newest first, as open_states orders them
         for t in turns:
-            t.__dict__[_PREFETCHED_ATTR] = (t.contact.id, found[t.contact.id])
+            t.state.set(_PREFETCHED, (t.contact.id, found[t.contact.id]))
 
     async def _turn_states(self, turn: Turn) -> list[FlowState]:
-        cached = turn.__dict__.get(_STATE_ATTR)
+        cached = turn.state.get(_STATE)
         if cached is None:
-            pre = turn.__dict__.get(_PREFETCHED_ATTR)
+            pre = turn.state.get(_PREFETCHED)
             if pre is not None and pre[0] == turn.contact.id:  # not re-linked since
                 cached = list(pre[1])
             else:
                 cached = await self.open_states(turn.session, turn.contact.id)
-            turn.__dict__[_STATE_ATTR] = cached
+            turn.state.set(_STATE, cached)
         return [st for st in cached if st.status in OPEN_STATUSES]
 
     # --- texts -------------------------------------------------------------------------------
@@ -193,7 +194,7 @@ class FlowRunner:
         run.s.add(st)
         await run.s.flush()
         if run.turn is not None:
-            run.turn.__dict__.setdefault(_STATE_ATTR, []).insert(0, st)
+            run.turn.state.setdefault(_STATE, []).insert(0, st)
         await self._advance(run, st, flow.first() or END, others=states)
         return st
 
@@ -437,7 +438,9 @@ class FlowRunner:
             else await self.runtime.engine.open_conversation(run.s, run.contact, run.now)
         )
         conv.state = {**(conv.state or {}), "handoff_requested": step.reason}
-        service = getattr(self.runtime, "handoff", None)
+        from bot.handoff.service import HandoffService
+
+        service = self.runtime.maybe_service(HandoffService)
         if turn is not None and service is not None and conv.status != "handoff":
             await service.start(run.s, turn, step.reason)
             return
@@ -636,7 +639,7 @@ class FlowRunner:
         if intent.startswith("flow_"):
             handled = await self._payload(run, intent, turn.entities)
             turn.answer_meta.update(intent=intent, confidence=1.0)
-            turn.__dict__[_HANDLED_ATTR] = True
+            turn.state.set(_HANDLED, True)
             return handled
         states = await self._turn_states(turn)
         if states:
@@ -645,19 +648,19 @@ class FlowRunner:
                 self._speak(run, word_language(turn.inbound.text, turn.language))
             if word and await self.control(run, word, states):
                 turn.answer_meta.update(intent=f"flow_{word}", confidence=1.0)
-                turn.__dict__[_HANDLED_ATTR] = True
+                turn.state.set(_HANDLED, True)
                 return True
             active = next((st for st in states if st.status == ACTIVE), None)
             if active is not None and await self.answer(run, active, states):
                 turn.answer_meta.update(intent=f"flow:{active.flow_id}", confidence=turn.confidence)
-                turn.__dict__[_HANDLED_ATTR] = True
+                turn.state.set(_HANDLED, True)
                 return True
         for flow, trigger in self.book.triggers("intent", intent):
             if self.matches(trigger, turn.contact, turn.now, {}):
                 st = await self.start(run, flow, trigger=f"intent:{intent}", states=states)
                 if st is not None:
                     turn.answer_meta.update(intent=intent, confidence=turn.confidence, flow=flow.id)
-                    turn.__dict__[_HANDLED_ATTR] = True
+                    turn.state.set(_HANDLED, True)
                     return True
         return False
 
@@ -719,7 +722,7 @@ class FlowRunner:
         if not states:
             return
         run = Run(turn.session, c, turn.now, turn.language, turn)
-        if turn.__dict__.get(_HANDLED_ATTR):
+        if turn.state.get(_HANDLED):
             return
         active = next((st for st in states if st.status == ACTIVE), None)
         if active is not None:
@@ -852,20 +855,21 @@ class FlowRunner:
             return 0
         engine = self.runtime.engine
         conv = await engine.open_conversation(s, c, run.now)
-        keys = [f"flow:{st.id}:{st.seq + i}" for i in range(len(run.out))]
+        replies = [
+            Reply(
+                contact_id=c.id,
+                conversation_id=conv.id,
+                channel=ident.channel,
+                address=ident.address or ident.external_id,
+                message=m,
+                idempotency_key=f"flow:{st.id}:{st.seq + i}",
+                meta={"flow": st.flow_id},
+                language=run.language,
+            )
+            for i, m in enumerate(run.out)
+        ]
         st.seq += len(run.out)
-        ids = await engine.write_replies(
-            s,
-            contact=c,
-            conversation=conv,
-            channel=ident.channel,
-            address=ident.address or ident.external_id,
-            messages=run.out,
-            keys=keys,
-            now=run.now,
-            meta={"flow": st.flow_id},
-            language=run.language,
-        )
+        ids = [i for got in await engine.write(s, replies, now=run.now) for i in got]
         attrs = c.attributes or {}
         c.attributes = {
             **attrs,

@@ -25,7 +25,7 @@ def setup(runtime: Runtime) -> None:
     if not config.enabled:
         return
     svc = InternalService(runtime, config)
-    runtime.services["internal"] = svc
+    runtime.register(svc)
     runtime.engine.add_policy("internal", internal_policy(svc), priority=200)
 
     async def load_files() -> None:
@@ -37,10 +37,12 @@ def setup(runtime: Runtime) -> None:
 
 def service_of(runtime: Runtime) -> InternalService:
     """The runtime's internal-updates service (``LookupError`` when disabled)."""
-    try:
-        return runtime.services["internal"]  # type: ignore[no-any-return]
-    except KeyError:
-        raise LookupError("internal updates are disabled (CONCIERGE_INTERNAL_ENABLED)") from None
+    from bot.internal.service import InternalService
+
+    svc = runtime.maybe_service(InternalService)
+    if svc is None:
+        raise LookupError("internal updates are disabled (CONCIERGE_INTERNAL_ENABLED)")
+    return svc
 
 
 def configure(runtime: Runtime, **overrides: Any) -> InternalService:

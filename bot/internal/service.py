@@ -33,8 +33,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import outbox
 from bot.contacts import resolve_identity
+from bot.engine import Reply
+from bot.engine.writer import write
 from bot.internal.audiences import (
     Directory,
     Resolved,
@@ -651,17 +652,17 @@ class InternalService:
         if conv is None:
             conv = await self.runtime.engine.open_conversation(s, contact, now)
             cache.conversations[contact.id] = conv
-        return await self.runtime.engine.write_reply(
-            s,
-            contact=contact,
-            conversation=conv,
+        reply = Reply(
+            contact_id=contact.id,
+            conversation_id=conv.id,
             channel=self.channel,
             address=identity.address or emp.slack_user_id,
             message=message,
             idempotency_key=key,
-            now=now,
             language=language or emp.language,
         )
+        [ids] = await self.runtime.engine.write(s, [reply], now=now)
+        return ids[0] if ids else None
 
     async def _contact(
         self, s: AsyncSession, emp: Employee, now: datetime, cache: _Cache
@@ -729,14 +730,14 @@ class InternalService:
                 stats.deferred += 1
                 return
             message = self.renderer.update(await self.item(s, u, d.language))
-            d.outbox_id = await outbox.enqueue(
-                s,
+            post = Reply(
                 channel=self.channel,
                 address=str(d.address),
                 message=message,
                 idempotency_key=f"internal:update:{u.id}:channel",
-                now=now,
             )
+            [ids] = await write(s, [post], now=now)
+            d.outbox_id = ids[0] if ids else None
             d.status, d.sent_at = SENT, now
             stats.channel_posts += 1
 

@@ -26,7 +26,7 @@ def setup(runtime: Runtime) -> LifecycleService:
         responses=runtime.responses,  # the flow texts join the shop's responses here
     )
     svc = LifecycleService(runtime, content.lifecycle, content.book, LifecycleSettings())
-    runtime.lifecycle = svc  # type: ignore[attr-defined]
+    runtime.register(svc)
     engine = runtime.engine
     engine.add_policy("link", LinkPolicy(svc), priority=10)
     # before the handoff feature (20): "next" typed three times in a tutorial is progress, not

@@ -494,7 +494,4 @@ class LifecycleService:
 
 
 def service_of(runtime: Runtime) -> LifecycleService:
-    svc = getattr(runtime, "lifecycle", None)
-    if not isinstance(svc, LifecycleService):
-        raise LookupError("the lifecycle feature is not set up for this runtime")
-    return svc
+    return runtime.service(LifecycleService)

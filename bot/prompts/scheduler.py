@@ -3,7 +3,7 @@
 One batch is one transaction: the due rows are claimed with ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL (the action *and* its contact, so a second scheduler neither takes the same action
 nor decides about the same person at the same time, which keeps the caps exact), SQLite's
-single writer does the same there. The outbox rows (``engine.write_reply`` with the key
+single writer does the same there. The outbox rows (``engine.write`` with the key
 ``prompt:<contact>:<prompt>:<instance>``), the action's new status, the send or skip record
 and the experiment exposure commit together: a crash loses nothing and sends nothing twice.
 """
@@ -201,7 +201,8 @@ class Scheduler:
                     self._reply(a, c, conversations[c.id], p, d, g, now)
                     for a, c, p, d, g in to_send
                 ]
-                written = await self.runtime.engine.write_many(s, replies, now=now)
+                ids = await self.runtime.engine.write(s, replies, now=now)
+                written = {r.idempotency_key: i[0] for r, i in zip(replies, ids, strict=True) if i}
                 for (action, contact, prompt, d, group), reply in zip(
                     to_send, replies, strict=True
                 ):
@@ -263,7 +264,7 @@ class Scheduler:
         now: datetime,
     ) -> Reply:
         """The message for one person, written with the others of the batch by
-        ``engine.write_many`` under the key ``prompt:<contact>:<prompt>:<instance>``."""
+        ``engine.write`` under the key ``prompt:<contact>:<prompt>:<instance>``."""
         svc = self.service
         language = svc.language_of(contact)
         message = svc.render(

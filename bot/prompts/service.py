@@ -80,9 +80,10 @@ class PromptService:
 
     def _lifecycle_segments(self) -> dict[str, Any]:
         """The segments of ``flows/lifecycle.yml`` (the lifecycle feature's), if it runs."""
-        lifecycle = getattr(self.runtime, "lifecycle", None)
-        config = getattr(lifecycle, "config", None)
-        return dict(getattr(config, "segments", None) or {})
+        from bot.lifecycle.service import LifecycleService
+
+        lifecycle = self.runtime.maybe_service(LifecycleService)
+        return dict(lifecycle.config.segments or {}) if lifecycle is not None else {}
 
     def reload(self) -> PromptBook:
         self._book = None

@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from bot.handoff.models import ACTIVE, Handoff
+from bot.handoff.service import HandoffService
 from bot.runtime import Runtime
 from bot.storage.models import Contact, Message
 from bot.storage.seen import SeenDelivery, record
@@ -346,7 +347,7 @@ class Admin:
         if not hmac.compare_digest(str(form.get("csrf") or ""), sess["csrf"]):
             return JSONResponse({"error": "bad CSRF token"}, status_code=403)
         action = request.path_params["action"]
-        svc = getattr(self.runtime, "handoff", None)
+        svc = self.runtime.maybe_service(HandoffService)
         if svc is None:
             return JSONResponse({"error": "handoff feature is off"}, status_code=503)
         if action == "reply":

@@ -113,19 +113,23 @@ def test_long_button_payload_works_after_a_restart(
     assert len(payload.encode()) > 64
 
     async def enqueue() -> None:
-        from bot import outbox
         from bot.clock import utcnow
+        from bot.engine.writer import Reply, write
         from bot.storage.db import Database
         from bot.types import Button, Outbound
 
         db = Database(db_url)
         async with db.session() as s:
-            await outbox.enqueue(
+            await write(
                 s,
-                channel="telegram",
-                address="31",
-                message=Outbound("Was this helpful?", buttons=(Button("Yes", payload),)),
-                idempotency_key="long-button",
+                [
+                    Reply(
+                        channel="telegram",
+                        address="31",
+                        message=Outbound("Was this helpful?", buttons=(Button("Yes", payload),)),
+                        idempotency_key="long-button",
+                    )
+                ],
                 now=utcnow(),
             )
         await db.dispose()
