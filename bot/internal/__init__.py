@@ -17,11 +17,10 @@ if TYPE_CHECKING:
 
 def setup(runtime: Runtime) -> None:
     """Wire the feature into a runtime: DM policy, update files on start, scheduler loop."""
-    from bot.internal.config import load_internal_settings
     from bot.internal.dm import internal_policy
     from bot.internal.service import InternalService
 
-    config = load_internal_settings()
+    config = runtime.settings.internal
     if not config.enabled:
         return
     svc = InternalService(runtime, config)
@@ -50,6 +49,7 @@ def configure(runtime: Runtime, **overrides: Any) -> InternalService:
     from bot.internal.config import InternalSettings
 
     svc = service_of(runtime)
-    svc.config = InternalSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    current = runtime.settings.internal.model_dump()
+    svc.config = InternalSettings.model_validate({**current, **overrides})
     svc._calendar = None
     return svc

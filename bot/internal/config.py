@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.settings_errors import problems
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 DEFAULT_TOPICS: dict[str, list[str]] = {
@@ -146,13 +148,7 @@ def parse_hours(value: str) -> tuple[time, time]:
 
 def load_internal_settings(**overrides: Any) -> InternalSettings:
     """The settings from the environment; errors name the variable."""
-    from bot.settings import SettingsError
-
     try:
         return InternalSettings(**overrides)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            name = "CONCIERGE_INTERNAL_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"{name}: {err['msg']}")
-        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+        raise problems(e, "CONCIERGE_INTERNAL_") from None

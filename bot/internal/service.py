@@ -28,8 +28,6 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, case, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,6 +60,7 @@ from bot.internal.models import (
 )
 from bot.internal.render import Item, PlainRenderer, Renderer, Texts
 from bot.storage.db import Database
+from bot.storage.dialect import insert_for
 from bot.storage.models import Contact, Conversation, Identity
 from bot.types import Outbound
 
@@ -359,7 +358,7 @@ class InternalService:
                 for emp in res.employees:
                     rows.append(self._row(u, emp, self._due(u, emp, now), now))
             if rows:
-                ins = pg_insert if self.db.is_postgres else sqlite_insert
+                ins = insert_for(self.db.is_postgres)
                 await s.execute(
                     ins(UpdateDelivery).on_conflict_do_nothing(
                         index_elements=["update_id", "employee_id"]
@@ -901,7 +900,7 @@ class InternalService:
         now: datetime,
     ) -> bool:
         """Store one engagement event; False when ``event_key`` was seen before (a retry)."""
-        ins = pg_insert if self.db.is_postgres else sqlite_insert
+        ins = insert_for(self.db.is_postgres)
         res = await s.execute(
             ins(EngagementEvent)
             .values(

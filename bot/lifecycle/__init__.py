@@ -16,7 +16,6 @@ def setup(runtime: Runtime) -> LifecycleService:
     from bot.flows.content import load_content
     from bot.lifecycle.linking import LinkPolicy
     from bot.lifecycle.service import LifecycleService
-    from bot.lifecycle.settings import LifecycleSettings
 
     settings = runtime.settings
     content = load_content(
@@ -25,7 +24,7 @@ def setup(runtime: Runtime) -> LifecycleService:
         languages=settings.languages,
         responses=runtime.responses,  # the flow texts join the shop's responses here
     )
-    svc = LifecycleService(runtime, content.lifecycle, content.book, LifecycleSettings())
+    svc = LifecycleService(runtime, content.lifecycle, content.book, settings.lifecycle)
     runtime.register(svc)
     engine = runtime.engine
     engine.add_policy("link", LinkPolicy(svc), priority=10)

@@ -262,10 +262,9 @@ def link_token(
 ) -> None:
     """A signed token (and Telegram deep link) that connects a chat to USER_ID."""
     from bot.lifecycle.links import deep_link, make_start_token
-    from bot.lifecycle.settings import LifecycleSettings
 
     settings = _settings(None, None)
-    lifecycle = LifecycleSettings()
+    lifecycle = settings.lifecycle
     secret = lifecycle.link_secret or settings.events_secret or settings.web_identity_secret
     if not secret:
         raise _fail("set CONCIERGE_EVENTS_SECRET (or CONCIERGE_LIFECYCLE_LINK_SECRET) first")

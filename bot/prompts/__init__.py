@@ -18,11 +18,10 @@ if TYPE_CHECKING:
 
 def setup(runtime: Runtime) -> None:
     """Wire the feature into a runtime: signal receivers, NPS policy, scheduler loop."""
-    from bot.prompts.config import load_prompt_settings
     from bot.prompts.policies import nps_policy, stop_hook
     from bot.prompts.service import PromptService
 
-    config = load_prompt_settings()
+    config = runtime.settings.prompts
     if not config.enabled:
         return
     svc = PromptService(runtime, config)

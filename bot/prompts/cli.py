@@ -67,12 +67,11 @@ def report_prompts(
     settings = _settings(content, database_url)
     defined: list[str] = []
     if content is not None:
-        from bot.prompts.config import load_prompt_settings
         from bot.prompts.definitions import PromptFileError, load_prompts
         from bot.settings import SettingsError
 
         try:
-            path = load_prompt_settings().file or settings.flows_dir / "prompts.yml"
+            path = settings.prompts.file or settings.flows_dir / "prompts.yml"
             if not path.is_file():
                 raise fail(f"{path} does not exist (the prompts of --content {content})")
             defined = list(load_prompts(path).prompts)
@@ -119,7 +118,6 @@ def report_prompts(
 def validate(content: ContentOpt = None) -> None:
     """Check flows/prompts.yml: structure, triggers, texts in every language (file:line)."""
     from bot.cli import fail
-    from bot.prompts.config import load_prompt_settings
     from bot.prompts.definitions import (
         PromptFileError,
         check_responses,
@@ -127,13 +125,9 @@ def validate(content: ContentOpt = None) -> None:
         load_prompts,
     )
     from bot.responses import Responses
-    from bot.settings import SettingsError
 
     settings = _settings(content, None)
-    try:
-        config = load_prompt_settings()
-    except SettingsError as e:
-        raise fail(str(e)) from None
+    config = settings.prompts
     path = config.file or settings.flows_dir / "prompts.yml"
     try:
         book = load_prompts(path)

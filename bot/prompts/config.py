@@ -10,6 +10,8 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.settings_errors import problems
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$")
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -165,13 +167,7 @@ class PromptSettings(BaseSettings):
 
 def load_prompt_settings(**overrides: Any) -> PromptSettings:
     """The settings from the environment; errors name the variable."""
-    from bot.settings import SettingsError
-
     try:
         return PromptSettings(**overrides)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            name = "CONCIERGE_PROMPTS_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"{name}: {err['msg']}")
-        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+        raise problems(e, "CONCIERGE_PROMPTS_") from None

@@ -18,8 +18,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine import Reply
@@ -36,6 +34,7 @@ from bot.prompts.models import (
     PromptSkip,
 )
 from bot.prompts.triggers import HELD
+from bot.storage.dialect import insert_for as _insert
 from bot.storage.models import Contact, Conversation
 from bot.types import Button, Outbound, Purpose
 
@@ -75,11 +74,6 @@ _SKIPS = cast(Table, PromptSkip.__table__)
 
 def idempotency_key(contact_id: int, prompt_id: str, instance_key: str) -> str:
     return f"prompt:{contact_id}:{prompt_id}:{instance_key}"
-
-
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 class Scheduler:

@@ -91,7 +91,9 @@ class PromptService:
 
     def configure(self, **overrides: Any) -> None:
         """Replace settings (tests, embedding): keyword arguments of PromptSettings."""
-        self.config = PromptSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
+        self.config = PromptSettings.model_validate(
+            {**self.runtime.settings.prompts.model_dump(), **overrides}
+        )
         self.rules = Rules(self.config, self.runtime.settings.default_timezone)
         self._book = None
 
@@ -322,7 +324,7 @@ class PromptService:
             exposures.append((pid, key, "holdout", at))
         if not exposures:
             return
-        from bot.prompts.scheduler import _insert
+        from bot.storage.dialect import insert_for as _insert
 
         stmt = _insert(session)(PromptConversion).on_conflict_do_nothing(
             index_elements=["prompt_id", "contact_id", "instance_key"]

@@ -29,12 +29,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.prompts.definitions import Prompt, PromptBook
 from bot.prompts.models import CANCELLED, PENDING, SENT, PromptAction
+from bot.storage.dialect import insert_for as _insert
 from bot.storage.models import Contact
 
 log = logging.getLogger(__name__)
@@ -62,11 +61,6 @@ class NewAction:
     instance_key: str
     due_at: datetime
     context: Mapping[str, Any]
-
-
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 def reentry_blocked(prompt: Prompt, now: datetime, contact_id: Any) -> ColumnElement[bool]:
