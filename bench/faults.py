@@ -1,6 +1,6 @@
 """Faults against ``concierge run``: what arrives, what is lost, what is doubled, how fast.
 
-The product runs as deployed (``python -m bot.cli run`` in a process of its own, Telegram and
+The product runs as deployed (``python -m channels.cli run`` in a process of its own, Telegram and
 Slack configured against the fake platform servers of ``tests/fakes``, which run in this
 process and record every call). For each database (SQLite file; PostgreSQL on 127.0.0.1:5432,
 a throw-away database) and each fault, messages are written to the outbox as replies and

@@ -30,7 +30,7 @@ DbOpt = Annotated[
 
 
 def _settings(content: Path | None, database_url: str | None) -> Settings:
-    from bot.cli import settings_from
+    from bot.cli_common import settings_from
 
     return settings_from(content, database_url)
 
@@ -188,7 +188,7 @@ def simulate(
     from rich.console import Console
     from rich.table import Table
 
-    from bot.cli import settings_from
+    from bot.cli_common import settings_from
     from bot.lifecycle.simulate import SimulationError, format_timeline, read_events
     from bot.lifecycle.simulate import simulate as run
 

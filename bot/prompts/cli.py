@@ -27,7 +27,7 @@ DbOpt = Annotated[
 
 
 def _settings(content: Path | None, database_url: str | None) -> Settings:
-    from bot.cli import settings_from
+    from bot.cli_common import settings_from
 
     return settings_from(content, database_url)
 
@@ -53,7 +53,7 @@ def report_prompts(
     """Sends, skips by reason, conversions and lift against the holdout (95% CI)."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from bot.cli import fail
+    from bot.cli_common import fail
     from bot.clock import utcnow
     from bot.prompts.report import PromptFigures, format_report, prompt_report
     from bot.storage.db import Database, DatabaseError
@@ -117,7 +117,7 @@ def report_prompts(
 @prompts_app.command("validate")
 def validate(content: ContentOpt = None) -> None:
     """Check flows/prompts.yml: structure, triggers, texts in every language (file:line)."""
-    from bot.cli import fail
+    from bot.cli_common import fail
     from bot.prompts.definitions import (
         PromptFileError,
         check_responses,
@@ -150,7 +150,7 @@ def run_once(
     sweep: Annotated[bool, typer.Option(help="Run the sweeps first")] = True,
 ) -> None:
     """One scheduler round now: sweeps, then every due prompt (cron jobs, catching up)."""
-    from bot.cli import fail
+    from bot.cli_common import fail
     from bot.prompts import service_of
     from bot.runtime import Runtime
     from bot.storage.db import DatabaseError
