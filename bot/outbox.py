@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, CursorResult, Table, bindparam, func, select, text, update
+from sqlalchemy import BindParameter, Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from tenacity import (
@@ -42,6 +42,7 @@ from tenacity import (
 from bot.clock import Clock, SystemClock
 from bot.ratelimit import RateLimiter
 from bot.storage.db import Database
+from bot.storage.dialect import rowcount
 from bot.storage.models import Identity, OutboxMessage
 from bot.types import (
     Delivery,
@@ -486,4 +487,4 @@ async def requeue_dead(session: AsyncSession, outbox_id: int, now: datetime) -> 
         .where(OutboxMessage.id == outbox_id, OutboxMessage.status == DEAD)
         .values(status=PENDING, attempts=0, next_attempt_at=now, last_error=None)
     )
-    return bool(cast("CursorResult[Any]", res).rowcount)
+    return rowcount(res) > 0

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.prompts.definitions import Prompt, PromptBook
 from bot.prompts.models import CANCELLED, PENDING, SENT, PromptAction
 from bot.storage.dialect import insert_for as _insert
+from bot.storage.dialect import rowcount
 from bot.storage.models import Contact
 
 log = logging.getLogger(__name__)
@@ -238,7 +239,7 @@ async def cancel_on_exit(
         .values(status=CANCELLED, reason=f"exit:{event_type}"[:64], updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(res.rowcount)  # type: ignore[attr-defined]
+    return rowcount(res)
 
 
 async def cancel_on_stage_left(
@@ -264,7 +265,7 @@ async def cancel_on_stage_left(
         .values(status=CANCELLED, reason="stage_changed", updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(res.rowcount)  # type: ignore[attr-defined]
+    return rowcount(res)
 
 
 # --- sweeps ---------------------------------------------------------------------------------
@@ -290,7 +291,7 @@ async def _insert_from_select(session: AsyncSession, query: Select[Any]) -> int:
     ins = _insert(session)(PromptAction).from_select(cols, query)
     ins = ins.on_conflict_do_nothing(index_elements=["contact_id", "prompt_id", "instance_key"])
     res = await session.execute(ins.execution_options(synchronize_session=False))
-    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(res)
 
 
 def _select_for(

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import CursorResult, Result, Table, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,6 +58,11 @@ def insert_ignoring(
     if returning:
         stmt = stmt.returning(*(table.c[c] for c in returning))
     return stmt
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched (both drivers report it; 0 if one did not)."""
+    return int(cast("CursorResult[Any]", result).rowcount or 0)
 
 
 async def next_ids(s: AsyncSession, table: str, n: int) -> list[int]:
