@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from sqlalchemy import func, select
 
+from bot.cli_common import DbOpt
 from bot.internal.content import ContentError, load_file, parse_schedule
 from bot.settings import SettingsError
 from bot.storage.db import DatabaseError
@@ -41,10 +42,6 @@ slack_side: SlackSide | None = None
 ContentOpt = Annotated[
     Path | None,
     typer.Option("--content", help="Content folder with updates/ and flows/", show_default=False),
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--database-url", help="SQLAlchemy URL (default: sqlite file concierge.db)"),
 ]
 
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bot.cli_common import ContentOpt, DbOpt
+
 if TYPE_CHECKING:
     from bot.lifecycle.schema import EventIn
     from bot.settings import Settings
@@ -18,15 +20,6 @@ events_app = typer.Typer(
     help="Shop events (the events API's twin for files).", no_args_is_help=True
 )
 lifecycle_app = typer.Typer(help="Lifecycle stages: sweep, link tokens.", no_args_is_help=True)
-
-ContentOpt = Annotated[
-    Path | None,
-    typer.Option("--content", help="Content folder with flows/ and nlu_data/", show_default=False),
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--database-url", help="SQLAlchemy URL (default: sqlite file concierge.db)"),
-]
 
 
 def _settings(content: Path | None, database_url: str | None) -> Settings:

@@ -10,20 +10,12 @@ from typing import Annotated
 
 import typer
 
+from bot.cli_common import ContentOpt, DbOpt
 from bot.prompts.config import parse_duration
 from bot.settings import Settings
 
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 prompts_app = typer.Typer(help="Proactive prompts (flows/prompts.yml).", no_args_is_help=True)
-
-ContentOpt = Annotated[
-    Path | None,
-    typer.Option("--content", help="Content folder with nlu_data/ and flows/", show_default=False),
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--database-url", help="SQLAlchemy URL (default: sqlite file concierge.db)"),
-]
 
 
 def _settings(content: Path | None, database_url: str | None) -> Settings:
