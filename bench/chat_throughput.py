@@ -141,7 +141,7 @@ def start_server(db_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], s
         "CONCIERGE_MODEL_DIR": str(workdir / "model"),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"], cwd=REPO, env=env, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "channels.cli", "run"], cwd=REPO, env=env, stdout=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120

@@ -1,6 +1,6 @@
 """Faults against ``concierge run``: what arrives, what is lost, what is doubled, how fast.
 
-The product runs as deployed (``python -m bot.cli run`` in a process of its own, Telegram and
+The product runs as deployed (``python -m channels.cli run`` in a process of its own, Telegram and
 Slack configured against the fake platform servers of ``tests/fakes``, which run in this
 process and record every call). For each database (SQLite file; PostgreSQL on 127.0.0.1:5432,
 a throw-away database) and each fault, messages are written to the outbox as replies and
@@ -45,8 +45,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot import outbox  # noqa: E402
 from bot.clock import utcnow  # noqa: E402
+from bot.engine.writer import Reply, write  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
 from bot.types import Outbound  # noqa: E402
 from tests.auxil.process import ConciergeProcess  # noqa: E402
@@ -105,12 +105,16 @@ async def enqueue(url: str, channel: str, items: list[tuple[str, str]]) -> None:
     try:
         async with db.session() as s:
             for address, text in items:
-                await outbox.enqueue(
+                await write(
                     s,
-                    channel=channel,
-                    address=address,
-                    message=Outbound(text=text),
-                    idempotency_key=f"bench{next(_keys)}",
+                    [
+                        Reply(
+                            channel=channel,
+                            address=address,
+                            message=Outbound(text=text),
+                            idempotency_key=f"bench{next(_keys)}",
+                        )
+                    ],
                     now=utcnow(),
                 )
     finally:

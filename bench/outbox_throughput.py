@@ -37,8 +37,8 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from bot import outbox  # noqa: E402
 from bot.clock import utcnow  # noqa: E402
+from bot.engine.writer import Reply, write  # noqa: E402
 from bot.outbox import DeliveryWorker  # noqa: E402
 from bot.ratelimit import RateLimiter  # noqa: E402
 from bot.settings import Settings  # noqa: E402
@@ -136,12 +136,16 @@ async def enqueue(db: Database, rows: list[tuple[str, str]]) -> float:
     now = utcnow()
     async with db.session() as s:
         for chat, text in rows:
-            await outbox.enqueue(
+            await write(
                 s,
-                channel="telegram",
-                address=chat,
-                message=Outbound(text=text),
-                idempotency_key=f"bench:{next(_keys)}",
+                [
+                    Reply(
+                        channel="telegram",
+                        address=chat,
+                        message=Outbound(text=text),
+                        idempotency_key=f"bench:{next(_keys)}",
+                    )
+                ],
                 now=now,
             )
     return time.monotonic()

@@ -1,22 +1,27 @@
-"""The ``concierge`` command line (Typer)."""
+"""The ``concierge`` commands of the core and the features (Typer).
+
+The command that starts the server (``concierge run``) needs the channels, which ``bot`` never
+imports: it, and the ``concierge`` entry point, live in :mod:`channels.cli`, which adds this
+app's commands to its own. Helpers the feature CLIs share are in :mod:`bot.cli_common`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import getpass
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from bot.cli_common import ContentOpt, DbOpt, fail, settings_from
 from bot.internal.cli import app as internal_app
-from bot.settings import Settings, SettingsError, content_problem, load_settings
 from bot.storage.db import DatabaseError
 
+__all__ = ["ContentOpt", "DbOpt", "app", "fail", "settings_from"]
+
+# no name of its own: channels.cli merges these commands into the ``concierge`` app
 app = typer.Typer(
-    name="concierge",
     help="Concierge: a self-hosted shop assistant for web chat, Telegram and Slack.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -47,111 +52,6 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(contacts_app, name="contacts")
 docs_app = typer.Typer(help="Documentation generated from the code.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
-
-ContentOpt = Annotated[
-    Path | None,
-    typer.Option("--content", help="Content folder with nlu_data/ and flows/", show_default=False),
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--database-url", help="SQLAlchemy URL (default: sqlite file concierge.db)"),
-]
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
-
-
-def settings_from(
-    content: Path | None = None,
-    database_url: str | None = None,
-    *,
-    need_content: bool = False,
-    **extra: Any,
-) -> Settings:
-    """The settings, or a clear error; ``need_content``: the content folder (``--content``,
-    ``CONCIERGE_CONTENT_DIR`` or the default) must hold ``nlu_data/``."""
-    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
-    if content is not None:
-        if not content.is_dir():
-            raise fail(f"content folder {content} does not exist")
-        overrides["content_dir"] = content
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    try:
-        settings = load_settings(**overrides)
-    except SettingsError as e:
-        raise fail(str(e)) from None
-    if need_content and (problem := content_problem(settings.content_dir)):
-        raise fail(problem)
-    return settings
-
-
-async def _freeze_startup_objects() -> None:
-    """Everything loaded at start (the NLU model, the content, the mapped classes) lives as
-    long as the server: out of the cyclic garbage collector's sight, so that its full passes
-    no longer walk it (measured: a pause of 100-230 ms every few seconds under load, the
-    chat's p99; after this, under 5 ms)."""
-    gc.collect()
-    gc.freeze()
-
-
-@app.command()
-def run(
-    content: ContentOpt = None,
-    database_url: DbOpt = None,
-    host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
-) -> None:
-    """Run everything: web chat, APIs, admin, delivery, scheduler, configured channels."""
-    import uvicorn
-
-    from bot.logs import setup_logging
-    from bot.runtime import Runtime
-    from channels.app import create_app
-
-    settings = settings_from(content, database_url, need_content=True, host=host, port=port)
-    setup_logging(settings)
-    try:
-        runtime = Runtime(settings)
-
-        async def prepare() -> int:
-            from bot.staff import count_staff
-
-            try:
-                await runtime.db.upgrade()
-                async with runtime.db.session() as s:
-                    return await count_staff(s)
-            finally:
-                await runtime.db.dispose()  # the server's event loop opens its own connections
-
-        staff_accounts = asyncio.run(prepare())
-    except DatabaseError as e:
-        raise fail(str(e)) from None
-    runtime.on_start(_freeze_startup_objects)
-    app_ = create_app(settings, runtime=runtime)
-    typer.secho(
-        f"Concierge on http://{settings.host}:{settings.port}  (database: {runtime.db.safe_url})",
-        fg=typer.colors.GREEN,
-    )
-    if not staff_accounts:  # first start: a one-time link to create the owner account
-        from bot.staff import SETUP_SECONDS, setup_link
-
-        typer.secho(
-            f"No staff account yet. Create the owner account (link valid "
-            f"{SETUP_SECONDS // 60} minutes, once): {setup_link(runtime.secret_key, settings.port)}",
-            fg=typer.colors.YELLOW,
-        )
-    # log_config=None: uvicorn's loggers get no handlers of their own and propagate to the
-    # root's, whose filter redacts the visitor tokens in its access log
-    uvicorn.run(
-        app_,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        log_config=None,
-    )
 
 
 @db_app.command("upgrade")
@@ -251,14 +151,3 @@ def docs_settings(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     typer.echo(f"wrote {out}")
-
-
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

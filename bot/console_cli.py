@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 def _with_db(database_url: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(db)`` on a migrated database; database errors are one line, exit 2."""
-    from bot.cli import fail, settings_from
+    from bot.cli_common import fail, settings_from
     from bot.storage.db import Database, DatabaseError
 
     settings = settings_from(None, database_url)
@@ -62,7 +62,7 @@ def staff_add(
     database_url: DbOpt = None,
 ) -> None:
     """Create a staff account (the password is stored as an argon2id hash)."""
-    from bot.cli import fail
+    from bot.cli_common import fail
     from bot.clock import utcnow
     from bot.staff import StaffError, create_account, log_action
 

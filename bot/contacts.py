@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage.dialect import is_postgres
 from bot.storage.models import Consent, Contact, Conversation, Identity, Message, OutboxMessage
 
 
@@ -110,8 +111,7 @@ async def create_people(
     """New contacts, each with its first identity and an open conversation, for
     ``(channel, external_id, address, display_name)``: a statement a table, however many."""
     ids: tuple[int, int, int] | None = None
-    bind = session.bind
-    if len(people) > 1 and bind is not None and bind.dialect.name == "sqlite":
+    if len(people) > 1 and not is_postgres(session):
         # the ORM inserts rows whose keys the database picks a row at a time (to read each
         # key back); this transaction holds SQLite's write lock from its BEGIN IMMEDIATE, so
         # the keys are known up front (SQLite's own choice: the largest plus one)

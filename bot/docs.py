@@ -50,9 +50,19 @@ def env_name(model: type[BaseSettings], field: str) -> str:
     return f"{model.model_config.get('env_prefix', '')}{field}".upper()
 
 
+def own_fields(model: type[BaseSettings]) -> dict[str, FieldInfo]:
+    """A model's settings, without the features' sections nested in it (each is a model of
+    its own, with its own prefix)."""
+    return {
+        name: info
+        for name, info in model.model_fields.items()
+        if not (isinstance(info.annotation, type) and issubclass(info.annotation, BaseSettings))
+    }
+
+
 def all_setting_names() -> list[str]:
     """Every ``CONCIERGE_*`` variable the settings models read."""
-    return [env_name(m, f) for _, _, m in setting_models() for f in m.model_fields]
+    return [env_name(m, f) for _, _, m in setting_models() for f in own_fields(m)]
 
 
 def _type_text(annotation: Any, info: FieldInfo) -> str:
@@ -129,7 +139,7 @@ def settings_reference() -> str:
         out.append(f"## {title} (`{prefix}*`, {source})\n")
         out.append("| variable | type | default | meaning |")
         out.append("|---|---|---|---|")
-        for name, info in model.model_fields.items():
+        for name, info in own_fields(model).items():
             if not info.description:
                 raise UndocumentedSetting(
                     f"{source}: {model.__name__}.{name} has no Field(description=...)"

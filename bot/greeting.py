@@ -66,8 +66,10 @@ class Greetings:
         gets the one computed at startup."""
         if contact is None or not contact.user_id:
             return self.anonymous.get(language)
-        lifecycle: Any = getattr(self.runtime, "lifecycle", None)
-        runner = getattr(lifecycle, "runner", None)
+        from bot.lifecycle.service import LifecycleService
+
+        lifecycle = self.runtime.maybe_service(LifecycleService)
+        runner = lifecycle.runner if lifecycle is not None else None
         if runner is not None:
             for st in await runner.open_states(s, contact.id):
                 flow = runner.book.get(st.flow_id)
@@ -87,7 +89,8 @@ def frame(out: Outbound | None) -> dict[str, Any] | None:
 
 
 def greetings_of(runtime: Runtime) -> Greetings:
-    found = runtime.services.get("greetings")
-    if not isinstance(found, Greetings):
-        found = runtime.services["greetings"] = Greetings(runtime)
+    found = runtime.maybe_service(Greetings)
+    if found is None:
+        found = Greetings(runtime)
+        runtime.register(found)
     return found

@@ -1,8 +1,8 @@
 """The durable outbox: every outbound message is a row before any platform call.
 
 "Never twice, never lost":
-- ``enqueue`` writes the row in the caller's transaction under a unique idempotency key, so the
-  same reply or prompt cannot be queued twice;
+- :func:`bot.engine.writer.write` writes the row in the caller's transaction under a unique
+  idempotency key, so the same reply or prompt cannot be queued twice;
 - the :class:`DeliveryWorker` claims due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
   single-writer lock on SQLite), leases them, sends, and records the platform's message id at
   once; a crashed worker's lease runs out and another worker resumes the row;
@@ -30,8 +30,6 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import BindParameter, Table, bindparam, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from tenacity import (
@@ -44,6 +42,7 @@ from tenacity import (
 from bot.clock import Clock, SystemClock
 from bot.ratelimit import RateLimiter
 from bot.storage.db import Database
+from bot.storage.dialect import rowcount
 from bot.storage.models import Identity, OutboxMessage
 from bot.types import (
     Delivery,
@@ -61,43 +60,6 @@ log = logging.getLogger(__name__)
 CLAIM_LOCK = 0x436F6E63_6F757462  # 'Concoutb'
 
 PENDING, SENDING, SENT, DEAD, CANCELLED = "pending", "sending", "sent", "dead", "cancelled"
-
-
-async def enqueue(
-    session: AsyncSession,
-    *,
-    channel: str,
-    address: str,
-    message: Outbound,
-    idempotency_key: str,
-    now: datetime,
-    contact_id: int | None = None,
-    message_id: int | None = None,
-    not_before: datetime | None = None,
-) -> int | None:
-    """Queue ``message``; returns the row id, or ``None`` when the key was queued before."""
-    values: dict[str, Any] = {
-        "idempotency_key": idempotency_key,
-        "channel": channel,
-        "address": address,
-        "contact_id": contact_id,
-        "message_id": message_id,
-        "purpose": str(message.purpose),
-        "payload": message.to_dict(),
-        "status": PENDING,
-        "attempts": 0,
-        "next_attempt_at": not_before or now,
-        "created_at": now,
-    }
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    ins = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (
-        ins(OutboxMessage)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(OutboxMessage.id)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,4 +487,4 @@ async def requeue_dead(session: AsyncSession, outbox_id: int, now: datetime) -> 
         .where(OutboxMessage.id == outbox_id, OutboxMessage.status == DEAD)
         .values(status=PENDING, attempts=0, next_attempt_at=now, last_error=None)
     )
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+    return rowcount(res) > 0

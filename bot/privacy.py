@@ -14,7 +14,6 @@ erased contact number N, when, and how many rows of each table went (no content)
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -256,14 +255,10 @@ def setup(runtime: Runtime) -> None:
     if runtime.settings.transcript_retention_days <= 0:
         return
 
-    async def loop() -> None:
-        while True:
-            try:
-                n = await retention_sweep(runtime)
-                if n:
-                    log.info("deleted %d messages older than the retention period", n)
-            except Exception:  # the database is away: next round
-                log.exception("deleting old transcripts failed")
-            await asyncio.sleep(RETENTION_SWEEP_SECONDS)
+    async def round(_now: datetime) -> int:
+        n = await retention_sweep(runtime)
+        if n:
+            log.info("deleted %d messages older than the retention period", n)
+        return n
 
-    runtime.add_background(loop)
+    runtime.jobs.add("transcript retention", round, every=RETENTION_SWEEP_SECONDS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from bot.clock import Clock, SystemClock
 from bot.engine import (
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
+T = TypeVar("T")
 STOP_GRACE_SECONDS = 20.0  # how long a stop waits for the sends in flight
 
 
@@ -52,6 +53,10 @@ def build_nlu(settings: Settings) -> NLU:
         return SimpleMatcher.from_folder(settings.nlu_data_dir, threshold=0.3)
     backend: NLU = build_backend(settings)
     return backend
+
+
+class ServiceMissing(LookupError):
+    """A feature asked for a service no feature registered on this runtime."""
 
 
 class Runtime:
@@ -102,8 +107,8 @@ class Runtime:
             clock=self.clock,
             max_message_bytes=settings.max_message_bytes,
             on_enqueued=self.worker.wake,
+            signals=self.signals,
         )
-        self.engine.signals = self.signals
         self.engine.add_policy("opt_out", opt_out_policy, priority=40)
         self.engine.add_policy("feedback", feedback_policy, priority=50)
         self.engine.add_policy("faq", faq_policy, priority=1000)
@@ -117,9 +122,10 @@ class Runtime:
         # the periodic jobs of every feature (sweeps, due flows, prompts, updates, SLA)
         self.jobs = Jobs(self.clock)
         self.add_background(self.jobs.run)
-        # each feature's service by name (features look theirs up here, so a stopped runtime
-        # and everything it holds go together)
-        self.services: dict[str, Any] = {}
+        # each feature's service by its class (features look each other up here, so a stopped
+        # runtime and everything it holds go together; a module-level registry kept every
+        # runtime a process ever made alive, with its NLU model)
+        self._services: dict[type[Any], object] = {}
         self.peers: Peers | None = None
         if self.db.is_postgres:  # several processes may share the database and the limits
             from bot.peers import Peers
@@ -131,6 +137,24 @@ class Runtime:
         from bot.features import setup_features
 
         setup_features(self)
+
+    # --- services ------------------------------------------------------------------------
+    def register(self, service: object, *, as_type: type[Any] | None = None) -> None:
+        """Make ``service`` findable by its class (or ``as_type``) for the other features."""
+        self._services[as_type or type(service)] = service
+
+    def service(self, kind: type[T]) -> T:
+        """The registered service of class ``kind``; :class:`ServiceMissing` if none is."""
+        found = self._services.get(kind)
+        if found is None:
+            raise ServiceMissing(
+                f"no {kind.__name__} on this runtime (its feature is not set up, or disabled)"
+            )
+        return cast(T, found)
+
+    def maybe_service(self, kind: type[T]) -> T | None:
+        """The registered service of class ``kind``, or None (an optional feature)."""
+        return cast("T | None", self._services.get(kind))
 
     def _share_limits(self, processes: int) -> None:
         for limiter in self.limiters.values():

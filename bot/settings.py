@@ -13,6 +13,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.internal.config import InternalSettings, load_internal_settings
+from bot.lifecycle.settings import LifecycleSettings, load_lifecycle_settings
+from bot.prompts.config import PromptSettings, load_prompt_settings
+from bot.settings_errors import SettingsError, problems
+
+__all__ = ["Settings", "SettingsError", "get_settings", "load_settings"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # the demo shop's nlu_data/ and flows/ as the wheel carries them (setup.py copies the
 # repository's folders here at build time; a source checkout has none and uses REPO_ROOT)
@@ -40,10 +47,6 @@ def content_problem(content_dir: Path) -> str | None:
             "(nlu_data/<lang>/nlu.yml and responses.yml: the questions and answers)"
         )
     return None
-
-
-class SettingsError(Exception):
-    """Settings are invalid: the message is one line per problem, fit for a terminal."""
 
 
 class Settings(BaseSettings):
@@ -299,6 +302,21 @@ class Settings(BaseSettings):
         description="HMAC key of the shop events API (/api/v1/events); the API is off without it",
     )
 
+    # --- the features' own sections (each reads its own CONCIERGE_<FEATURE>_* variables when
+    # these settings are made; pass a section to configure a runtime in code) -----------------
+    prompts: PromptSettings = Field(
+        default_factory=lambda: load_prompt_settings(),
+        description="Proactive prompts (CONCIERGE_PROMPTS_*)",
+    )
+    lifecycle: LifecycleSettings = Field(
+        default_factory=lambda: load_lifecycle_settings(),
+        description="Lifecycle, flows and the events API (CONCIERGE_LIFECYCLE_*)",
+    )
+    internal: InternalSettings = Field(
+        default_factory=lambda: load_internal_settings(),
+        description="Internal updates (CONCIERGE_INTERNAL_*)",
+    )
+
     @field_validator("handoff_holidays", mode="before")
     @classmethod
     def _split_dates(cls, v: Any) -> Any:
@@ -420,11 +438,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            name = "CONCIERGE_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"{name}: {err['msg']}")
-        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+        raise problems(e, "CONCIERGE_") from None
 
 
 @lru_cache(maxsize=1)

@@ -16,21 +16,83 @@ whatever it writes commits or rolls back with the cause.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from bot.storage.models import Contact
 
 log = logging.getLogger(__name__)
 
 Receiver = Callable[..., Awaitable[None]]
+R = TypeVar("R", bound=Receiver)
 
 
-class Signal:
+class EventRecorded(Protocol):
+    async def __call__(
+        self, *, session: AsyncSession, contact: Contact, event: Any, **extra: Any
+    ) -> None: ...
+
+
+class StageChanged(Protocol):
+    async def __call__(
+        self,
+        *,
+        session: AsyncSession,
+        contact: Contact,
+        old: str | None,
+        new: str,
+        cause: str,
+        now: datetime,
+        **extra: Any,
+    ) -> None: ...
+
+
+class StagesChanged(Protocol):
+    """The batch form of :class:`StageChanged` (``items``: contact and old stage each)."""
+
+    async def __call__(
+        self,
+        *,
+        session: AsyncSession,
+        items: Sequence[Mapping[str, Any]],
+        new: str,
+        now: datetime,
+        **extra: Any,
+    ) -> None: ...
+
+
+class OptedOut(Protocol):
+    async def __call__(
+        self, *, session: AsyncSession, contact: Contact, channel: str, now: datetime, **extra: Any
+    ) -> None: ...
+
+
+class HandoffChanged(Protocol):
+    async def __call__(
+        self,
+        *,
+        session: AsyncSession,
+        handoff: Any,
+        old_status: str | None,
+        new_status: str,
+        now: datetime,
+        **extra: Any,
+    ) -> None: ...
+
+
+class Signal(Generic[R]):
+    """Receivers of one kind (``R``: their signature, which :attr:`send` takes too)."""
+
     def __init__(self, name: str) -> None:
         self.name = name
         self._receivers: list[Receiver] = []
         self._many: dict[Receiver, Receiver] = {}
 
-    def connect(self, receiver: Receiver, *, many: Receiver | None = None) -> Receiver:
+    def connect(self, receiver: R, *, many: Receiver | None = None) -> R:
         """``many``: the receiver's batch form, for :meth:`send_many`."""
         if receiver not in self._receivers:
             self._receivers.append(receiver)
@@ -38,7 +100,7 @@ class Signal:
             self._many[receiver] = many
         return receiver
 
-    def disconnect(self, receiver: Receiver) -> None:
+    def disconnect(self, receiver: R) -> None:
         if receiver in self._receivers:
             self._receivers.remove(receiver)
         self._many.pop(receiver, None)
@@ -60,16 +122,21 @@ class Signal:
                 for item in items:
                     await r(**common, **item)
 
-    async def send(self, **kwargs: Any) -> None:
+    async def _send(self, **kwargs: Any) -> None:
         for r in list(self._receivers):
             await r(**kwargs)
+
+    @property
+    def send(self) -> R:
+        """Call every receiver with these keyword arguments (checked against ``R``)."""
+        return cast(R, self._send)
 
 
 class Signals:
     """One set per :class:`~bot.runtime.Runtime` (tests get fresh ones)."""
 
     def __init__(self) -> None:
-        self.event_recorded = Signal("event_recorded")
-        self.stage_changed = Signal("stage_changed")
-        self.opted_out = Signal("opted_out")
-        self.handoff_changed = Signal("handoff_changed")
+        self.event_recorded: Signal[EventRecorded] = Signal("event_recorded")
+        self.stage_changed: Signal[StageChanged] = Signal("stage_changed")
+        self.opted_out: Signal[OptedOut] = Signal("opted_out")
+        self.handoff_changed: Signal[HandoffChanged] = Signal("handoff_changed")

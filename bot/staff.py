@@ -203,8 +203,16 @@ async def list_accounts(s: AsyncSession) -> list[StaffAccount]:
 STAFF_CHECK_SECONDS = 60.0
 
 
+class StaffDirectory:
+    """What the other features know of the staff accounts (``runtime.service(StaffDirectory)``):
+    how many enabled ones there are, counted at start and every minute."""
+
+    def __init__(self) -> None:
+        self.accounts = 0
+
+
 async def refresh_staff_count(runtime: Runtime) -> int:
-    """How many enabled staff accounts there are, kept in ``runtime.services`` for the
+    """How many enabled staff accounts there are, kept in :class:`StaffDirectory` for the
     handoff (a person can answer in the web inbox once somebody has an account)."""
     async with runtime.db.session() as s:
         n = int(
@@ -216,28 +224,25 @@ async def refresh_staff_count(runtime: Runtime) -> int:
                 )
             ).scalar_one()
         )
-    runtime.services["staff_accounts"] = n
+    directory = runtime.maybe_service(StaffDirectory)
+    if directory is not None:
+        directory.accounts = n
     return n
 
 
 def setup(runtime: Runtime) -> None:
     """Count the staff accounts at start and every minute (``concierge staff add`` runs in
     another process)."""
-    import asyncio
+    runtime.register(StaffDirectory())
 
     async def start() -> None:
         await refresh_staff_count(runtime)
 
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(STAFF_CHECK_SECONDS)
-            try:
-                await refresh_staff_count(runtime)
-            except Exception:  # the database is away: next round
-                log.warning("counting staff accounts failed", exc_info=True)
+    async def round(_now: datetime) -> int:
+        return await refresh_staff_count(runtime)
 
     runtime.on_start(start)
-    runtime.add_background(loop)
+    runtime.jobs.add("staff accounts", round, every=STAFF_CHECK_SECONDS)
 
 
 __all__ = [
@@ -246,6 +251,7 @@ __all__ = [
     "ROLES",
     "StaffAccount",
     "StaffAction",
+    "StaffDirectory",
     "StaffError",
     "authenticate",
     "check_setup_token",

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from bot.handoff.service import HandoffService
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.storage.models import Contact, Message, OutboxMessage
@@ -139,7 +140,7 @@ def create_app(
         reg = CollectorRegistry()
         reg.register(_Snapshot(msgs, ob, stages))
         reg.register(_RuntimeSnapshot(runtime))
-        handoff = getattr(runtime, "handoff", None)
+        handoff = runtime.maybe_service(HandoffService)
         if handoff is not None:
             reg.register(_HandoffSnapshot(await handoff.metrics()))
         return Response(generate_latest(reg), media_type="text/plain; version=0.0.4")

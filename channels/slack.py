@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message
 
+from bot.handoff.service import HandoffService
 from bot.ratelimit import Rate, RateLimiter
 from bot.runtime import Runtime
 from bot.storage.seen import seen_before
@@ -262,7 +263,7 @@ class SlackChannel:
 
     async def _staff_reply(self, event: dict[str, Any], event_id: str | None) -> None:
         """A staff member writes in a handoff's thread: the customer gets it (unless ``//``)."""
-        svc = getattr(self.runtime, "handoff", None)
+        svc = self.runtime.maybe_service(HandoffService)
         if svc is None:
             return
         name = await self._user_name(str(event["user"]))
@@ -285,7 +286,7 @@ class SlackChannel:
     async def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
         """``/concierge resolve <id>``, ``/concierge take <id>``, ``/concierge handback <id>``."""
         await ack()
-        svc = getattr(self.runtime, "handoff", None)
+        svc = self.runtime.maybe_service(HandoffService)
         words = (command.get("text") or "").split()
         if svc is None or len(words) != 2 or words[0] not in ("resolve", "take", "handback"):
             await respond("Usage: /concierge resolve|take|handback <handoff number>")
@@ -338,7 +339,7 @@ class SlackChannel:
             from bot.handoff.service import handoff_payload
 
             data = handoff_payload(payload)
-            svc = getattr(self.runtime, "handoff", None)
+            svc = self.runtime.maybe_service(HandoffService)
             if data and svc is not None:
                 name = await self._user_name(str(user))
                 await svc.staff_action(int(data["id"]), str(data["action"]), name)
@@ -408,7 +409,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
     runtime.engine.text_limits[CHANNEL] = MAX_TEXT
     runtime.on_start(channel.start)
     runtime.on_stop(channel.stop)
-    runtime.slack = channel  # type: ignore[attr-defined]
+    runtime.register(channel)
     if not s.slack_signing_secret:  # Socket Mode only: no HTTP endpoint to forge requests to
         return []
     return [

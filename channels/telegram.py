@@ -414,7 +414,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
     runtime.engine.text_limits[CHANNEL] = MAX_TEXT
     runtime.on_start(channel.start)
     runtime.on_stop(channel.stop)
-    runtime.telegram = channel  # type: ignore[attr-defined]
+    runtime.register(channel)
     if channel.mode == "polling":
         runtime.add_background(channel.poll)
         return []

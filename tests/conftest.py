@@ -233,7 +233,50 @@ class LiveServer:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        asyncio.run(self.server.serve(sockets=[self.sock]))
+        async def serve() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self.server.serve(sockets=[self.sock])
+
+        asyncio.run(serve())
+
+    def wait_drained(self, timeout: float = 20.0) -> None:
+        """Until the server has nothing left to do: no turn running or waiting, and no outbox
+        row due (within a minute: retries count) that is not sent or dead. What the server
+        would send has then been sent, so a count taken now is final ("nothing more
+        happened"); a server that died never gets here."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.thread.is_alive() and not self.server.should_exit, "the server stopped"
+            busy = asyncio.run_coroutine_threadsafe(self._busy(), self.loop).result(timeout)
+            if not busy:
+                return
+            assert time.monotonic() < deadline, f"the server did not settle: {busy}"
+            time.sleep(0.02)
+
+    async def _busy(self) -> str:
+        from datetime import timedelta
+
+        from sqlalchemy import func, select
+
+        from bot.storage.models import OutboxMessage
+
+        rt = self.app.state.runtime
+        engine = rt.engine
+        if engine._queue or (engine._runner is not None and not engine._runner.done()):
+            return "turns running"
+        soon = rt.clock.now() + timedelta(minutes=1)
+        async with rt.db.session() as s:
+            left = (
+                await s.execute(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(
+                        OutboxMessage.status.in_(["pending", "sending"]),
+                        OutboxMessage.next_attempt_at <= soon,
+                    )
+                )
+            ).scalar_one()
+        return f"{left} outbox rows to send" if left else ""
 
     def start(self) -> LiveServer:
         self.thread.start()

@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
 from bot import outbox
+from bot.engine.writer import Reply, write
 from bot.outbox import DeliveryWorker
 from bot.ratelimit import Rate
 from bot.settings import Settings
@@ -89,12 +90,16 @@ async def platforms(
 async def queue(db: Database, channel: str, address: str, texts: list[str]) -> None:
     async with db.session() as s:
         for t in texts:
-            await outbox.enqueue(
+            await write(
                 s,
-                channel=channel,
-                address=address,
-                message=Outbound(text=t),
-                idempotency_key=f"k{next(_keys)}",
+                [
+                    Reply(
+                        channel=channel,
+                        address=address,
+                        message=Outbound(text=t),
+                        idempotency_key=f"k{next(_keys)}",
+                    )
+                ],
                 now=_now(),
             )
 

@@ -17,11 +17,11 @@ import typer.main
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from bot.cli import app
 from bot.docs import all_setting_names, settings_reference
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.models import Contact
+from channels.cli import app
 from tests.conftest import REPO, LiveServer, missing
 
 SETTINGS_MD = REPO / "docs" / "settings.md"

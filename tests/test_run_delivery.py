@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from bot import outbox
 from bot.clock import utcnow
+from bot.engine.writer import Reply, write
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.types import Outbound
@@ -60,12 +60,16 @@ def queue(db_url: str, channel: str, messages: Sequence[tuple[str, str]]) -> Non
         try:
             async with db.session() as s:
                 for address, text in messages:
-                    await outbox.enqueue(
+                    await write(
                         s,
-                        channel=channel,
-                        address=address,
-                        message=Outbound(text=text),
-                        idempotency_key=f"t{next(_keys)}",
+                        [
+                            Reply(
+                                channel=channel,
+                                address=address,
+                                message=Outbound(text=text),
+                                idempotency_key=f"t{next(_keys)}",
+                            )
+                        ],
                         now=utcnow(),
                     )
         finally:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content.conditions import Facts
 from bot.content.fill import fill
+from bot.engine import StateKey
 from bot.flows.model import END, Flow, FlowBook, Step, Trigger
 from bot.lifecycle.models import (
     ACTIVE,
@@ -45,9 +46,9 @@ log = logging.getLogger(__name__)
 MAX_STEPS_PER_RUN = 100
 PENDING_FOR = timedelta(days=7)  # a pending flow older than this is dropped, not started
 DIGRESSION_CONFIDENCE = 0.5
-_STATE_ATTR = "_flow_states"
-_PREFETCHED_ATTR = "_flow_states_prefetched"  # (contact id, its open states)
-_HANDLED_ATTR = "_flow_handled"
+_STATE = StateKey[list[FlowState]]("flows.states", per_contact=True)
+_PREFETCHED = StateKey[tuple[int, list[FlowState]]]("flows.prefetched")  # (contact id, states)
+_HANDLED = StateKey[bool]("flows.handled")
 
 RecordEvent = Callable[[AsyncSession, Contact, str, dict[str, Any], datetime, str], Awaitable[None]]
 
@@ -165,7 +166,7 @@ class Interpreter:
         run.s.add(st)
         await run.s.flush()
         if run.turn is not None:
-            run.turn.__dict__.setdefault(_STATE_ATTR, []).insert(0, st)
+            run.turn.state.setdefault(_STATE, []).insert(0, st)
         await self._advance(run, st, flow.first() or END, others=states)
         return st
 
@@ -409,7 +410,9 @@ class Interpreter:
             else await self.runtime.engine.open_conversation(run.s, run.contact, run.now)
         )
         conv.state = {**(conv.state or {}), "handoff_requested": step.reason}
-        service = getattr(self.runtime, "handoff", None)
+        from bot.handoff.service import HandoffService
+
+        service = self.runtime.maybe_service(HandoffService)
         if turn is not None and service is not None and conv.status != "handoff":
             await service.start(run.s, turn, step.reason)
             return

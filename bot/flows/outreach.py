@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.engine import Reply
 from bot.flows.interpreter import Interpreter, Run
 from bot.flows.model import END, Flow
 from bot.lifecycle.models import (
@@ -137,20 +138,21 @@ class FlowOutreach(Interpreter):
         s, c = run.s, run.contact
         engine = self.runtime.engine
         conv = await engine.open_conversation(s, c, run.now)
-        keys = [f"flow:{st.id}:{st.seq + i}" for i in range(len(run.out))]
+        replies = [
+            Reply(
+                contact_id=c.id,
+                conversation_id=conv.id,
+                channel=to.channel,
+                address=to.address,
+                message=m,
+                idempotency_key=f"flow:{st.id}:{st.seq + i}",
+                meta={"flow": st.flow_id},
+                language=run.language,
+            )
+            for i, m in enumerate(run.out)
+        ]
         st.seq += len(run.out)
-        ids = await engine.write_replies(
-            s,
-            contact=c,
-            conversation=conv,
-            channel=to.channel,
-            address=to.address,
-            messages=run.out,
-            keys=keys,
-            now=run.now,
-            meta={"flow": st.flow_id},
-            language=run.language,
-        )
+        ids = [i for got in await engine.write(s, replies, now=run.now) for i in got]
         attrs = c.attributes or {}
         c.attributes = {
             **attrs,

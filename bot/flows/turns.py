@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from bot.engine import Turn
 
 from bot.flows.interpreter import (
-    _HANDLED_ATTR,
+    _HANDLED,
     _OPEN_STATES_MANY,
-    _PREFETCHED_ATTR,
-    _STATE_ATTR,
+    _PREFETCHED,
+    _STATE,
     DIGRESSION_CONFIDENCE,
     PENDING_FOR,
     Interpreter,
@@ -56,17 +56,17 @@ class TurnPolicy(Interpreter):
             for st in (await s.execute(_OPEN_STATES_MANY, {"contact_ids": sorted(ids)})).scalars():
                 found[st.contact_id].append(st)  # newest first, as open_states orders them
         for t in turns:
-            t.__dict__[_PREFETCHED_ATTR] = (t.contact.id, found[t.contact.id])
+            t.state.set(_PREFETCHED, (t.contact.id, found[t.contact.id]))
 
     async def _turn_states(self, turn: Turn) -> list[FlowState]:
-        cached = turn.__dict__.get(_STATE_ATTR)
+        cached = turn.state.get(_STATE)
         if cached is None:
-            pre = turn.__dict__.get(_PREFETCHED_ATTR)
+            pre = turn.state.get(_PREFETCHED)
             if pre is not None and pre[0] == turn.contact.id:  # not re-linked since
                 cached = list(pre[1])
             else:
                 cached = await self.open_states(turn.session, turn.contact.id)
-            turn.__dict__[_STATE_ATTR] = cached
+            turn.state.set(_STATE, cached)
         return [st for st in cached if st.status in OPEN_STATUSES]
 
     # --- answers (in a turn) ------------------------------------------------------------------
@@ -252,7 +252,7 @@ class TurnPolicy(Interpreter):
         if intent.startswith("flow_"):
             handled = await self._payload(run, intent, turn.entities)
             turn.answer_meta.update(intent=intent, confidence=1.0)
-            turn.__dict__[_HANDLED_ATTR] = True
+            turn.state.set(_HANDLED, True)
             return handled
         states = await self._turn_states(turn)
         if states:
@@ -261,19 +261,19 @@ class TurnPolicy(Interpreter):
                 self._speak(run, word_language(turn.inbound.text, turn.language))
             if word and await self.control(run, word, states):
                 turn.answer_meta.update(intent=f"flow_{word}", confidence=1.0)
-                turn.__dict__[_HANDLED_ATTR] = True
+                turn.state.set(_HANDLED, True)
                 return True
             active = next((st for st in states if st.status == ACTIVE), None)
             if active is not None and await self.answer(run, active, states):
                 turn.answer_meta.update(intent=f"flow:{active.flow_id}", confidence=turn.confidence)
-                turn.__dict__[_HANDLED_ATTR] = True
+                turn.state.set(_HANDLED, True)
                 return True
         for flow, trigger in self.book.triggers("intent", intent):
             if self.matches(trigger, turn.contact, turn.now, {}):
                 st = await self.start(run, flow, trigger=f"intent:{intent}", states=states)
                 if st is not None:
                     turn.answer_meta.update(intent=intent, confidence=turn.confidence, flow=flow.id)
-                    turn.__dict__[_HANDLED_ATTR] = True
+                    turn.state.set(_HANDLED, True)
                     return True
         return False
 
@@ -335,7 +335,7 @@ class TurnPolicy(Interpreter):
         if not states:
             return
         run = Run(turn.session, c, turn.now, turn.language, turn)
-        if turn.__dict__.get(_HANDLED_ATTR):
+        if turn.state.get(_HANDLED):
             return
         active = next((st for st in states if st.status == ACTIVE), None)
         if active is not None:

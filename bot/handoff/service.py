@@ -37,7 +37,8 @@ from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.engine import FALLBACK, Turn, is_command, offer_person
+from bot.engine import FALLBACK, Reply, StateKey, Turn, is_command, offer_person
+from bot.engine.writer import write
 from bot.handoff.hours import WorkingHours
 from bot.handoff.models import ACTIVE, ASSIGNED, OPEN, RESOLVED, WAITING, Handoff
 from bot.i18n import relative_when
@@ -112,7 +113,7 @@ class HandoffService:
             texts[conv_id].append(text)
         for t in turns:
             if t.conversation.id in texts:
-                t.__dict__[_RECENT_ATTR] = (t.conversation.id, texts[t.conversation.id])
+                t.state.set(_RECENT, (t.conversation.id, texts[t.conversation.id]))
 
     async def policy(self, turn: Turn) -> bool:
         conv = turn.conversation
@@ -138,7 +139,7 @@ class HandoffService:
         if turn.inbound.payload is None and key:
             # the same question a third time in the person's last six: read from the
             # transcript (this message included), not written to the conversation every turn
-            pre = turn.__dict__.get(_RECENT_ATTR)
+            pre = turn.state.get(_RECENT)
             if pre is not None and pre[0] == turn.conversation.id:
                 recent: Iterable[str] = pre[1]
             else:
@@ -207,7 +208,7 @@ class HandoffService:
             h.status = ASSIGNED if h.assignee else OPEN
         await self._to_thread(s, h, f"*Customer:* {turn.inbound.text}", key=f"in:{turn.message.id}")
         turn.answer_meta.update(intent="handoff", handoff=h.id)
-        turn.__dict__[_DURING_ATTR] = (h, len(turn.replies))
+        turn.state.set(_DURING, (h, len(turn.replies)))
         self._notify(h.id)
         if is_command(turn):
             return False  # "stop" and the answer buttons: their own policies confirm them
@@ -227,7 +228,7 @@ class HandoffService:
     async def after_turn(self, turn: Turn) -> None:
         """During a handoff: "While you wait:" before an answer, and the bot's replies in the
         staff thread (the inbox reads them from the transcript)."""
-        during = turn.__dict__.get(_DURING_ATTR)
+        during = turn.state.get(_DURING)
         if during is None:
             return
         h, first = during
@@ -250,7 +251,10 @@ class HandoffService:
         """A person can answer now: in working hours, with a staff channel or the inbox (a
         staff account, or the shared admin password)."""
         s = self.runtime.settings
-        console = bool(s.admin_password) or bool(self.runtime.services.get("staff_accounts"))
+        from bot.staff import StaffDirectory
+
+        directory = self.runtime.maybe_service(StaffDirectory)
+        console = bool(s.admin_password) or bool(directory and directory.accounts)
         return bool(self.settings.staff_channel or console) and self.settings.hours.is_open(now)
 
     def offer_person(self, turn: Turn) -> Outbound:
@@ -378,19 +382,18 @@ class HandoffService:
                 )
                 self._notify(h.id)
                 return "internal"
-            await self.engine.write_reply(
-                s,
-                contact=contact,
-                conversation=conv,
+            reply = Reply(
+                contact_id=contact.id,
+                conversation_id=conv.id,
                 channel=h.channel,
                 address=h.address,
                 message=Outbound(
                     text=text, sender="staff", metadata={"staff_name": staff, "handoff": h.id}
                 ),
                 idempotency_key=f"staff:{h.id}:{source}:{now.timestamp()}:{hash(text)}",
-                now=now,
                 language=h.language,
             )
+            await self.engine.write(s, [reply], now=now)
             if h.first_response_at is None:
                 h.first_response_at = now
             if h.assignee is None:
@@ -443,17 +446,19 @@ class HandoffService:
                             ),
                         )
                     )
-                await self.engine.write_replies(
-                    s,
-                    contact=contact,
-                    conversation=conv,
-                    channel=h.channel,
-                    address=h.address,
-                    messages=messages,
-                    keys=[f"{action}:{h.id}:{i}" for i in range(len(messages))],
-                    now=now,
-                    language=lang,
-                )
+                replies = [
+                    Reply(
+                        contact_id=contact.id,
+                        conversation_id=conv.id,
+                        channel=h.channel,
+                        address=h.address,
+                        message=m,
+                        idempotency_key=f"{action}:{h.id}:{i}",
+                        language=lang,
+                    )
+                    for i, m in enumerate(messages)
+                ]
+                await self.engine.write(s, replies, now=now)
                 verb = "resolved" if action == "resolve" else "handed back to the bot"
                 await self._to_thread(s, h, f"{staff} {verb} this.", key=f"{action}:{h.id}")
                 result = action
@@ -475,10 +480,7 @@ class HandoffService:
         buttons: tuple[Button, ...] = (),
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        from bot import outbox
-
-        await outbox.enqueue(
-            s,
+        post = Reply(
             channel="slack",
             address=channel,
             message=Outbound(
@@ -489,8 +491,8 @@ class HandoffService:
                 metadata=metadata or {},
             ),
             idempotency_key=f"staff-console:{key}",
-            now=self.runtime.clock.now(),
         )
+        await write(s, [post], now=self.runtime.clock.now())
 
     async def _to_thread(self, s: AsyncSession, h: Handoff, text: str, *, key: str) -> None:
         if not h.staff_channel:
@@ -689,8 +691,10 @@ _RECENT_TEXTS = (
     .order_by(Message.id.desc())
     .limit(6)
 )
-_RECENT_ATTR = "_handoff_recent_texts"  # (conversation id, its last inbound texts)
-_DURING_ATTR = "_handoff_during"  # (the open handoff, the number of replies before the bot's)
+# (conversation id, its last inbound texts)
+_RECENT = StateKey[tuple[int, list[str]]]("handoff.recent_texts")
+# (the open handoff, the number of replies before the bot's)
+_DURING = StateKey[tuple[Handoff, int]]("handoff.during")
 
 
 # the same for many conversations, in one statement whatever their number: per conversation
@@ -720,16 +724,12 @@ _RECENT_TEXTS_MANY = (
 def service_of(runtime: Runtime) -> HandoffService:
     # on the runtime, not in a module-level registry: that kept every runtime a process ever
     # made alive, with its NLU model (57 MB each, 9 GB over the test suite)
-    svc = runtime.services.get("handoff")
-    if not isinstance(svc, HandoffService):
-        raise LookupError("the handoff feature is not set up for this runtime")
-    return svc
+    return runtime.service(HandoffService)
 
 
 def setup(runtime: Runtime) -> None:
     svc = HandoffService(runtime)
-    runtime.services["handoff"] = svc
-    runtime.handoff = svc  # type: ignore[attr-defined]
+    runtime.register(svc)
     runtime.engine.add_policy("handoff", svc.policy, priority=20)
     runtime.engine.add_prefetch(svc.prefetch)
     runtime.engine.add_after_turn(svc.after_turn)

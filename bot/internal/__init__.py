@@ -17,15 +17,14 @@ if TYPE_CHECKING:
 
 def setup(runtime: Runtime) -> None:
     """Wire the feature into a runtime: DM policy, update files on start, scheduler loop."""
-    from bot.internal.config import load_internal_settings
     from bot.internal.dm import internal_policy
     from bot.internal.service import InternalService
 
-    config = load_internal_settings()
+    config = runtime.settings.internal
     if not config.enabled:
         return
     svc = InternalService(runtime, config)
-    runtime.services["internal"] = svc
+    runtime.register(svc)
     runtime.engine.add_policy("internal", internal_policy(svc), priority=200)
 
     async def load_files() -> None:
@@ -42,10 +41,12 @@ def setup(runtime: Runtime) -> None:
 
 def service_of(runtime: Runtime) -> InternalService:
     """The runtime's internal-updates service (``LookupError`` when disabled)."""
-    try:
-        return runtime.services["internal"]  # type: ignore[no-any-return]
-    except KeyError:
-        raise LookupError("internal updates are disabled (CONCIERGE_INTERNAL_ENABLED)") from None
+    from bot.internal.service import InternalService
+
+    svc = runtime.maybe_service(InternalService)
+    if svc is None:
+        raise LookupError("internal updates are disabled (CONCIERGE_INTERNAL_ENABLED)")
+    return svc
 
 
 def configure(runtime: Runtime, **overrides: Any) -> InternalService:
@@ -53,6 +54,7 @@ def configure(runtime: Runtime, **overrides: Any) -> InternalService:
     from bot.internal.config import InternalSettings
 
     svc = service_of(runtime)
-    svc.config = InternalSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    current = runtime.settings.internal.model_dump()
+    svc.config = InternalSettings.model_validate({**current, **overrides})
     svc._calendar = None
     return svc

@@ -6,39 +6,54 @@ import asyncio
 import calendar as cal_mod
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy import func, select
 
+from bot.cli_common import DbOpt
 from bot.internal.content import ContentError, load_file, parse_schedule
 from bot.settings import SettingsError
 from bot.storage.db import DatabaseError
 
+if TYPE_CHECKING:
+    from bot.internal.employees import SyncResult
+    from bot.internal.service import InternalService
+
 app = typer.Typer(help="Internal updates for employees in Slack.", no_args_is_help=True)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SlackSide:
+    """What these commands need of the Slack channel: Block Kit and channel audiences
+    (``attach``), the directory sync. ``bot`` does not import channels: the ``concierge``
+    entry point (:mod:`channels.cli`) sets :data:`slack_side`."""
+
+    attach: Callable[[InternalService], None]
+    sync_employees: Callable[[InternalService], Awaitable[SyncResult]]
+
+
+slack_side: SlackSide | None = None
 
 ContentOpt = Annotated[
     Path | None,
     typer.Option("--content", help="Content folder with updates/ and flows/", show_default=False),
 ]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--database-url", help="SQLAlchemy URL (default: sqlite file concierge.db)"),
-]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    from bot.cli import fail as core_fail
+    from bot.cli_common import fail as core_fail
 
     return core_fail(message, code)
 
 
 def _run(content: Path | None, database_url: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(service)`` against a migrated database, without starting the server parts."""
-    from bot.cli import settings_from
+    from bot.cli_common import settings_from
     from bot.internal import service_of
     from bot.runtime import Runtime
 
@@ -50,10 +65,8 @@ def _run(content: Path | None, database_url: str | None, work: Callable[[Any], A
             svc = service_of(runtime)
         except (SettingsError, LookupError) as e:
             raise fail(str(e)) from None
-        if settings.slack_bot_token:  # Block Kit and channel audiences, as the server has them
-            from channels.slack_internal import attach
-
-            attach(svc)
+        if settings.slack_bot_token and slack_side is not None:
+            slack_side.attach(svc)  # Block Kit and channel audiences, as the server has them
         try:
             await runtime.db.upgrade()
             return await work(svc)
@@ -67,7 +80,8 @@ def _run(content: Path | None, database_url: str | None, work: Callable[[Any], A
 
 
 def _now(svc: Any) -> datetime:
-    return svc.runtime.clock.now()  # type: ignore[no-any-return]
+    now: datetime = svc.runtime.clock.now()
+    return now
 
 
 async def _load_target(svc: Any, target: str) -> str:
@@ -468,9 +482,9 @@ def sync(
         if (slack and csv_file is None) or (slack and svc.runtime.settings.slack_bot_token):
             if not svc.runtime.settings.slack_bot_token:
                 raise fail("CONCIERGE_SLACK_BOT_TOKEN is not set (or use --csv FILE --no-slack)")
-            from channels.slack_internal import sync_employees
-
-            res = await sync_employees(svc)
+            if slack_side is None:
+                raise fail("the Slack channel is not installed with this command line")
+            res = await slack_side.sync_employees(svc)
             typer.echo(f"slack: {res}")
             for problem in res.errors:
                 typer.secho(f"warning: {problem}", fg=typer.colors.YELLOW, err=True)

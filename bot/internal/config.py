@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.outreach.windows import DAY_KEYS, parse_days, parse_span, weekday_index
+from bot.settings_errors import problems
 
 WEEKDAYS = DAY_KEYS  # mon..sun (Babel's English names; the window grammar's days)
 
@@ -140,13 +141,7 @@ def parse_hours(value: str) -> tuple[time, time]:
 
 def load_internal_settings(**overrides: Any) -> InternalSettings:
     """The settings from the environment; errors name the variable."""
-    from bot.settings import SettingsError
-
     try:
         return InternalSettings(**overrides)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            name = "CONCIERGE_INTERNAL_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"{name}: {err['msg']}")
-        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+        raise problems(e, "CONCIERGE_INTERNAL_") from None

@@ -27,13 +27,12 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, case, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import outbox
 from bot.contacts import resolve_identity
+from bot.engine import Reply
+from bot.engine.writer import write
 from bot.internal.audiences import (
     Directory,
     Resolved,
@@ -61,6 +60,7 @@ from bot.internal.models import (
 from bot.internal.render import Item, PlainRenderer, Renderer, Texts
 from bot.outreach.stats import RoundStats
 from bot.storage.db import Database
+from bot.storage.dialect import insert_for
 from bot.storage.models import Contact, Conversation, Identity
 from bot.types import Outbound
 
@@ -338,7 +338,7 @@ class InternalService:
                 for emp in res.employees:
                     rows.append(self._row(u, emp, self._due(u, emp, now), now))
             if rows:
-                ins = pg_insert if self.db.is_postgres else sqlite_insert
+                ins = insert_for(self.db.is_postgres)
                 await s.execute(
                     ins(UpdateDelivery).on_conflict_do_nothing(
                         index_elements=["update_id", "employee_id"]
@@ -631,17 +631,17 @@ class InternalService:
         if conv is None:
             conv = await self.runtime.engine.open_conversation(s, contact, now)
             cache.conversations[contact.id] = conv
-        return await self.runtime.engine.write_reply(
-            s,
-            contact=contact,
-            conversation=conv,
+        reply = Reply(
+            contact_id=contact.id,
+            conversation_id=conv.id,
             channel=self.channel,
             address=identity.address or emp.slack_user_id,
             message=message,
             idempotency_key=key,
-            now=now,
             language=language or emp.language,
         )
+        [ids] = await self.runtime.engine.write(s, [reply], now=now)
+        return ids[0] if ids else None
 
     async def _contact(
         self, s: AsyncSession, emp: Employee, now: datetime, cache: _Cache
@@ -709,14 +709,14 @@ class InternalService:
                 stats.deferred += 1
                 return
             message = self.renderer.update(await self.item(s, u, d.language))
-            d.outbox_id = await outbox.enqueue(
-                s,
+            post = Reply(
                 channel=self.channel,
                 address=str(d.address),
                 message=message,
                 idempotency_key=f"internal:update:{u.id}:channel",
-                now=now,
             )
+            [ids] = await write(s, [post], now=now)
+            d.outbox_id = ids[0] if ids else None
             d.status, d.sent_at = SENT, now
             stats.channel_posts += 1
 
@@ -880,7 +880,7 @@ class InternalService:
         now: datetime,
     ) -> bool:
         """Store one engagement event; False when ``event_key`` was seen before (a retry)."""
-        ins = pg_insert if self.db.is_postgres else sqlite_insert
+        ins = insert_for(self.db.is_postgres)
         res = await s.execute(
             ins(EngagementEvent)
             .values(

@@ -16,7 +16,6 @@ def setup(runtime: Runtime) -> LifecycleService:
     from bot.flows.content import load_content
     from bot.lifecycle.linking import LinkPolicy
     from bot.lifecycle.service import LifecycleService
-    from bot.lifecycle.settings import LifecycleSettings
 
     settings = runtime.settings
     content = load_content(
@@ -25,8 +24,8 @@ def setup(runtime: Runtime) -> LifecycleService:
         languages=settings.languages,
         responses=runtime.responses,  # the flow texts join the shop's responses here
     )
-    svc = LifecycleService(runtime, content.lifecycle, content.book, LifecycleSettings())
-    runtime.lifecycle = svc  # type: ignore[attr-defined]
+    svc = LifecycleService(runtime, content.lifecycle, content.book, settings.lifecycle)
+    runtime.register(svc)
     engine = runtime.engine
     engine.add_policy("link", LinkPolicy(svc), priority=10)
     # before the handoff feature (20): "next" typed three times in a tutorial is progress, not

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bot.cli_common import ContentOpt, DbOpt
+
 if TYPE_CHECKING:
     from bot.lifecycle.schema import EventIn
     from bot.settings import Settings
@@ -19,18 +21,9 @@ events_app = typer.Typer(
 )
 lifecycle_app = typer.Typer(help="Lifecycle stages: sweep, link tokens.", no_args_is_help=True)
 
-ContentOpt = Annotated[
-    Path | None,
-    typer.Option("--content", help="Content folder with flows/ and nlu_data/", show_default=False),
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--database-url", help="SQLAlchemy URL (default: sqlite file concierge.db)"),
-]
-
 
 def _settings(content: Path | None, database_url: str | None) -> Settings:
-    from bot.cli import settings_from
+    from bot.cli_common import settings_from
 
     return settings_from(content, database_url)
 
@@ -188,7 +181,7 @@ def simulate(
     from rich.console import Console
     from rich.table import Table
 
-    from bot.cli import settings_from
+    from bot.cli_common import settings_from
     from bot.lifecycle.simulate import SimulationError, format_timeline, read_events
     from bot.lifecycle.simulate import simulate as run
 
@@ -262,10 +255,9 @@ def link_token(
 ) -> None:
     """A signed token (and Telegram deep link) that connects a chat to USER_ID."""
     from bot.lifecycle.links import deep_link, make_start_token
-    from bot.lifecycle.settings import LifecycleSettings
 
     settings = _settings(None, None)
-    lifecycle = LifecycleSettings()
+    lifecycle = settings.lifecycle
     secret = lifecycle.link_secret or settings.events_secret or settings.web_identity_secret
     if not secret:
         raise _fail("set CONCIERGE_EVENTS_SECRET (or CONCIERGE_LIFECYCLE_LINK_SECRET) first")

@@ -104,5 +104,5 @@ class LinkPolicy:
             turn.conversation = conv
             turn.message.contact_id = contact.id
             turn.message.conversation_id = conv.id
-        turn.__dict__.pop("_flow_states", None)
+        turn.state.forget_contact()
         log.info("%s identity linked to shop user %s", turn.inbound.channel, user_id)

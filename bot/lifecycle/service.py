@@ -74,7 +74,7 @@ class LifecycleService:
         self.runtime = runtime
         self.config = config
         self.book = book
-        self.settings = settings or LifecycleSettings(_env_file=None)  # type: ignore[call-arg]
+        self.settings = settings or runtime.settings.lifecycle
         self.runner = FlowRunner(runtime, book)
         self.runner.record_event = self.record
         self.trigger_flows = True  # ``concierge simulate`` and imports may turn it off
@@ -484,7 +484,4 @@ class LifecycleService:
 
 
 def service_of(runtime: Runtime) -> LifecycleService:
-    svc = getattr(runtime, "lifecycle", None)
-    if not isinstance(svc, LifecycleService):
-        raise LookupError("the lifecycle feature is not set up for this runtime")
-    return svc
+    return runtime.service(LifecycleService)

@@ -6,11 +6,13 @@ The events API secret is the foundation's ``CONCIERGE_EVENTS_SECRET``.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.content.durations import parse_duration
+from bot.settings_errors import problems
 
 
 class LifecycleSettings(BaseSettings):
@@ -57,3 +59,11 @@ class LifecycleSettings(BaseSettings):
         if isinstance(v, timedelta):
             return v
         return parse_duration(v)
+
+
+def load_lifecycle_settings(**overrides: Any) -> LifecycleSettings:
+    """The settings from the environment; errors name the variable."""
+    try:
+        return LifecycleSettings(**overrides)
+    except ValidationError as e:
+        raise problems(e, "CONCIERGE_LIFECYCLE_") from None

@@ -174,7 +174,7 @@ def validate_cmd(
     from bot.nlu.validate import validate
 
     if content is None:
-        from bot.cli import settings_from
+        from bot.cli_common import settings_from
 
         content = settings_from().content_dir
     problems = validate(content)
@@ -231,7 +231,7 @@ def gaps(
     top: Annotated[int, typer.Option(help="how many clusters")] = 20,
 ) -> None:
     """The most frequent questions the FAQ could not answer, clustered."""
-    from bot.cli import settings_from
+    from bot.cli_common import settings_from
     from bot.nlu.gaps import find_gaps
 
     settings = settings_from(None, database_url)

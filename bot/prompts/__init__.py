@@ -18,15 +18,14 @@ if TYPE_CHECKING:
 
 def setup(runtime: Runtime) -> None:
     """Wire the feature into a runtime: signal receivers, NPS policy, scheduler loop."""
-    from bot.prompts.config import load_prompt_settings
     from bot.prompts.policies import nps_policy, stop_hook
     from bot.prompts.service import PromptService
 
-    config = load_prompt_settings()
+    config = runtime.settings.prompts
     if not config.enabled:
         return
     svc = PromptService(runtime, config)
-    runtime.services["prompts"] = svc
+    runtime.register(svc)
     runtime.signals.event_recorded.connect(svc.on_event)
     runtime.signals.stage_changed.connect(svc.on_stage, many=svc.on_stage_many)
     runtime.signals.opted_out.connect(svc.on_opted_out)
@@ -52,10 +51,12 @@ def setup(runtime: Runtime) -> None:
 
 def service_of(runtime: Runtime) -> PromptService:
     """The runtime's prompts service (``LookupError`` when disabled)."""
-    try:
-        return runtime.services["prompts"]  # type: ignore[no-any-return]
-    except KeyError:
-        raise LookupError("prompts are disabled (CONCIERGE_PROMPTS_ENABLED)") from None
+    from bot.prompts.service import PromptService
+
+    svc = runtime.maybe_service(PromptService)
+    if svc is None:
+        raise LookupError("prompts are disabled (CONCIERGE_PROMPTS_ENABLED)")
+    return svc
 
 
 def configure(runtime: Runtime, **overrides: Any) -> PromptService:

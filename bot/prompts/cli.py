@@ -10,24 +10,16 @@ from typing import Annotated
 
 import typer
 
+from bot.cli_common import ContentOpt, DbOpt
 from bot.content.durations import parse_duration
 from bot.settings import Settings
 
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 prompts_app = typer.Typer(help="Proactive prompts (flows/prompts.yml).", no_args_is_help=True)
 
-ContentOpt = Annotated[
-    Path | None,
-    typer.Option("--content", help="Content folder with nlu_data/ and flows/", show_default=False),
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--database-url", help="SQLAlchemy URL (default: sqlite file concierge.db)"),
-]
-
 
 def _settings(content: Path | None, database_url: str | None) -> Settings:
-    from bot.cli import settings_from
+    from bot.cli_common import settings_from
 
     return settings_from(content, database_url)
 
@@ -53,7 +45,7 @@ def report_prompts(
     """Sends, skips by reason, conversions and lift against the holdout (95% CI)."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from bot.cli import fail
+    from bot.cli_common import fail
     from bot.clock import utcnow
     from bot.prompts.report import PromptFigures, format_report, prompt_report
     from bot.storage.db import Database, DatabaseError
@@ -68,12 +60,11 @@ def report_prompts(
     defined: list[str] = []
     if content is not None:
         from bot.content.loader import ContentError
-        from bot.prompts.config import load_prompt_settings
         from bot.prompts.definitions import load_prompts
         from bot.settings import SettingsError
 
         try:
-            path = load_prompt_settings().file or settings.flows_dir / "prompts.yml"
+            path = settings.prompts.file or settings.flows_dir / "prompts.yml"
             if not path.is_file():
                 raise fail(f"{path} does not exist (the prompts of --content {content})")
             defined = list(load_prompts(path).prompts)
@@ -119,22 +110,17 @@ def report_prompts(
 @prompts_app.command("validate")
 def validate(content: ContentOpt = None) -> None:
     """Check flows/prompts.yml: structure, triggers, texts in every language (file:line)."""
-    from bot.cli import fail
+    from bot.cli_common import fail
     from bot.content.loader import ContentError
-    from bot.prompts.config import load_prompt_settings
     from bot.prompts.definitions import (
         check_responses,
         check_stages,
         load_prompts,
     )
     from bot.responses import Responses
-    from bot.settings import SettingsError
 
     settings = _settings(content, None)
-    try:
-        config = load_prompt_settings()
-    except SettingsError as e:
-        raise fail(str(e)) from None
+    config = settings.prompts
     path = config.file or settings.flows_dir / "prompts.yml"
     try:
         book = load_prompts(path)
@@ -157,7 +143,7 @@ def run_once(
     sweep: Annotated[bool, typer.Option(help="Run the sweeps first")] = True,
 ) -> None:
     """One scheduler round now: sweeps, then every due prompt (cron jobs, catching up)."""
-    from bot.cli import fail
+    from bot.cli_common import fail
     from bot.prompts import service_of
     from bot.runtime import Runtime
     from bot.storage.db import DatabaseError

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.content.durations import parse_duration
 from bot.outreach.windows import Week, parse_optional_week
+from bot.settings_errors import problems
 
 
 def parse_cap(value: str) -> tuple[int, timedelta]:
@@ -142,13 +143,7 @@ class PromptSettings(BaseSettings):
 
 def load_prompt_settings(**overrides: Any) -> PromptSettings:
     """The settings from the environment; errors name the variable."""
-    from bot.settings import SettingsError
-
     try:
         return PromptSettings(**overrides)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            name = "CONCIERGE_PROMPTS_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"{name}: {err['msg']}")
-        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+        raise problems(e, "CONCIERGE_PROMPTS_") from None

@@ -99,8 +99,6 @@ async def stop_hook(turn: Turn) -> None:
     c = turn.contact
     c.marketing_opt_out = True
     c.marketing_opt_out_at = turn.now
-    signals = getattr(turn.engine, "signals", None)
-    if signals is not None:
-        await signals.opted_out.send(
-            session=turn.session, contact=c, channel=turn.inbound.channel, now=turn.now
-        )
+    await turn.engine.signals.opted_out.send(
+        session=turn.session, contact=c, channel=turn.inbound.channel, now=turn.now
+    )

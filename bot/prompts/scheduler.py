@@ -3,7 +3,7 @@
 One batch is one transaction: the due rows are claimed with ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL (the action *and* its contact, so a second scheduler neither takes the same action
 nor decides about the same person at the same time, which keeps the caps exact), SQLite's
-single writer does the same there. The outbox rows (``engine.write_reply`` with the key
+single writer does the same there. The outbox rows (``engine.write`` with the key
 ``prompt:<contact>:<prompt>:<instance>``), the action's new status, the send or skip record
 and the experiment exposure commit together: a crash loses nothing and sends nothing twice.
 """
@@ -16,8 +16,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine import Reply
@@ -36,6 +34,7 @@ from bot.prompts.models import (
     PromptSkip,
 )
 from bot.prompts.triggers import HELD
+from bot.storage.dialect import insert_for as _insert
 from bot.storage.models import Contact, Conversation
 from bot.types import Button, Outbound, Purpose
 
@@ -51,11 +50,6 @@ _SKIPS = cast(Table, PromptSkip.__table__)
 
 def idempotency_key(contact_id: int, prompt_id: str, instance_key: str) -> str:
     return f"prompt:{contact_id}:{prompt_id}:{instance_key}"
-
-
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 class Scheduler:
@@ -179,7 +173,8 @@ class Scheduler:
                     self._reply(a, c, conversations[c.id], p, d, g, now)
                     for a, c, p, d, g in to_send
                 ]
-                written = await self.runtime.engine.write_many(s, replies, now=now)
+                ids = await self.runtime.engine.write(s, replies, now=now)
+                written = {r.idempotency_key: i[0] for r, i in zip(replies, ids, strict=True) if i}
                 for (action, contact, prompt, d, group), reply in zip(
                     to_send, replies, strict=True
                 ):
@@ -241,7 +236,7 @@ class Scheduler:
         now: datetime,
     ) -> Reply:
         """The message for one person, written with the others of the batch by
-        ``engine.write_many`` under the key ``prompt:<contact>:<prompt>:<instance>``."""
+        ``engine.write`` under the key ``prompt:<contact>:<prompt>:<instance>``."""
         svc = self.service
         language = svc.language_of(contact)
         message = svc.render(

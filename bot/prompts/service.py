@@ -76,9 +76,10 @@ class PromptService:
 
     def _lifecycle_segments(self) -> dict[str, Any]:
         """The segments of ``flows/lifecycle.yml`` (the lifecycle feature's), if it runs."""
-        lifecycle = getattr(self.runtime, "lifecycle", None)
-        config = getattr(lifecycle, "config", None)
-        return dict(getattr(config, "segments", None) or {})
+        from bot.lifecycle.service import LifecycleService
+
+        lifecycle = self.runtime.maybe_service(LifecycleService)
+        return dict(lifecycle.config.segments or {}) if lifecycle is not None else {}
 
     def reload(self) -> PromptBook:
         self._book = None
@@ -86,7 +87,9 @@ class PromptService:
 
     def configure(self, **overrides: Any) -> None:
         """Replace settings (tests, embedding): keyword arguments of PromptSettings."""
-        self.config = PromptSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
+        self.config = PromptSettings.model_validate(
+            {**self.runtime.settings.prompts.model_dump(), **overrides}
+        )
         self.rules = Rules(self.config, self.runtime.settings.default_timezone)
         self._book = None
 
@@ -317,7 +320,7 @@ class PromptService:
             exposures.append((pid, key, "holdout", at))
         if not exposures:
             return
-        from bot.prompts.scheduler import _insert
+        from bot.storage.dialect import insert_for as _insert
 
         stmt = _insert(session)(PromptConversion).on_conflict_do_nothing(
             index_elements=["prompt_id", "contact_id", "instance_key"]

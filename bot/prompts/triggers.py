@@ -29,12 +29,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.prompts.definitions import Prompt, PromptBook
 from bot.prompts.models import CANCELLED, PENDING, SENT, PromptAction
+from bot.storage.dialect import insert_for as _insert
+from bot.storage.dialect import rowcount
 from bot.storage.models import Contact
 
 log = logging.getLogger(__name__)
@@ -62,11 +62,6 @@ class NewAction:
     instance_key: str
     due_at: datetime
     context: Mapping[str, Any]
-
-
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 def reentry_blocked(prompt: Prompt, now: datetime, contact_id: Any) -> ColumnElement[bool]:
@@ -244,7 +239,7 @@ async def cancel_on_exit(
         .values(status=CANCELLED, reason=f"exit:{event_type}"[:64], updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(res.rowcount)  # type: ignore[attr-defined]
+    return rowcount(res)
 
 
 async def cancel_on_stage_left(
@@ -270,7 +265,7 @@ async def cancel_on_stage_left(
         .values(status=CANCELLED, reason="stage_changed", updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(res.rowcount)  # type: ignore[attr-defined]
+    return rowcount(res)
 
 
 # --- sweeps ---------------------------------------------------------------------------------
@@ -296,7 +291,7 @@ async def _insert_from_select(session: AsyncSession, query: Select[Any]) -> int:
     ins = _insert(session)(PromptAction).from_select(cols, query)
     ins = ins.on_conflict_do_nothing(index_elements=["contact_id", "prompt_id", "instance_key"])
     res = await session.execute(ins.execution_options(synchronize_session=False))
-    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(res)
 
 
 def _select_for(

@@ -13,12 +13,11 @@ import itertools
 from datetime import datetime, timedelta
 
 from sqlalchemy import String, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.storage.db import Database
+from bot.storage.dialect import insert_for
 from bot.storage.models import Base
 
 KEEP = timedelta(days=2)  # Slack retries for about an hour; keep ids well beyond that
@@ -39,10 +38,8 @@ _calls = itertools.count(1)
 async def record(s: AsyncSession, channel: str, delivery_id: str, now: datetime) -> bool:
     """Record ``delivery_id`` in the caller's transaction; ``False`` when it was seen before
     (the caller then does nothing: its transaction commits nothing of the redelivery)."""
-    postgres = (s.bind.dialect.name if s.bind else "sqlite") == "postgresql"
-    ins = pg_insert if postgres else sqlite_insert
     stmt = (
-        ins(SeenDelivery)
+        insert_for(s)(SeenDelivery)
         .values(channel=channel, delivery_id=delivery_id[:255], seen_at=now)
         .on_conflict_do_nothing(index_elements=["channel", "delivery_id"])
         .returning(SeenDelivery.delivery_id)

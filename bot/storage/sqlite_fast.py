@@ -13,7 +13,10 @@ handler: the connection's ``busy_timeout`` is 0 and a statement refused with "da
 locked" is tried again after an asynchronous sleep, for up to :data:`BUSY_TIMEOUT` seconds.
 
 Applied per connection at connect time, and only when the classes look as expected; otherwise
-nothing changes (and the busy timeout stays SQLite's own).
+nothing changes (and the busy timeout stays SQLite's own). This subclasses private classes of
+SQLAlchemy's: pyproject.toml bounds SQLAlchemy to the versions it was tested with, and
+tests/bot/storage/test_sqlite_fast.py fails when an installed version in that range no longer
+fits (rather than the server silently getting slower).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import collections
 import logging
 import sqlite3
 import time
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +114,7 @@ if _AVAILABLE:
         def __init__(self, adapt_connection: Any) -> None:
             self._adapt_connection = adapt_connection
             self._connection = adapt_connection._connection
-            self._cursor = _Result()  # type: ignore[assignment]
+            self._cursor = cast(Any, _Result())
             self._soft_closed_memoized = EMPTY_DICT
             self._rows = collections.deque()
 

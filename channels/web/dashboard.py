@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot.lifecycle.service import LifecycleService
 from bot.runtime import Runtime
 from bot.stats import CHARTS, Chart, FilterError, Filters, prepare
 
@@ -180,9 +181,8 @@ class Dashboard:
         return Filters.parse(dict(request.query_params), today)
 
     def _stages(self) -> Sequence[str] | None:
-        lifecycle = self.runtime.services.get("lifecycle")
-        config = getattr(lifecycle, "config", None)
-        stages = getattr(config, "stages", None)
+        lifecycle = self.runtime.maybe_service(LifecycleService)
+        stages = lifecycle.config.stages if lifecycle is not None else None
         return list(stages) if stages else None
 
     async def _charts(self, f: Filters, names: Sequence[str]) -> list[Chart]:

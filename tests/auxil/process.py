@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 class ConciergeProcess:
-    """``python -m bot.cli run`` with ``env`` (``CONCIERGE_*``) on a port of its own."""
+    """``python -m channels.cli run`` with ``env`` (``CONCIERGE_*``) on a port of its own."""
 
     def __init__(self, env: dict[str, str], log: Path, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -42,7 +42,7 @@ class ConciergeProcess:
     def start(self, timeout: float = 120) -> ConciergeProcess:
         self._out = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"],
+            [sys.executable, "-m", "channels.cli", "run"],
             cwd=REPO,
             env=self.env,
             stdout=self._out,

@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 class ConciergeProcess:
-    """``python -m bot.cli run`` in ``workdir`` (its database, secret and log live there),
+    """``python -m channels.cli run`` in ``workdir`` (its database, secret and log live there),
     with ``CONCIERGE_*`` from ``env`` only (nothing from the caller's environment or .env)."""
 
     def __init__(self, workdir: Path, **env: Any) -> None:
@@ -44,7 +44,7 @@ class ConciergeProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.stderr_path.open("ab") as err:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "run"],
+                [sys.executable, "-m", "channels.cli", "run"],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=err,

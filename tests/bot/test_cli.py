@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from bot.cli import app
+from channels.cli import app
 from tests.conftest import REPO
 
 runner = CliRunner()
@@ -19,7 +19,7 @@ def concierge(
     *args: str, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "channels.cli", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},

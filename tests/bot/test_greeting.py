@@ -17,12 +17,12 @@ import websockets
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from bot.cli import app
 from bot.greeting import greetings_of
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.storage.models import Contact
 from bot.types import Inbound
+from channels.cli import app
 from channels.web.events import signature
 from channels.web.identity import user_hash
 from tests.conftest import REPO, LiveServer

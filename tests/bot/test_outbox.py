@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot import outbox
 from bot.clock import ManualClock
+from bot.engine.writer import Reply, write
 from bot.outbox import DeliveryWorker
 from bot.storage.db import Database
 from bot.storage.models import Contact, Identity, OutboxMessage
@@ -48,12 +48,16 @@ class RecordingSender:
 async def queue(db: Database, clock: ManualClock, texts: list[str], address: str = "a") -> None:
     async with db.session() as s:
         for t in texts:
-            await outbox.enqueue(
+            await write(
                 s,
-                channel="test",
-                address=address,
-                message=Outbound(text=t),
-                idempotency_key=f"{address}:{t}",
+                [
+                    Reply(
+                        channel="test",
+                        address=address,
+                        message=Outbound(text=t),
+                        idempotency_key=f"{address}:{t}",
+                    )
+                ],
                 now=clock.now(),
             )
 

@@ -32,3 +32,24 @@ async def test_send_many_batches_for_batch_receivers_and_items_for_the_rest() ->
     sig.disconnect(plain)
     await sig.send_many([{"contact": 4}], new="y")
     assert batched[-1] == ("single", 3)
+
+
+async def test_a_signal_of_the_runtime_sends_keyword_arguments_to_every_receiver() -> None:
+    from datetime import UTC, datetime
+
+    from bot.signals import Signals
+
+    signals = Signals()
+    got: list[dict[str, Any]] = []
+
+    async def receiver(**kw: Any) -> None:
+        got.append(kw)
+
+    signals.opted_out.connect(receiver)
+    assert signals.opted_out.listened and not signals.stage_changed.listened
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    await signals.opted_out.send(session=None, contact=None, channel="telegram", now=now)  # type: ignore[arg-type]
+    assert got == [{"session": None, "contact": None, "channel": "telegram", "now": now}]
+    signals.opted_out.disconnect(receiver)
+    await signals.opted_out.send(session=None, contact=None, channel="web", now=now)  # type: ignore[arg-type]
+    assert len(got) == 1

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
 from bot.clock import ManualClock
 from bot.handoff.hours import WorkingHours
 from bot.i18n import relative_when
@@ -21,6 +20,7 @@ from bot.responses import Responses
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.types import Inbound
+from channels.cli import app
 from tests.conftest import REPO
 
 # 2026-12-04 is a Friday; Berlin is UTC+1 in December

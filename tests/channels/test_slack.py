@@ -71,7 +71,7 @@ def test_bad_signature_and_old_timestamp_are_refused(slack: FakeSlack, server: L
     old = int(time.time()) - 10 * 60
     assert send_event(server.url, SECRET, slack_dm("hello"), ts=old).status_code == 401
     assert send_event(server.url, "wrong-secret", slack_dm("hello")).status_code == 401
-    time.sleep(0.5)
+    server.wait_drained()
     assert slack.posted() == []
 
 
@@ -81,7 +81,7 @@ def test_retried_event_is_answered_once(slack: FakeSlack, server: LiveServer) ->
     assert send_event(server.url, SECRET, event, event_id="Ev9", retry=1).status_code == 200
     assert send_event(server.url, SECRET, event, event_id="Ev9", retry=2).status_code == 200
     slack.wait_for("chat.postMessage", 1, where=lambda c: c.params.get("channel") == "D9")
-    time.sleep(1)
+    server.wait_drained()
     assert len(slack.posted("D9")) == 1
 
 
@@ -111,7 +111,7 @@ def test_retry_after_a_restart_is_dropped_by_event_id(
     assert send_event(second.url, SECRET, retry, event_id="Ev12", retry=1).status_code == 200
     assert send_event(second.url, SECRET, slack_dm("hi", channel="D13")).status_code == 200
     slack.wait_for("chat.postMessage", 1, where=lambda c: c.params.get("channel") == "D13")
-    time.sleep(0.5)
+    second.wait_drained()
     assert len(slack.posted("D12")) == 1
 
 
@@ -124,7 +124,7 @@ def test_rate_limit_and_errors_delay_but_deliver_once(
     slack.wait_for(
         "chat.postMessage", 1, timeout=20, where=lambda c: c.params.get("channel") == "D10"
     )
-    time.sleep(1)
+    server.wait_drained()
     assert len(slack.posted("D10")) == 1
     assert len(slack.calls_to("chat.postMessage", failed=True)) == 2
 
@@ -134,7 +134,7 @@ def test_own_messages_and_edits_are_ignored(slack: FakeSlack, server: LiveServer
     edit = {**slack_dm("edited", channel="D11"), "subtype": "message_changed"}
     send_event(server.url, SECRET, own, event_id="E1")
     send_event(server.url, SECRET, edit, event_id="E2")
-    time.sleep(1)
+    server.wait_drained()
     assert slack.posted("D11") == []
 
 
@@ -146,7 +146,7 @@ def test_socket_mode_needs_no_public_url(
 ) -> None:
     """With an app-level token the app connects out to Slack over a WebSocket: events arrive as
     envelopes, each acknowledged; a redelivered envelope (same event) is answered once."""
-    start_server(
+    srv = start_server(
         make_settings(
             db_url,
             slack_bot_token="xoxb-test",
@@ -164,7 +164,7 @@ def test_socket_mode_needs_no_public_url(
         "socket.ack", 2, where=lambda c: c.params.get("envelope_id") in (first, again)
     )
     assert len(acks) == 2
-    time.sleep(0.5)
+    srv.wait_drained()
     assert len(slack.posted("D20")) == 2  # the answer and its "Was this helpful?", once
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
 from bot.internal.models import Employee
 from bot.storage.db import Database
+from channels.cli import app
 from tests.bot.internal.conftest import content_folder
 from tests.fakes.slack_directory import FakeSlackDirectory
 

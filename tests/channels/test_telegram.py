@@ -85,9 +85,7 @@ def test_outage_delays_but_every_message_arrives_once(
             timeout=20,
             where=lambda c, i=i: str(c.params["chat_id"]) == str(100 + i),
         )
-    import time
-
-    time.sleep(1.5)  # give a wrongly repeated send the time to show up
+    polling.wait_drained()  # every send and retry done: a wrongly repeated send shows now
     for i in range(3):
         texts = telegram.sent_texts(100 + i)
         assert len(texts) == len(set(texts)), f"chat {100 + i} got a message twice: {texts}"
@@ -113,19 +111,23 @@ def test_long_button_payload_works_after_a_restart(
     assert len(payload.encode()) > 64
 
     async def enqueue() -> None:
-        from bot import outbox
         from bot.clock import utcnow
+        from bot.engine.writer import Reply, write
         from bot.storage.db import Database
         from bot.types import Button, Outbound
 
         db = Database(db_url)
         async with db.session() as s:
-            await outbox.enqueue(
+            await write(
                 s,
-                channel="telegram",
-                address="31",
-                message=Outbound("Was this helpful?", buttons=(Button("Yes", payload),)),
-                idempotency_key="long-button",
+                [
+                    Reply(
+                        channel="telegram",
+                        address="31",
+                        message=Outbound("Was this helpful?", buttons=(Button("Yes", payload),)),
+                        idempotency_key="long-button",
+                    )
+                ],
                 now=utcnow(),
             )
         await db.dispose()
@@ -213,7 +215,5 @@ def test_webhook_checks_the_secret_token(
         json=update,
         headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"},
     )
-    import time
-
-    time.sleep(1)
+    srv.wait_drained()
     assert len(telegram.sent_texts(9)) == 1

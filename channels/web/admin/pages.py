@@ -33,6 +33,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from bot import conversations as convs
 from bot import inbox
 from bot.handoff.models import Handoff
+from bot.handoff.service import HandoffService
 from bot.privacy import erase_contact, export_contact
 from bot.runtime import Runtime
 from bot.shop import support_hours
@@ -613,7 +614,7 @@ class AdminPages:
             return JSONResponse({"error": "no such handoff"}, status_code=404)
         form: FormData = await request.form()
         action = request.path_params["action"]
-        svc = getattr(self.runtime, "handoff", None)
+        svc = self.runtime.maybe_service(HandoffService)
         if svc is None:
             return JSONResponse({"error": "handoff feature is off"}, status_code=503)
         marker = self.runtime.settings.handoff_internal_marker

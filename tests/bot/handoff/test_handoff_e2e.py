@@ -102,7 +102,7 @@ def test_telegram_customer_to_slack_staff_and_back(
     staff_thread_reply(server, thread_ts, "Hi, it left our warehouse today.")
     got = tg.wait_for("sendMessage", before + 1, where=lambda c: str(c.params["chat_id"]) == "77")
     assert got[-1].params["text"] == "Hi, it left our warehouse today."
-    time.sleep(0.5)
+    server.wait_drained()
     assert not any("warehouse first" in t for t in tg.sent_texts(77))
 
     # Resolve: the bot answers again and asks for a CSAT score

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from bot.clock import ManualClock
 from bot.handoff.hours import WorkingHours
 from bot.handoff.models import Handoff
+from bot.handoff.service import HandoffService
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.types import Inbound
@@ -96,7 +97,7 @@ async def test_vip_goes_to_staff_on_an_unsure_answer(rt: Runtime) -> None:
 
 async def test_metrics(rt: Runtime) -> None:
     await rt.engine.handle(msg("human please"))
-    m = await rt.handoff.metrics()  # type: ignore[attr-defined]
+    m = await rt.service(HandoffService).metrics()
     assert m["by_reason"] == {"asked": 1} and m["by_status"] == {"open": 1}
     import httpx
 
@@ -122,7 +123,7 @@ async def test_sla_reposts_unanswered_handoffs_once_per_period(
     await rt.start(migrate=False)
     try:
         await rt.engine.handle(msg("human please"))
-        svc = rt.handoff  # type: ignore[attr-defined]
+        svc = rt.service(HandoffService)
         assert await svc.sla_sweep() == 0
         clock.advance(16 * 60)
         assert await svc.sla_sweep() == 1

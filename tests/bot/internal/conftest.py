@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from bot.clock import ManualClock
 from bot.internal import configure
+from bot.internal.config import load_internal_settings
 from bot.internal.employees import EmployeeRecord, upsert_employees
 from bot.internal.service import InternalService
 from bot.matcher import SimpleMatcher
@@ -91,8 +92,12 @@ async def rt(
     clock: ManualClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Runtime]:
-    monkeypatch.setenv("CONCIERGE_INTERNAL_SCHEDULER", "false")  # rounds run when a test says
-    settings = make_settings(db_url, content_dir=content.root, default_timezone="Europe/Berlin")
+    settings = make_settings(
+        db_url,
+        content_dir=content.root,
+        default_timezone="Europe/Berlin",
+        internal=load_internal_settings(scheduler=False),  # rounds run when a test says
+    )
     nlu = SimpleMatcher.from_folder(REPO / "nlu_data", threshold=0.3)
     r = Runtime(settings, clock=clock, nlu=nlu, start_worker=False)
     await r.start(migrate=False)

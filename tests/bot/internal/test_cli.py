@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from bot.cli import app
+from channels.cli import app
 from tests.bot.internal.conftest import content_folder
 
 runner = CliRunner()

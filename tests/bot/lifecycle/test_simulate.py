@@ -9,9 +9,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from bot.cli import app
 from bot.lifecycle.simulate import format_timeline, read_events, simulate
 from bot.settings import Settings
+from channels.cli import app
 
 EVENTS = """\
 {"type": "purchased", "occurred_at": "2026-03-02T09:00:00+01:00", "properties": {"amount": 89, "language": "de"}}

@@ -3,7 +3,6 @@ a controlled clock, late events, RFM and segments. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -400,7 +399,3 @@ async def test_signals_are_sent_inside_the_transaction(settings: Settings) -> No
             ("event", "delivered"),
             ("stage", ("onboarding", "at-risk", "inactivity")),
         ]
-
-
-def test_make_settings_fixture_is_used(make_settings: Callable[..., Settings]) -> None:
-    assert make_settings  # keeps the import honest for type checkers

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
 from bot.nlu.data import load_content
 from bot.nlu.model import FALLBACK, EmbeddedNLU, answer_parts, find_responses, load_responses
 from bot.nlu.service import EmbeddedBackend, RasaBackend, load_or_train
 from bot.nlu.text import surface
+from channels.cli import app
 from tests.conftest import REPO
 
 DATA = REPO / "nlu_data"

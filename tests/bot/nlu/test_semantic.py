@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
 from bot.nlu.data import TrainingData, load_content
 from bot.nlu.encoder import E5Encoder, load_encoder
 from bot.nlu.model import CV_FOLDS, FALLBACK, EmbeddedNLU, ModelMismatchError, find_responses
 from bot.nlu.service import EmbeddedBackend, load_or_train
 from bot.settings import Settings
+from channels.cli import app
 from tests.conftest import REPO, LiveServer
 
 LANGUAGES = ["en", "de", "hu", "sv", "pl"]

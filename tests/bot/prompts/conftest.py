@@ -20,8 +20,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import ManualClock
+from bot.internal.config import load_internal_settings
 from bot.matcher import SimpleMatcher
 from bot.prompts import configure, service_of
+from bot.prompts.config import load_prompt_settings
 from bot.prompts.models import PromptAction, PromptSkip
 from bot.prompts.service import PromptService
 from bot.runtime import Runtime
@@ -66,9 +68,12 @@ async def rt(
     clock: SetClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Runtime]:
-    monkeypatch.setenv("CONCIERGE_PROMPTS_SCHEDULER", "false")  # rounds run when a test says
-    monkeypatch.setenv("CONCIERGE_INTERNAL_SCHEDULER", "false")
-    settings = make_settings(db_url, default_timezone="Europe/Berlin")
+    settings = make_settings(
+        db_url,
+        default_timezone="Europe/Berlin",
+        prompts=load_prompt_settings(scheduler=False),  # rounds run when a test says
+        internal=load_internal_settings(scheduler=False),
+    )
     nlu = SimpleMatcher.from_folder(REPO / "nlu_data", threshold=0.3)
     r = Runtime(settings, clock=clock, nlu=nlu, start_worker=False)
     add_channels(r)  # the product's channels, as channels.app adds them

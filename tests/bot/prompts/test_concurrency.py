@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from bot.internal.config import load_internal_settings
 from bot.matcher import SimpleMatcher
 from bot.prompts import configure
+from bot.prompts.config import load_prompt_settings
 from bot.prompts.models import PromptAction, PromptSend, PromptSkip
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -48,6 +50,11 @@ prompts:
     response: utter_prompt_win_back
 """
 NOW = datetime(2026, 1, 5, 11, 0, tzinfo=UTC)
+# no scheduler loops: the tests run the rounds themselves
+QUIET = {
+    "prompts": load_prompt_settings(scheduler=False),
+    "internal": load_internal_settings(scheduler=False),
+}
 
 
 async def _runtime(settings: Settings, path: Path) -> Runtime:
@@ -88,13 +95,10 @@ async def test_two_scheduler_runtimes_send_each_prompt_exactly_once(
     pg_url: str,
     make_settings: Callable[..., Settings],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("CONCIERGE_PROMPTS_SCHEDULER", "false")
-    monkeypatch.setenv("CONCIERGE_INTERNAL_SCHEDULER", "false")
     path = tmp_path / "prompts.yml"
     path.write_text(textwrap.dedent(PROMPTS), encoding="utf-8")
-    settings = make_settings(pg_url)
+    settings = make_settings(pg_url, **QUIET)
     a, b = await _runtime(settings, path), await _runtime(settings, path)
     try:
         people = await _seed(a, 60)
@@ -119,13 +123,10 @@ async def test_two_scheduler_processes_send_each_prompt_exactly_once(
     pg_url: str,
     make_settings: Callable[..., Settings],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("CONCIERGE_PROMPTS_SCHEDULER", "false")
-    monkeypatch.setenv("CONCIERGE_INTERNAL_SCHEDULER", "false")
     path = tmp_path / "prompts.yml"
     path.write_text(textwrap.dedent(PROMPTS), encoding="utf-8")
-    rt = await _runtime(make_settings(pg_url), path)
+    rt = await _runtime(make_settings(pg_url, **QUIET), path)
     try:
         people = await _seed(rt, 80)
         script = textwrap.dedent(

@@ -190,7 +190,7 @@ def test_stage_names_are_checked_against_the_lifecycle_file(tmp_path: Path) -> N
 
 
 def test_validate_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.cli import app
+    from channels.cli import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["prompts", "validate"])

@@ -125,10 +125,10 @@ def test_report_command_prints_the_figures(sqlite_url: str, tmp_path: Path) -> N
     """The CLI on an empty database, then on one with a send: text and JSON."""
     import asyncio
 
-    from bot.cli import app
     from bot.prompts.models import PromptAction, PromptSend
     from bot.storage.db import Database
     from bot.storage.models import Contact
+    from channels.cli import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["report", "prompts", "--database-url", sqlite_url])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from bot.cli import app
+from channels.cli import app
 from tests.conftest import REPO
 
 runner = CliRunner()

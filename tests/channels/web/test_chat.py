@@ -147,6 +147,7 @@ async def test_pushes_reach_a_visitor_connected_to_another_process(
         await recv(ws_a, "history")
         vid = (await recv(ws_b, "session"))["visitor_id"]
         await recv(ws_b, "history")
+        from bot.engine import Reply
         from bot.runtime import Runtime
         from bot.types import Outbound
 
@@ -159,16 +160,15 @@ async def test_pushes_reach_a_visitor_connected_to_another_process(
             )
             conv = await rt.engine.open_conversation(s, contact, rt.clock.now())
             for i in range(6):
-                await rt.engine.write_reply(
-                    s,
-                    contact=contact,
-                    conversation=conv,
+                reply = Reply(
+                    contact_id=contact.id,
+                    conversation_id=conv.id,
                     channel="web",
                     address=vid,
                     message=Outbound(text=f"staff note {i}", sender="staff"),
                     idempotency_key=f"fanout-test:{i}",
-                    now=rt.clock.now(),
                 )
+                await rt.engine.write(s, [reply], now=rt.clock.now())
         await rt.db.dispose()
         got = [(await recv(ws_b, "message"))["text"] for _ in range(6)]
     assert got == [f"staff note {i}" for i in range(6)]

@@ -1,0 +1,49 @@
+"""What every ``concierge`` command shares: the common options, a clear error, the settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bot.settings import Settings, SettingsError, content_problem, load_settings
+
+ContentOpt = Annotated[
+    Path | None,
+    typer.Option("--content", help="Content folder with nlu_data/ and flows/", show_default=False),
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", help="SQLAlchemy URL (default: sqlite file concierge.db)"),
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def settings_from(
+    content: Path | None = None,
+    database_url: str | None = None,
+    *,
+    need_content: bool = False,
+    **extra: Any,
+) -> Settings:
+    """The settings, or a clear error; ``need_content``: the content folder (``--content``,
+    ``CONCIERGE_CONTENT_DIR`` or the default) must hold ``nlu_data/``."""
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if content is not None:
+        if not content.is_dir():
+            raise fail(f"content folder {content} does not exist")
+        overrides["content_dir"] = content
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as e:
+        raise fail(str(e)) from None
+    if need_content and (problem := content_problem(settings.content_dir)):
+        raise fail(problem)
+    return settings
