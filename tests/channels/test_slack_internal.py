@@ -74,7 +74,7 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def settled(server: LiveServer, db_url: str, clock: ManualClock, timeout: float = 10.0) -> None:
+def settled(server: LiveServer, db_url: str, clock: ManualClock, timeout: float = 30.0) -> None:
     """Until the scheduler has done what is due at the clock's time: every update due is
     planned, every planned delivery due is decided (sent, held, deferred...), and what was
     queued has gone out. A stopped scheduler never gets here."""
