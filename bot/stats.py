@@ -393,18 +393,18 @@ class RollupJob:
     async def run(self) -> None:
         self._stopping.clear()
         while not self._stopping.is_set():
-            ok = await self._round()
-            now = self.clock.now()
-            if ok:
-                midnight = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
-                wait = (midnight + CLOSED_AFTER - now).total_seconds()
+            started = self.clock.now()
+            ok = await self._round(started)
+            if ok:  # the night after the round's own day (it may have run past midnight)
+                midnight = datetime.combine(started.date() + timedelta(days=1), time(), UTC)
+                wake = midnight + CLOSED_AFTER
             else:
-                wait = self.RETRY_SECONDS
-            await self._sleep(max(wait, 0.0))
+                wake = started + timedelta(seconds=self.RETRY_SECONDS)
+            await self._sleep(max((wake - self.clock.now()).total_seconds(), 0.0))
 
-    async def _round(self) -> bool:
+    async def _round(self, now: datetime) -> bool:
         try:
-            n = await build_rollups(self.db, self.clock.now())
+            n = await build_rollups(self.db, now)
         except Exception:
             log.exception("dashboard roll-ups: a round failed (the dashboard computes them)")
             return False
