@@ -255,8 +255,9 @@ def _contact_subset(f: Filters) -> Any:
 
 
 class DailyStat(Base):
-    """A figure of one closed UTC day (migration ``0009_dashboard``): computed once, when a
-    dashboard first asks for that day, from the messages of the day, and read from here since
+    """A figure of one closed UTC day (migration ``0009_dashboard``): computed once, by the
+    roll-up job (:class:`RollupJob`) or else when a dashboard first asks for that day, from the
+    messages of the day, and read from here since
     (a year of days is 365 rows, not a million messages). ``*`` is every language / channel;
     ``?`` a message without one. Conversations are counted at each of the four levels (a
     conversation counts once a day however many languages or channels it used); the
