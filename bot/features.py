@@ -18,6 +18,7 @@ def setup_features(runtime: Runtime) -> None:
     from bot.privacy import setup as privacy
     from bot.prompts import setup as prompts
     from bot.staff import setup as staff
+    from bot.stats import setup as stats
 
     handoff(runtime)
 
@@ -30,3 +31,5 @@ def setup_features(runtime: Runtime) -> None:
     privacy(runtime)
 
     staff(runtime)
+
+    stats(runtime)

@@ -31,15 +31,17 @@ What the charts count:
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import logging
 import math
 import typing
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Date,
@@ -60,12 +62,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.clock import Clock
 from bot.handoff.models import Handoff
 from bot.lifecycle.config import DEFAULT_STAGES
 from bot.lifecycle.models import StageTransition
 from bot.prompts.experiments import HOLDOUT, difference_ci
 from bot.prompts.models import PromptConversion, PromptSend, PromptSkip
+from bot.storage.db import Database
 from bot.storage.models import Base, Contact, Message
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 MAX_DAYS = 731  # the longest range a request may ask for (two years)
 
@@ -246,8 +255,9 @@ def _contact_subset(f: Filters) -> Any:
 
 
 class DailyStat(Base):
-    """A figure of one closed UTC day (migration ``0009_dashboard``): computed once, when a
-    dashboard first asks for that day, from the messages of the day, and read from here since
+    """A figure of one closed UTC day (migration ``0009_dashboard``): computed once, by the
+    roll-up job (:class:`RollupJob`) or else when a dashboard first asks for that day, from the
+    messages of the day, and read from here since
     (a year of days is 365 rows, not a million messages). ``*`` is every language / channel;
     ``?`` a message without one. Conversations are counted at each of the four levels (a
     conversation counts once a day however many languages or channels it used); the
@@ -274,10 +284,12 @@ def _closed_days(f: Filters, now: datetime) -> list[str]:
     return [d for d in f.days if d < cutoff]
 
 
-async def _ensure_rollups(s: AsyncSession, days: list[str]) -> None:
-    """Compute and store the figures of the days among ``days`` that have none yet."""
+async def _ensure_rollups(s: AsyncSession, days: list[str]) -> int:
+    """Compute and store the figures of the days among ``days`` that have none yet; how many
+    days that was. Several processes (and the lazy path next to :class:`RollupJob`) may do the
+    same day at once: they compute the same rows, and the second insert does nothing."""
     if not days:
-        return
+        return 0
     done = set(
         (
             await s.execute(
@@ -291,7 +303,7 @@ async def _ensure_rollups(s: AsyncSession, days: list[str]) -> None:
     )
     missing = [d for d in days if d not in done]
     if not missing:
-        return
+        return 0
     f = Filters(date.fromisoformat(missing[0]), date.fromisoformat(missing[-1]))
     rows: dict[tuple[str, str, str, str], int] = {}
     lang = func.coalesce(Message.language, NONE)
@@ -319,16 +331,113 @@ async def _ensure_rollups(s: AsyncSession, days: list[str]) -> None:
         rows[(_iso(day), str(lg), str(ch), f"turns_{oc}")] = int(n)
     for day in missing:
         rows[(day, ALL, ALL, DONE)] = 0
-    todo = [
+    wanted = set(missing)
+    todo = [  # in key order: two transactions inserting the same rows cannot deadlock
         {"day": k[0], "language": k[1], "channel": k[2], "metric": k[3], "value": v}
-        for k, v in rows.items()
-        if k[0] in set(missing)
+        for k, v in sorted(rows.items())
+        if k[0] in wanted
     ]
     table = typing.cast(Table, DailyStat.__table__)
     pg = s.bind is not None and s.bind.dialect.name == "postgresql"
     stmt = (pg_insert(table) if pg else sqlite_insert(table)).on_conflict_do_nothing()
     for i in range(0, len(todo), 2000):
         await s.execute(stmt, todo[i : i + 2000])
+    return len(missing)
+
+
+ROLLUP_BATCH_DAYS = 14  # days a transaction of the roll-up job (SQLite: the write lock's hold)
+
+
+async def build_rollups(db: Database, now: datetime, *, batch_days: int = ROLLUP_BATCH_DAYS) -> int:
+    """Store the roll-ups of every day closed at ``now``, from the first message's day on, that
+    has none yet, oldest first, ``batch_days`` days a transaction; how many days were built."""
+    async with db.session() as s:
+        firsts = [
+            await s.scalar(select(func.min(Message.created_at)).where(Message.direction == way))
+            for way in ("in", "out")  # each read from its partial index (0009_dashboard)
+        ]
+    known = [_utc(t) for t in firsts if t is not None]
+    if not known:
+        return 0
+    first = min(known).date()
+    cutoff = (now - CLOSED_AFTER).date()  # the first day not closed
+    built = 0
+    day = first
+    while day < cutoff:
+        last = min(day + timedelta(days=batch_days - 1), cutoff - timedelta(days=1))
+        async with db.session() as s:
+            built += await _ensure_rollups(s, Filters(day, last).days)
+        day = last + timedelta(days=1)
+    return built
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+class RollupJob:
+    """Builds the roll-ups ahead of the dashboard: at start every closed day that misses them,
+    then, each night, the day that just closed (:data:`CLOSED_AFTER` past UTC midnight). The
+    dashboard's lazy path stays as the fallback (a day closed while the job slept, a failed
+    round)."""
+
+    RETRY_SECONDS = 300.0
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self.built = 0  # days built since start
+        self.rounds = 0  # rounds finished (the first: the start-up catch-up)
+        self.ready = asyncio.Event()  # the start-up round is done (or failed)
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        self._stopping.clear()
+        while not self._stopping.is_set():
+            started = self.clock.now()
+            ok = await self._round(started)
+            if ok:  # the night after the round's own day (it may have run past midnight)
+                midnight = datetime.combine(started.date() + timedelta(days=1), time(), UTC)
+                wake = midnight + CLOSED_AFTER
+            else:
+                wake = started + timedelta(seconds=self.RETRY_SECONDS)
+            await self._sleep(max((wake - self.clock.now()).total_seconds(), 0.0))
+
+    async def _round(self, now: datetime) -> bool:
+        try:
+            n = await build_rollups(self.db, now)
+        except Exception:
+            log.exception("dashboard roll-ups: a round failed (the dashboard computes them)")
+            return False
+        finally:
+            self.rounds += 1
+            self.ready.set()
+        self.built += n
+        if n:
+            log.info("dashboard roll-ups: %d closed day(s) built", n)
+        return True
+
+    async def _sleep(self, seconds: float) -> None:
+        """The clock's sleep, cut short by :meth:`stop`."""
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            stopper.cancel()
+            await asyncio.gather(sleeper, stopper, return_exceptions=True)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+
+def setup(runtime: Runtime) -> None:
+    """The dashboard's feature: its roll-up job, started and stopped with the runtime."""
+    job = RollupJob(runtime.db, runtime.clock)
+    runtime.services["stats"] = job
+    runtime.on_stop(job.stop)
+    runtime.add_background(job.run)
 
 
 async def _rolled(
@@ -939,4 +1048,4 @@ CHARTS: dict[str, ChartFn] = {
 }
 
 
-__all__ = ["CHARTS", "Chart", "FilterError", "Filters", "prepare"]
+__all__ = ["CHARTS", "Chart", "FilterError", "Filters", "RollupJob", "build_rollups", "prepare"]
