@@ -376,12 +376,10 @@ def _utc(t: datetime) -> datetime:
 
 
 class RollupJob:
-    """Builds the roll-ups ahead of the dashboard: at start every closed day that misses them,
-    then, each night, the day that just closed (:data:`CLOSED_AFTER` past UTC midnight). The
-    dashboard's lazy path stays as the fallback (a day closed while the job slept, a failed
-    round)."""
-
-    RETRY_SECONDS = 300.0
+    """Builds the roll-ups ahead of the dashboard, as a job of ``runtime.jobs``: at start every
+    closed day that misses them, then, each night, the day that just closed
+    (:data:`CLOSED_AFTER` past UTC midnight). The dashboard's lazy path stays as the fallback
+    (a day closed while the job waited, a failed round)."""
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
@@ -389,55 +387,29 @@ class RollupJob:
         self.built = 0  # days built since start
         self.rounds = 0  # rounds finished (the first: the start-up catch-up)
         self.ready = asyncio.Event()  # the start-up round is done (or failed)
-        self._stopping = asyncio.Event()
 
-    async def run(self) -> None:
-        self._stopping.clear()
-        while not self._stopping.is_set():
-            started = self.clock.now()
-            ok = await self._round(started)
-            if ok:  # the night after the round's own day (it may have run past midnight)
-                midnight = datetime.combine(started.date() + timedelta(days=1), time(), UTC)
-                wake = midnight + CLOSED_AFTER
-            else:
-                wake = started + timedelta(seconds=self.RETRY_SECONDS)
-            await self._sleep(max((wake - self.clock.now()).total_seconds(), 0.0))
+    @staticmethod
+    def next_round(now: datetime) -> datetime:
+        """The night's round after ``now``: the next UTC midnight plus :data:`CLOSED_AFTER`."""
+        return datetime.combine(now.date() + timedelta(days=1), time(), UTC) + CLOSED_AFTER
 
-    async def _round(self, now: datetime) -> bool:
+    async def round(self, now: datetime) -> int:
         try:
             n = await build_rollups(self.db, now)
-        except Exception:
-            log.exception("dashboard roll-ups: a round failed (the dashboard computes them)")
-            return False
         finally:
             self.rounds += 1
             self.ready.set()
         self.built += n
         if n:
             log.info("dashboard roll-ups: %d closed day(s) built", n)
-        return True
-
-    async def _sleep(self, seconds: float) -> None:
-        """The clock's sleep, cut short by :meth:`stop`."""
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        stopper = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            stopper.cancel()
-            await asyncio.gather(sleeper, stopper, return_exceptions=True)
-
-    async def stop(self) -> None:
-        self._stopping.set()
+        return n
 
 
 def setup(runtime: Runtime) -> None:
-    """The dashboard's feature: its roll-up job, started and stopped with the runtime."""
+    """The dashboard's feature: its roll-up job on the runtime's job runner."""
     job = RollupJob(runtime.db, runtime.clock)
-    runtime.services["stats"] = job
-    runtime.on_stop(job.stop)
-    runtime.add_background(job.run)
+    runtime.register(job)
+    runtime.jobs.add("dashboard roll-ups", job.round, every=86400.0, at=job.next_round)
 
 
 async def _rolled(

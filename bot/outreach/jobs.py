@@ -38,6 +38,7 @@ class Job:
     every: Seconds
     first_after: Seconds = 0.0
     enabled: Callable[[], bool] = lambda: True
+    at: Callable[[datetime], datetime] | None = None  # calendar jobs: the next time after now
     next_at: datetime | None = None
     runs: int = 0
     failures: int = 0
@@ -61,11 +62,13 @@ class Jobs:
         *,
         first_after: Seconds = 0.0,
         enabled: Callable[[], bool] | None = None,
+        at: Callable[[datetime], datetime] | None = None,
     ) -> Job:
         """Run ``round(now)`` every ``every`` seconds (the first after ``first_after``); jobs
-        due at the same time run in the order they were added. A feature set up again
-        replaces its job of the same name."""
-        job = Job(name, round, every, first_after, enabled or (lambda: True))
+        due at the same time run in the order they were added. ``at`` makes it a calendar
+        job: after each run at ``now`` it next runs at ``at(now)`` (e.g. the next midnight), with
+        ``every`` unused. A feature set up again replaces its job of the same name."""
+        job = Job(name, round, every, first_after, enabled or (lambda: True), at)
         self.jobs[name] = job
         return job
 
@@ -95,7 +98,10 @@ class Jobs:
                 job.next_at = now + timedelta(seconds=_seconds(job.first_after))
             if job.next_at > now:
                 continue
-            job.next_at = now + timedelta(seconds=_seconds(job.every))
+            if job.at is not None:
+                job.next_at = max(job.at(now), now + timedelta(seconds=1))
+            else:
+                job.next_at = now + timedelta(seconds=_seconds(job.every))
             if not job.enabled():  # looked at again at its next time
                 continue
             try:

@@ -70,7 +70,7 @@ def runtime(product: tuple[Runtime, Starlette]) -> Runtime:
 async def test_builds_the_closed_days_at_start_then_each_day_after_midnight(
     runtime: Runtime, clock: ManualClock
 ) -> None:
-    job: RollupJob = runtime.services["stats"]
+    job = runtime.service(RollupJob)
     await asyncio.wait_for(job.ready.wait(), 30)
     assert await stored_days(runtime.db) == [DAY1.isoformat()]  # DAY2 is today: counted live
     assert job.built == 1
@@ -95,7 +95,7 @@ async def test_a_dashboard_request_after_the_job_writes_no_rollups(
     product: tuple[Runtime, Starlette], clock: ManualClock
 ) -> None:
     runtime, app = product
-    job: RollupJob = runtime.services["stats"]
+    job = runtime.service(RollupJob)
     clock.set(datetime(2026, 3, 4, 0, 10, tzinfo=UTC))
     await until(lambda: job.built == 2)  # in the start-up round or the night's
     writes: list[str] = []

@@ -150,3 +150,23 @@ async def test_the_runtime_owns_the_jobs_of_every_feature(rt: object) -> None:
         rt.jobs.jobs
     )
     assert rt.jobs.clock is rt.clock
+
+
+async def test_a_calendar_job_runs_at_the_time_at_gives_after_each_run(clock: ManualClock) -> None:
+    jobs = Jobs(clock)  # the clock starts on 2026-01-05 at 09:00 UTC
+    ran: list[datetime] = []
+
+    async def nightly(now: datetime) -> None:
+        ran.append(now)
+
+    def after_midnight(now: datetime) -> datetime:
+        return datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), now.tzinfo)
+
+    jobs.add("nightly", nightly, every=60, at=after_midnight)
+    await jobs.run_due()  # the first run: at start
+    clock.advance(timedelta(hours=14, minutes=59))  # 23:59: `every` (60 s) is not what counts
+    await jobs.run_due()
+    assert len(ran) == 1
+    clock.advance(60)  # midnight
+    await jobs.run_due()
+    assert [t.hour for t in ran] == [9, 0] and ran[1].day == 6
