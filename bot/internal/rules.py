@@ -1,0 +1,183 @@
+"""The rules for due deliveries: who is reached (through ``choose_reach``), the working-hours
+window, the weekly cap, important updates, low priority held for the digest.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.engine import Reply
+from bot.engine.writer import write
+from bot.internal.config import WEEKDAYS
+from bot.internal.models import (
+    Employee,
+    Update,
+    UpdateDelivery,
+)
+from bot.outreach.stats import RoundStats
+
+if TYPE_CHECKING:
+    pass
+
+from bot.internal.base import HELD, PLANNED, PRIORITY, SENT, SKIPPED, WEEK, ServiceBase, _Cache
+
+log = logging.getLogger(__name__)
+
+
+class Rules(ServiceBase):
+    """The guard rails of one due delivery: skip, defer, hold for the digest, or send."""
+
+    async def _decide(
+        self,
+        s: AsyncSession,
+        emp: Employee,
+        rows: list[tuple[UpdateDelivery, Update]],
+        sent_week: int,
+        important_week: int,
+        now: datetime,
+        stats: RoundStats,
+        cache: _Cache,
+    ) -> None:
+        """One employee's due deliveries: skip, defer, hold for the digest, or send."""
+        ordered = sorted(
+            rows,
+            key=lambda r: (
+                not r[1].important,
+                PRIORITY.get(r[1].priority, 1),
+                r[0].due_at,
+                r[0].id,
+            ),
+        )
+        cap = self.config.weekly_cap
+        if emp.weekly_cap is not None:
+            cap = min(cap, emp.weekly_cap)
+        local = now.astimezone(self.tz_of(emp))
+        closed = self.calendar.closed_reason(local)
+        for d, u in ordered:
+            if u.status == "cancelled":
+                d.status, d.reason = SKIPPED, "update cancelled"
+                stats.skipped[d.reason] += 1
+            elif not emp.active:
+                d.status, d.reason = SKIPPED, "employee is no longer active"
+                stats.skipped[d.reason] += 1
+            elif not emp.slack_user_id:
+                d.status, d.reason = SKIPPED, "no Slack account"
+                stats.skipped[d.reason] += 1
+            elif u.topic and u.topic in (emp.opted_down or []) and not u.important:
+                d.status, d.reason = SKIPPED, f"muted topic {u.topic}"
+                stats.skipped[d.reason] += 1
+            elif closed is not None:
+                d.due_at = self.calendar.next_open(local).astimezone(UTC)
+                d.deferred_count += 1
+                d.reason = f"deferred: {closed}"
+                stats.deferred += 1
+            elif u.kind == "team_digest":
+                await self._send_delivery(s, emp, d, u, now, cache)
+                stats.sent += 1
+            elif u.priority == "low" and self.config.digest_mode and u.kind == "update":
+                self._hold(d, emp, now, "low priority: goes in the weekly digest")
+                stats.held += 1
+            elif u.important and important_week < self.config.important_weekly_cap:
+                d.important_pass = True
+                await self._send_delivery(s, emp, d, u, now, cache)
+                important_week += 1
+                sent_week += 1
+                stats.sent += 1
+            elif sent_week >= cap:
+                why = f"weekly cap {cap} reached"
+                if u.important:
+                    why += f" (and {self.config.important_weekly_cap} important this week)"
+                self._hold(d, emp, now, why)
+                stats.held += 1
+            else:
+                await self._send_delivery(s, emp, d, u, now, cache)
+                sent_week += 1
+                stats.sent += 1
+
+    def _hold(self, d: UpdateDelivery, emp: Employee, now: datetime, reason: str) -> None:
+        d.status, d.reason = HELD, reason
+        d.due_at = self.next_digest(now.astimezone(self.tz_of(emp))).astimezone(UTC)
+
+    def next_digest(self, local: datetime) -> datetime:
+        """The next digest moment at or after ``local`` (in its zone)."""
+        return _next_weekday_time(local, self.config.digest_day, self.config.digest_time)
+
+    async def _send_delivery(
+        self,
+        s: AsyncSession,
+        emp: Employee,
+        d: UpdateDelivery,
+        u: Update,
+        now: datetime,
+        cache: _Cache | None = None,
+    ) -> None:
+        lang = d.language or emp.language
+        message = cache.messages.get((u.id, lang)) if cache is not None else None
+        if message is None:
+            message = self.renderer.update(await self.item(s, u, lang))
+            if cache is not None:
+                cache.messages[(u.id, lang)] = message
+        d.outbox_id = await self.send_to(
+            s,
+            emp,
+            message,
+            key=f"internal:update:{u.id}:{emp.id}",
+            now=now,
+            language=d.language,
+            cache=cache,
+        )
+        d.status, d.sent_at = SENT, now
+        d.reason = "passed the weekly cap (important)" if d.important_pass else None
+
+    async def _process_channel_post(
+        self, delivery_id: int, now: datetime, stats: RoundStats
+    ) -> None:
+        async with self.db.session() as s:
+            q = (
+                select(UpdateDelivery, Update)
+                .join(Update)
+                .where(UpdateDelivery.id == delivery_id, UpdateDelivery.status == PLANNED)
+            )
+            if self.db.is_postgres:
+                q = q.with_for_update(skip_locked=True, of=UpdateDelivery)
+            row = (await s.execute(q)).first()
+            if row is None:
+                return
+            d, u = row
+            local = now.astimezone(self.calendar.tz)
+            closed = self.calendar.closed_reason(local)
+            if u.status == "cancelled":
+                d.status, d.reason = SKIPPED, "update cancelled"
+                stats.skipped[d.reason] += 1
+                return
+            if closed is not None:
+                d.due_at = self.calendar.next_open(local).astimezone(UTC)
+                d.deferred_count += 1
+                d.reason = f"deferred: {closed}"
+                stats.deferred += 1
+                return
+            message = self.renderer.update(await self.item(s, u, d.language))
+            post = Reply(
+                channel=self.channel,
+                address=str(d.address),
+                message=message,
+                idempotency_key=f"internal:update:{u.id}:channel",
+            )
+            [ids] = await write(s, [post], now=now)
+            d.outbox_id = ids[0] if ids else None
+            d.status, d.sent_at = SENT, now
+            stats.channel_posts += 1
+
+
+def _next_weekday_time(local: datetime, day: str, at: time) -> datetime:
+    target = WEEKDAYS.index(day)
+    d: date = local.date() + timedelta(days=(target - local.weekday()) % 7)
+    cand = datetime.combine(d, at, tzinfo=local.tzinfo)
+    if cand < local:
+        cand += WEEK
+    return cand
