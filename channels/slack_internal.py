@@ -418,9 +418,18 @@ async def on_action(svc: InternalService, body: dict[str, Any], action: dict[str
     return True
 
 
+def declare(svc: InternalService) -> None:
+    """Employees are written to on Slack, which can write first (``choose_reach`` decides by
+    this even where the sender is not running, as in ``concierge internal send``)."""
+    from channels.slack import CAPABILITIES, CHANNEL
+
+    svc.channel, svc.channel_capabilities = CHANNEL, CAPABILITIES
+
+
 def attach(svc: InternalService, client: AsyncWebClient | None = None) -> None:
     """Render updates as Block Kit and ask Slack for channel members (no listeners)."""
     runtime = svc.runtime
+    declare(svc)
     svc.renderer = SlackRenderer(Texts(runtime.responses, runtime.settings.default_language))
     svc.directory = SlackDirectory(client or slack_client(runtime))
 

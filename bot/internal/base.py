@@ -29,7 +29,7 @@ from bot.internal.models import (
 from bot.internal.render import Item, PlainRenderer, Renderer, Texts
 from bot.storage.db import Database
 from bot.storage.models import Contact, Conversation, Identity
-from bot.types import Outbound
+from bot.types import Capabilities, Outbound
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -64,7 +64,10 @@ class ServiceBase:
         self.directory: Directory | None = None
         # False while a people sync the platform promised has not run yet: updates wait for it
         self.people_ready = True
-        self.channel = "slack"
+        # the channel employees are written on: set by the adapter that registers itself
+        # (``channels.slack_internal.attach``); None: nobody can be reached
+        self.channel: str | None = None
+        self.channel_capabilities: Capabilities | None = None
         self._calendar: tuple[float, CompanyCalendar] | None = None
         self._files_seen: tuple[tuple[str, int], ...] | None = None
 
@@ -121,7 +124,7 @@ class ServiceBase:
     async def _prefetch(self, s: AsyncSession, emps: list[Employee], cache: _Cache) -> None:
         """Contacts, identities and open conversations of a batch, in two queries."""
         slack_ids = [e.slack_user_id for e in emps if e.slack_user_id]
-        if not slack_ids:
+        if not slack_ids or self.channel is None:
             return
         for identity, contact in (
             await s.execute(
@@ -173,7 +176,7 @@ class ServiceBase:
         cache: _Cache | None = None,
     ) -> int | None:
         """Queue a direct message to an employee (transcript + outbox, in ``s``)."""
-        assert emp.slack_user_id
+        assert emp.slack_user_id and self.channel is not None
         cache = cache or _Cache()
         contact, identity = await self._contact(s, emp, now, cache)
         conv = cache.conversations.get(contact.id)
@@ -196,6 +199,8 @@ class ServiceBase:
         self, s: AsyncSession, emp: Employee, now: datetime, cache: _Cache
     ) -> tuple[Contact, Identity]:
         """The employee as a contact on Slack (created on the first message to them)."""
+        channel = self.channel
+        assert channel is not None
         found = cache.people.get(str(emp.slack_user_id))
         if found is None:
             row = (
@@ -212,7 +217,7 @@ class ServiceBase:
         if found is None:
             contact, identity = await resolve_identity(
                 s,
-                channel=self.channel,
+                channel=channel,
                 external_id=str(emp.slack_user_id),
                 now=now,
                 display_name=emp.name or None,

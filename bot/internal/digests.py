@@ -21,6 +21,7 @@ from bot.internal.models import (
     UpdateDelivery,
 )
 from bot.internal.render import Item
+from bot.outreach.reach import DEFER, SKIP
 from bot.outreach.stats import RoundStats
 
 if TYPE_CHECKING:
@@ -80,14 +81,15 @@ class Digests(Rules):
                 for d, u in rows:
                     if (d, u) not in keep:
                         d.status, d.reason = SKIPPED, "update cancelled or employee inactive"
-                if not keep or not emp.slack_user_id:
+                if not keep:
                     continue
-                local = now.astimezone(self.tz_of(emp))
-                closed = self.calendar.closed_reason(local)
-                if closed is not None:
-                    later = self.calendar.next_open(local).astimezone(UTC)
+                decision = self.reach(emp.slack_user_id, self.tz_of(emp), now)
+                if decision.outcome == SKIP:
+                    continue  # no account on a channel that can write first: they wait
+                if decision.outcome == DEFER:
+                    assert decision.until is not None
                     for d, _ in keep:
-                        d.due_at = later
+                        d.due_at = decision.until
                     stats.deferred += len(keep)
                     continue
                 lang = emp.language
@@ -146,7 +148,11 @@ class Digests(Rules):
             start = datetime.combine(monday - timedelta(days=7), time(0), tzinfo=tz)
             end = datetime.combine(monday, time(0), tzinfo=tz)
             data = await team_digest_data(
-                s, since=start.astimezone(UTC), until=end.astimezone(UTC), runtime=self.runtime
+                s,
+                since=start.astimezone(UTC),
+                until=end.astimezone(UTC),
+                runtime=self.runtime,
+                channel=self.channel,
             )
             data["start"], data["end"] = str(start.date()), str((end - timedelta(days=1)).date())
             naive = slot.replace(tzinfo=None).isoformat(timespec="minutes")

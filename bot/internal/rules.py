@@ -5,19 +5,32 @@ window, the weekly cap, important updates, low priority held for the digest.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine import Reply
 from bot.engine.writer import write
+from bot.internal.company_calendar import CompanyCalendar
 from bot.internal.config import WEEKDAYS
 from bot.internal.models import (
     Employee,
     Update,
     UpdateDelivery,
+)
+from bot.outreach.reach import (
+    DEFER,
+    SERVICE,
+    SKIP,
+    Decision,
+    Person,
+    Reach,
+    capabilities,
+    choose_reach,
 )
 from bot.outreach.stats import RoundStats
 
@@ -29,8 +42,56 @@ from bot.internal.base import HELD, PLANNED, PRIORITY, SENT, SKIPPED, WEEK, Serv
 log = logging.getLogger(__name__)
 
 
+COLLEAGUE = Person(consents={})  # no consent records for employees: service messages go
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarWindow:
+    """The company calendar as ``choose_reach``'s window, seen from one time zone."""
+
+    calendar: CompanyCalendar
+    tz: ZoneInfo
+
+    def closed(self, when: datetime) -> str | None:
+        return self.calendar.closed_reason(when.astimezone(self.tz))
+
+    def next_open(self, when: datetime) -> datetime:
+        return self.calendar.next_open(when.astimezone(self.tz)).astimezone(UTC)
+
+
 class Rules(ServiceBase):
     """The guard rails of one due delivery: skip, defer, hold for the digest, or send."""
+
+    def reach(
+        self, address: str | None, tz: ZoneInfo, now: datetime, *, hold: str | None = None
+    ) -> Decision:
+        """The one decision (``choose_reach``) for a message to ``address`` on the employees'
+        channel: a hold of this feature, the channel's capability (push), the working-hours
+        window in ``tz``. Internal updates are service messages."""
+        options = [Reach(self.channel, address)] if self.channel and address else []
+        caps = capabilities(self.runtime.senders)
+        if self.channel and self.channel_capabilities and self.channel not in caps:
+            caps[self.channel] = self.channel_capabilities  # declared by its adapter
+        return choose_reach(
+            options,
+            COLLEAGUE,
+            purpose=SERVICE,
+            capabilities=caps,
+            now=now,
+            hold=hold,
+            window=CalendarWindow(self.calendar, tz),
+        )
+
+    @staticmethod
+    def hold_reason(emp: Employee, u: Update) -> str | None:
+        """Why this update is not for this employee (before any channel or window)."""
+        if u.status == "cancelled":
+            return "update cancelled"
+        if not emp.active:
+            return "employee is no longer active"
+        if u.topic and u.topic in (emp.opted_down or []) and not u.important:
+            return f"muted topic {u.topic}"
+        return None
 
     async def _decide(
         self,
@@ -56,25 +117,17 @@ class Rules(ServiceBase):
         cap = self.config.weekly_cap
         if emp.weekly_cap is not None:
             cap = min(cap, emp.weekly_cap)
-        local = now.astimezone(self.tz_of(emp))
-        closed = self.calendar.closed_reason(local)
+        tz = self.tz_of(emp)
         for d, u in ordered:
-            if u.status == "cancelled":
-                d.status, d.reason = SKIPPED, "update cancelled"
-                stats.skipped[d.reason] += 1
-            elif not emp.active:
-                d.status, d.reason = SKIPPED, "employee is no longer active"
-                stats.skipped[d.reason] += 1
-            elif not emp.slack_user_id:
-                d.status, d.reason = SKIPPED, "no Slack account"
-                stats.skipped[d.reason] += 1
-            elif u.topic and u.topic in (emp.opted_down or []) and not u.important:
-                d.status, d.reason = SKIPPED, f"muted topic {u.topic}"
-                stats.skipped[d.reason] += 1
-            elif closed is not None:
-                d.due_at = self.calendar.next_open(local).astimezone(UTC)
+            decision = self.reach(emp.slack_user_id, tz, now, hold=self.hold_reason(emp, u))
+            if decision.outcome == SKIP:
+                d.status, d.reason = SKIPPED, decision.reason
+                stats.skipped[str(decision.reason)] += 1
+            elif decision.outcome == DEFER:
+                assert decision.until is not None
+                d.due_at = decision.until
                 d.deferred_count += 1
-                d.reason = f"deferred: {closed}"
+                d.reason = f"deferred: {decision.reason}"
                 stats.deferred += 1
             elif u.kind == "team_digest":
                 await self._send_delivery(s, emp, d, u, now, cache)
@@ -149,21 +202,22 @@ class Rules(ServiceBase):
             if row is None:
                 return
             d, u = row
-            local = now.astimezone(self.calendar.tz)
-            closed = self.calendar.closed_reason(local)
-            if u.status == "cancelled":
-                d.status, d.reason = SKIPPED, "update cancelled"
-                stats.skipped[d.reason] += 1
+            hold = "update cancelled" if u.status == "cancelled" else None
+            decision = self.reach(d.address, self.calendar.tz, now, hold=hold)
+            if decision.outcome == SKIP:
+                d.status, d.reason = SKIPPED, decision.reason
+                stats.skipped[str(decision.reason)] += 1
                 return
-            if closed is not None:
-                d.due_at = self.calendar.next_open(local).astimezone(UTC)
+            if decision.outcome == DEFER:
+                assert decision.until is not None
+                d.due_at = decision.until
                 d.deferred_count += 1
-                d.reason = f"deferred: {closed}"
+                d.reason = f"deferred: {decision.reason}"
                 stats.deferred += 1
                 return
             message = self.renderer.update(await self.item(s, u, d.language))
             post = Reply(
-                channel=self.channel,
+                channel=str(decision.channel),
                 address=str(d.address),
                 message=message,
                 idempotency_key=f"internal:update:{u.id}:channel",
