@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.engine import parse_payload
-from bot.internal import service_of
+from bot.internal import JOB, service_of
 from bot.internal.employees import EmployeeRecord, SyncResult, upsert_employees
 from bot.internal.render import (
     FEEDBACK_INTENT,
@@ -468,7 +468,9 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
                     log.info("Slack people sync: %s", await sync_employees(svc, client))
                 except Exception:
                     log.exception("Slack people sync failed")
-                svc.people_ready = True
+                if not svc.people_ready:
+                    svc.people_ready = True
+                    runtime.jobs.wake(JOB)  # what waited for the sync goes now
                 await asyncio.sleep(hours * 3600)
 
         runtime.add_background(sync_loop)
