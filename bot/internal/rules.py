@@ -63,7 +63,13 @@ class Rules(ServiceBase):
     """The guard rails of one due delivery: skip, defer, hold for the digest, or send."""
 
     def reach(
-        self, address: str | None, tz: ZoneInfo, now: datetime, *, hold: str | None = None
+        self,
+        address: str | None,
+        tz: ZoneInfo,
+        now: datetime,
+        *,
+        hold: str | None = None,
+        window: CalendarWindow | None = None,
     ) -> Decision:
         """The one decision (``choose_reach``) for a message to ``address`` on the employees'
         channel: a hold of this feature, the channel's capability (push), the working-hours
@@ -79,7 +85,7 @@ class Rules(ServiceBase):
             capabilities=caps,
             now=now,
             hold=hold,
-            window=CalendarWindow(self.calendar, tz),
+            window=window or CalendarWindow(self.calendar, tz),
         )
 
     @staticmethod
@@ -118,8 +124,10 @@ class Rules(ServiceBase):
         if emp.weekly_cap is not None:
             cap = min(cap, emp.weekly_cap)
         tz = self.tz_of(emp)
+        window = CalendarWindow(self.calendar, tz)  # the calendar looked up once per employee
         for d, u in ordered:
-            decision = self.reach(emp.slack_user_id, tz, now, hold=self.hold_reason(emp, u))
+            hold = self.hold_reason(emp, u)
+            decision = self.reach(emp.slack_user_id, tz, now, hold=hold, window=window)
             if decision.outcome == SKIP:
                 d.status, d.reason = SKIPPED, decision.reason
                 stats.skipped[str(decision.reason)] += 1
