@@ -34,6 +34,7 @@ from bot.matcher import SimpleMatcher  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.storage.models import OutboxMessage  # noqa: E402
+from channels.slack_internal import declare  # noqa: E402
 
 PG_ADMIN = os.environ.get(
     "CONCIERGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -73,6 +74,7 @@ async def one(db_url: str, content: Path, employees: int, updates: int) -> dict[
     )
     await rt.start()
     svc = configure(rt, team_digest=False, scheduler=False)
+    declare(svc)  # employees are on Slack, as the Slack adapter (or concierge internal) says
     async with rt.db.session() as s:
         await upsert_employees(
             s,

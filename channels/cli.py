@@ -24,7 +24,9 @@ app = typer.Typer(
 )
 # the Slack side of ``concierge internal`` (Block Kit and channel audiences, the directory sync)
 internal_cli.slack_side = internal_cli.SlackSide(
-    attach=slack_internal.attach, sync_employees=slack_internal.sync_employees
+    attach=slack_internal.attach,
+    sync_employees=slack_internal.sync_employees,
+    declare=slack_internal.declare,
 )
 
 

@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.engine import parse_payload
-from bot.internal import service_of
+from bot.internal import JOB, service_of
 from bot.internal.employees import EmployeeRecord, SyncResult, upsert_employees
 from bot.internal.render import (
     FEEDBACK_INTENT,
@@ -418,9 +418,18 @@ async def on_action(svc: InternalService, body: dict[str, Any], action: dict[str
     return True
 
 
+def declare(svc: InternalService) -> None:
+    """Employees are written to on Slack, which can write first (``choose_reach`` decides by
+    this even where the sender is not running, as in ``concierge internal send``)."""
+    from channels.slack import CAPABILITIES, CHANNEL
+
+    svc.channel, svc.channel_capabilities = CHANNEL, CAPABILITIES
+
+
 def attach(svc: InternalService, client: AsyncWebClient | None = None) -> None:
     """Render updates as Block Kit and ask Slack for channel members (no listeners)."""
     runtime = svc.runtime
+    declare(svc)
     svc.renderer = SlackRenderer(Texts(runtime.responses, runtime.settings.default_language))
     svc.directory = SlackDirectory(client or slack_client(runtime))
 
@@ -459,7 +468,9 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
                     log.info("Slack people sync: %s", await sync_employees(svc, client))
                 except Exception:
                     log.exception("Slack people sync failed")
-                svc.people_ready = True
+                if not svc.people_ready:
+                    svc.people_ready = True
+                    runtime.jobs.wake(JOB)  # what waited for the sync goes now
                 await asyncio.sleep(hours * 3600)
 
         runtime.add_background(sync_loop)

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from bot.internal.service import InternalService
     from bot.runtime import Runtime
 
+JOB = "internal updates"  # the scheduler's job in runtime.jobs
+
 
 def setup(runtime: Runtime) -> None:
     """Wire the feature into a runtime: DM policy, update files on start, scheduler loop."""
@@ -32,7 +34,7 @@ def setup(runtime: Runtime) -> None:
 
     runtime.on_start(load_files)
     runtime.jobs.add(
-        "internal updates",
+        JOB,
         svc.round,
         every=lambda: svc.config.scheduler_interval,
         enabled=lambda: svc.config.scheduler,

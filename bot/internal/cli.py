@@ -35,6 +35,7 @@ class SlackSide:
 
     attach: Callable[[InternalService], None]
     sync_employees: Callable[[InternalService], Awaitable[SyncResult]]
+    declare: Callable[[InternalService], None]  # the channel employees are on, what it can do
 
 
 slack_side: SlackSide | None = None
@@ -65,6 +66,8 @@ def _run(content: Path | None, database_url: str | None, work: Callable[[Any], A
             svc = service_of(runtime)
         except (SettingsError, LookupError) as e:
             raise fail(str(e)) from None
+        if slack_side is not None:
+            slack_side.declare(svc)  # messages queued here go out from the server
         if settings.slack_bot_token and slack_side is not None:
             slack_side.attach(svc)  # Block Kit and channel audiences, as the server has them
         try:
@@ -365,7 +368,11 @@ def report(
 
             async with svc.db.session() as s:
                 data = await team_digest_data(
-                    s, since=now - timedelta(days=7), until=now, runtime=svc.runtime
+                    s,
+                    since=now - timedelta(days=7),
+                    until=now,
+                    runtime=svc.runtime,
+                    channel=svc.channel,
                 )
             data["start"] = str((now - timedelta(days=7)).date())
             data["end"] = str(now.date())

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import MetaData, Table, bindparam, func, inspect, select
+from sqlalchemy import MetaData, Table, bindparam, func, inspect, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.internal.models import (
@@ -263,16 +263,24 @@ async def pulse_results_for(s: AsyncSession, update_id: int) -> PulseResults | N
 
 
 async def team_digest_data(
-    s: AsyncSession, *, since: datetime, until: datetime, runtime: Runtime | None = None
+    s: AsyncSession,
+    *,
+    since: datetime,
+    until: datetime,
+    runtime: Runtime | None = None,
+    channel: str | None = None,
 ) -> dict[str, Any]:
-    """Figures of one week from the assistant's own tables (other features' when present)."""
-    staff = (
-        select(Identity.contact_id)
-        .where(
-            Identity.external_id.in_(select(Employee.slack_user_id)), Identity.channel == "slack"
+    """Figures of one week from the assistant's own tables (other features' when present).
+    ``channel``: the employees' channel (their messages there are not customers')."""
+    parts = [select(Employee.contact_id).where(Employee.contact_id.is_not(None))]
+    if channel is not None:
+        parts.append(
+            select(Identity.contact_id).where(
+                Identity.external_id.in_(select(Employee.slack_user_id)),
+                Identity.channel == channel,
+            )
         )
-        .union(select(Employee.contact_id).where(Employee.contact_id.is_not(None)))
-    )
+    staff = union(*parts)
     window = (
         Message.direction == "in",
         Message.created_at >= since,

@@ -21,6 +21,8 @@ from bot.matcher import SimpleMatcher
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.storage.models import OutboxMessage
+from bot.types import Delivery, SendResult
+from channels.slack import CAPABILITIES, CHANNEL
 from tests.conftest import REPO
 
 MONDAY = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # Monday 5 January 2026, 07:00 in Berlin
@@ -105,10 +107,23 @@ async def rt(
     await r.stop()
 
 
+class SlackSender:
+    """Slack as the product registers it (what it can do); the worker is off in these tests."""
+
+    channel = CHANNEL
+    capabilities = CAPABILITIES
+
+    async def send(self, delivery: Delivery) -> SendResult:
+        raise AssertionError("the worker does not run in these tests")
+
+
 @pytest.fixture
 async def svc(rt: Runtime, clock: ManualClock) -> InternalService:
-    """The service with its defaults (cap 3 a week, digest on Friday 15:00), team digest off."""
+    """The service with its defaults (cap 3 a week, digest on Friday 15:00), team digest off;
+    employees are on Slack, as ``channels.slack_internal.attach`` says."""
     s = configure(rt, team_digest=False, scheduler=False)
+    rt.add_sender(SlackSender())
+    s.channel = CHANNEL
     async with rt.db.session() as session:
         await upsert_employees(
             session,

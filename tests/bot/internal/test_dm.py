@@ -12,6 +12,7 @@ from bot.internal.reports import reports
 from bot.internal.service import InternalService
 from bot.runtime import Runtime
 from bot.types import Delivery, Inbound, SendResult
+from channels.slack import CAPABILITIES, CHANNEL
 from tests.bot.internal.conftest import Content, outbox_rows, step
 
 
@@ -117,7 +118,8 @@ async def test_a_reaction_retried_by_the_platform_counts_once(
     rt: Runtime, svc: InternalService, content: Content, clock: ManualClock
 ) -> None:
     class Recorder:
-        channel = "slack"
+        channel = CHANNEL
+        capabilities = CAPABILITIES
 
         async def send(self, delivery: Delivery) -> SendResult:
             return SendResult(platform_message_id=f"1767600000.{delivery.outbox_id:06d}")
