@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from bot.internal.base import BATCH, BUNDLED, HELD, SKIPPED, _Cache
 from bot.internal.config import WEEKDAYS
 from bot.internal.content import (
     earliest_utc,
@@ -21,14 +21,9 @@ from bot.internal.models import (
     UpdateDelivery,
 )
 from bot.internal.render import Item
+from bot.internal.rules import Rules
 from bot.outreach.reach import DEFER, SKIP
 from bot.outreach.stats import RoundStats
-
-if TYPE_CHECKING:
-    pass
-
-from bot.internal.base import BATCH, BUNDLED, HELD, SKIPPED, _Cache
-from bot.internal.rules import Rules
 
 log = logging.getLogger(__name__)
 

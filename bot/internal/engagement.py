@@ -9,11 +9,11 @@ import hmac
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.internal.base import BUNDLED, HELD, SENT, ServiceBase
 from bot.internal.models import (
     Employee,
     EngagementEvent,
@@ -23,11 +23,6 @@ from bot.internal.models import (
     UpdateDelivery,
 )
 from bot.storage.dialect import insert_for
-
-if TYPE_CHECKING:
-    pass
-
-from bot.internal.base import BUNDLED, HELD, SENT, ServiceBase
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +16,7 @@ from bot.internal.audiences import (
     fetch_external,
     resolve,
 )
+from bot.internal.base import HELD, PLANNED, SKIPPED, ServiceBase
 from bot.internal.content import (
     ContentError,
     UpdateSpec,
@@ -29,11 +29,6 @@ from bot.internal.models import (
     Update,
     UpdateDelivery,
 )
-
-if TYPE_CHECKING:
-    pass
-
-from bot.internal.base import HELD, PLANNED, SKIPPED, ServiceBase
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
@@ -18,6 +18,8 @@ from bot.internal.audiences import (
     fetch_external,
     resolve,
 )
+from bot.internal.base import BATCH, PLANNED, SENT, WEEK, _Cache
+from bot.internal.digests import Digests
 from bot.internal.models import (
     Employee,
     Update,
@@ -25,12 +27,6 @@ from bot.internal.models import (
 )
 from bot.outreach.stats import RoundStats
 from bot.storage.dialect import insert_for
-
-if TYPE_CHECKING:
-    pass
-
-from bot.internal.base import BATCH, PLANNED, SENT, WEEK, _Cache
-from bot.internal.digests import Digests
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine import Reply
 from bot.engine.writer import write
+from bot.internal.base import HELD, PLANNED, PRIORITY, SENT, SKIPPED, WEEK, ServiceBase, _Cache
 from bot.internal.company_calendar import CompanyCalendar
 from bot.internal.config import WEEKDAYS
 from bot.internal.models import (
@@ -33,11 +33,6 @@ from bot.outreach.reach import (
     choose_reach,
 )
 from bot.outreach.stats import RoundStats
-
-if TYPE_CHECKING:
-    pass
-
-from bot.internal.base import HELD, PLANNED, PRIORITY, SENT, SKIPPED, WEEK, ServiceBase, _Cache
 
 log = logging.getLogger(__name__)
 
