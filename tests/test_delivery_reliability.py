@@ -217,8 +217,12 @@ async def test_telegram_limits_per_chat_and_overall(
         ts = [c.at for c in p.calls() if str(c.params["chat_id"]) == address]
         return [b - a for a, b in itertools.pairwise(ts)]
 
-    assert min(gaps("1")) >= 0.2 * 0.9
-    assert min(gaps("-100")) >= 1.0 * 0.9
+    # Arrival times at the fake carry the machine's scheduling jitter (one request delayed
+    # makes the next gap look short), so: the rate holds over the whole run, and no two
+    # messages ever arrive back to back as a burst would.
+    for address, interval, count in (("1", 0.2, 6), ("-100", 1.0, 3)):
+        assert sum(gaps(address)) >= (count - 1) * interval * 0.95
+        assert min(gaps(address)) >= interval * 0.5
     stamps = sorted(c.at for c in p.calls())
     assert len(stamps) == 39
     # no one-second window holds more than the overall rate (plus the burst)
