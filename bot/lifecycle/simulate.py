@@ -193,32 +193,23 @@ async def _run(
     return timeline, figures
 
 
-async def _next_due(runtime: Any) -> datetime | None:
+async def _earliest(runtime: Any, due_at: Any, *conds: Any) -> datetime | None:
+    """The earliest ``due_at`` of the rows where ``conds`` hold."""
     async with runtime.db.session() as s:
         due: datetime | None = (
-            await s.execute(
-                select(FlowState.due_at)
-                .where(FlowState.status == WAITING)
-                .order_by(FlowState.due_at)
-                .limit(1)
-            )
+            await s.execute(select(due_at).where(*conds).order_by(due_at).limit(1))
         ).scalar_one_or_none()
     return due
+
+
+async def _next_due(runtime: Any) -> datetime | None:
+    return await _earliest(runtime, FlowState.due_at, FlowState.status == WAITING)
 
 
 async def _next_prompt(runtime: Any) -> datetime | None:
     from bot.prompts.models import PENDING, PromptAction
 
-    async with runtime.db.session() as s:
-        due: datetime | None = (
-            await s.execute(
-                select(PromptAction.due_at)
-                .where(PromptAction.status == PENDING)
-                .order_by(PromptAction.due_at)
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-    return due
+    return await _earliest(runtime, PromptAction.due_at, PromptAction.status == PENDING)
 
 
 class _Seen:
