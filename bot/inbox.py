@@ -193,39 +193,23 @@ async def contact_panel(s: AsyncSession, contact_id: int) -> dict[str, Any] | No
     async def rows(stmt: Any) -> list[Any]:
         return list((await s.execute(stmt)).scalars())
 
+    async def latest(model: Any, newest: Any = None) -> list[Any]:  # ten, newest first
+        newest = model.id if newest is None else newest
+        return await rows(
+            select(model).where(model.contact_id == c.id).order_by(newest.desc()).limit(10)
+        )
+
     identities = await rows(select(Identity).where(Identity.contact_id == c.id))
     return {
         "contact": c,
         "name": who(c, identities),
         "identities": identities,
-        "stages": await rows(
-            select(StageTransition)
-            .where(StageTransition.contact_id == c.id)
-            .order_by(StageTransition.id.desc())
-            .limit(10)
-        ),
-        "events": await rows(
-            select(Event)
-            .where(Event.contact_id == c.id)
-            .order_by(Event.occurred_at.desc())
-            .limit(10)
-        ),
+        "stages": await latest(StageTransition),
+        "events": await latest(Event, Event.occurred_at),
         "consents": await rows(select(Consent).where(Consent.contact_id == c.id)),
-        "flows": await rows(
-            select(FlowState)
-            .where(FlowState.contact_id == c.id)
-            .order_by(FlowState.id.desc())
-            .limit(10)
-        ),
-        "prompts": await rows(
-            select(PromptSend)
-            .where(PromptSend.contact_id == c.id)
-            .order_by(PromptSend.id.desc())
-            .limit(10)
-        ),
-        "handoffs": await rows(
-            select(Handoff).where(Handoff.contact_id == c.id).order_by(Handoff.id.desc()).limit(10)
-        ),
+        "flows": await latest(FlowState),
+        "prompts": await latest(PromptSend),
+        "handoffs": await latest(Handoff),
     }
 
 
