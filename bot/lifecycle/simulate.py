@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -32,6 +32,7 @@ from bot.storage.models import Contact, Identity, OutboxMessage
 from bot.types import Capabilities, Delivery, PermanentError, SendResult
 
 CHANNEL = "web"
+M = TypeVar("M", StageTransition, OutboxMessage)
 
 
 class _Simulated:
@@ -212,6 +213,12 @@ async def _next_prompt(runtime: Any) -> datetime | None:
     return await _earliest(runtime, PromptAction.due_at, PromptAction.status == PENDING)
 
 
+async def _after(s: Any, model: type[M], last_id: int) -> list[M]:
+    """The rows of ``model`` written since the one with ``last_id``, in order."""
+    rows = await s.execute(select(model).where(model.id > last_id).order_by(model.id))
+    return list(rows.scalars())
+
+
 class _Seen:
     """Reads what is new since the last look: transitions, flow changes, prompts, messages."""
 
@@ -225,13 +232,7 @@ class _Seen:
     async def collect(self, runtime: Any, final: bool = False) -> list[Entry]:
         out: list[Entry] = []
         async with runtime.db.session() as s:
-            for t in (
-                await s.execute(
-                    select(StageTransition)
-                    .where(StageTransition.id > self.transition)
-                    .order_by(StageTransition.id)
-                )
-            ).scalars():
+            for t in await _after(s, StageTransition, self.transition):
                 self.transition = t.id
                 out.append(
                     Entry(
@@ -248,13 +249,7 @@ class _Seen:
                 self.flows[f.id] = state
                 out.append(Entry(f.updated_at, "flow", _flow_text(f, before is None, final)))
             out += await self._prompts(s)
-            for m in (
-                await s.execute(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.id > self.outbox)
-                    .order_by(OutboxMessage.id)
-                )
-            ).scalars():
+            for m in await _after(s, OutboxMessage, self.outbox):
                 self.outbox = m.id
                 payload = m.payload or {}
                 buttons = [b.get("title", "") for b in payload.get("buttons") or []]
