@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
@@ -350,31 +350,20 @@ async def on_action(svc: InternalService, body: dict[str, Any], action: dict[str
     ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
     event_key = f"slack-action:{body.get('trigger_id') or action.get('action_ts')}"
     now = svc.runtime.clock.now()
+    answer: Callable[..., Awaitable[str | None]]  # feedback and pulse_answer take the same
     async with svc.db.session() as s:
         emp = await svc.employee_by_slack(s, str(user))
         if emp is None:
             return False
+        if intent == FEEDBACK_INTENT:
+            answer, of = svc.feedback, "update"
+        elif intent == PULSE_INTENT:
+            answer, of = svc.pulse_answer, "survey"
+        else:
+            return False
         try:
-            if intent == FEEDBACK_INTENT:
-                text = await svc.feedback(
-                    s,
-                    emp,
-                    int(values["update"]),
-                    str(values["value"]),
-                    event_key=event_key,
-                    now=now,
-                )
-            elif intent == PULSE_INTENT:
-                text = await svc.pulse_answer(
-                    s,
-                    emp,
-                    int(values["survey"]),
-                    str(values["value"]),
-                    event_key=event_key,
-                    now=now,
-                )
-            else:
-                return False
+            what, value = int(values[of]), str(values["value"])
+            text = await answer(s, emp, what, value, event_key=event_key, now=now)
         except (KeyError, TypeError, ValueError):
             return False
         if text is None:
