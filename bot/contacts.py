@@ -29,15 +29,13 @@ async def resolve_identity(
         identity, contact = row
         seen(identity, contact, now=now, address=address, display_name=display_name)
         return contact, identity
-    return await create_identity(
-        session,
-        channel=channel,
-        external_id=external_id,
-        now=now,
-        address=address,
-        display_name=display_name,
-        language=language,
-    )
+    contact, identity = _new_person(channel, external_id, address, display_name, now, language)
+    session.add(contact)
+    await session.flush()
+    identity.contact_id = contact.id
+    session.add(identity)
+    await session.flush()
+    return contact, identity
 
 
 # built once: a statement's construction costs more than its (cached) compilation
@@ -70,38 +68,31 @@ def seen(
         contact.display_name = display_name
 
 
-async def create_identity(
-    session: AsyncSession,
-    *,
+def _new_person(
     channel: str,
     external_id: str,
+    address: str | None,
+    name: str | None,
     now: datetime,
-    address: str | None = None,
-    display_name: str | None = None,
     language: str | None = None,
 ) -> tuple[Contact, Identity]:
-    """A new contact with its first identity."""
+    """A new contact and its first identity, not added to a session yet."""
     contact = Contact(
-        display_name=display_name,
+        display_name=name,
         language=language,
         created_at=now,
         updated_at=now,
         last_seen_at=now,
         attributes={},
     )
-    session.add(contact)
-    await session.flush()
     identity = Identity(
-        contact_id=contact.id,
         channel=channel,
         external_id=external_id,
         address=address or external_id,
-        display_name=display_name,
+        display_name=name,
         created_at=now,
         last_seen_at=now,
     )
-    session.add(identity)
-    await session.flush()
     return contact, identity
 
 
@@ -119,21 +110,7 @@ async def create_people(
         ids = (top[0] or 0, top[1] or 0, top[2] or 0)
     out = []
     for n, (channel, external_id, address, name) in enumerate(people, start=1):
-        contact = Contact(
-            display_name=name,
-            created_at=now,
-            updated_at=now,
-            last_seen_at=now,
-            attributes={},
-        )
-        identity = Identity(
-            channel=channel,
-            external_id=external_id,
-            address=address or external_id,
-            display_name=name,
-            created_at=now,
-            last_seen_at=now,
-        )
+        contact, identity = _new_person(channel, external_id, address, name, now)
         conv = Conversation(created_at=now, updated_at=now, state={})
         if ids is not None:
             contact.id, identity.id, conv.id = ids[0] + n, ids[1] + n, ids[2] + n

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handoff.models import Handoff
-from bot.inbox import who
-from bot.storage.models import Contact, Conversation, Identity, Message
+from bot.inbox import contact_matches, names, search_pattern
+from bot.storage.models import Contact, Conversation, Message
 
 OUTCOMES = ("answered", "clarified", "fallback", "handed_off")
 FALLBACKS = ("default", "offer_human", "out_of_scope", "language_not_served")
@@ -76,22 +76,8 @@ def _where(
         stmt = stmt.where(has_message(Message.feedback == "not_helpful"))
     if f.outcome and (cond := _outcome(f.outcome)) is not None:
         stmt = stmt.where(cond)
-    q = f.q.strip()[:200].lower()
-    if q:
-        like = f"%{q}%"
-        stmt = stmt.where(
-            or_(
-                func.lower(Contact.display_name).like(like),
-                func.lower(Contact.email).like(like),
-                select(Identity.id)
-                .where(
-                    Identity.contact_id == Contact.id,
-                    func.lower(Identity.external_id).like(like),
-                )
-                .exists(),
-                has_message(func.lower(Message.text).like(like)),
-            )
-        )
+    if like := search_pattern(f.q):
+        stmt = stmt.where(contact_matches(like, has_message(func.lower(Message.text).like(like))))
     return stmt
 
 
@@ -144,14 +130,7 @@ async def search(
             )
         ):
             first[conv_id] = text
-    idents: dict[int, list[Identity]] = {}
-    if rows:
-        for ident in (
-            await s.execute(
-                select(Identity).where(Identity.contact_id.in_({ct.id for _, ct in rows}))
-            )
-        ).scalars():
-            idents.setdefault(ident.contact_id, []).append(ident)
+    named = await names(s, (ct for _, ct in rows))
     return [
         ConversationRow(
             c,
@@ -159,7 +138,7 @@ async def search(
             counts.get(c.id, 0),
             first.get(c.id, ""),
             c.last_message_at,
-            who(ct, idents.get(ct.id)),
+            named[ct.id],
         )
         for c, ct in rows
     ]

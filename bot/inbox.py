@@ -5,13 +5,14 @@ prompts). Channel-neutral: the web console (``channels.web.admin``) renders what
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handoff.models import ACTIVE, RESOLVED, Handoff
@@ -32,6 +33,35 @@ def who(contact: Contact, identities: list[Identity] | None = None) -> str:
     if identities:
         return f"{identities[0].channel}:{identities[0].external_id}"
     return contact.user_id or f"contact {contact.id}"
+
+
+async def names(s: AsyncSession, contacts: Iterable[Contact]) -> dict[int, str]:
+    """:func:`who` of each contact by its id, their identities read in one query."""
+    contacts = list(contacts)
+    idents: dict[int, list[Identity]] = {}
+    if contacts:
+        in_ids = Identity.contact_id.in_({c.id for c in contacts})
+        for ident in (await s.execute(select(Identity).where(in_ids))).scalars():
+            idents.setdefault(ident.contact_id, []).append(ident)
+    return {c.id: who(c, idents.get(c.id)) for c in contacts}
+
+
+def search_pattern(q: str) -> str:
+    """The LIKE pattern of a search box's text, trimmed, cut and lower case ("": no search)."""
+    q = q.strip()[:200].lower()
+    return f"%{q}%" if q else ""
+
+
+def contact_matches(like: str, *more: ColumnElement[bool]) -> ColumnElement[bool]:
+    """A contact whose name, e-mail or a channel id matches ``like``, or one of ``more`` holds."""
+    return or_(
+        func.lower(Contact.display_name).like(like),
+        func.lower(Contact.email).like(like),
+        select(Identity.id)
+        .where(Identity.contact_id == Contact.id, func.lower(Identity.external_id).like(like))
+        .exists(),
+        *more,
+    )
 
 
 def sla_state(waiting: timedelta | None, sla: timedelta) -> str:
@@ -71,27 +101,11 @@ async def inbox_items(
     e-mail, channel id or words of the conversation."""
     stmt = select(Handoff, Contact).join(Contact, Contact.id == Handoff.contact_id)
     stmt = _filtered(stmt, filt if filt in FILTERS else "open", me)
-    q = q.strip()[:200]
-    if q:
-        like = f"%{q.lower()}%"
-        stmt = stmt.where(
-            or_(
-                func.lower(Contact.display_name).like(like),
-                func.lower(Contact.email).like(like),
-                select(Identity.id)
-                .where(
-                    Identity.contact_id == Contact.id,
-                    func.lower(Identity.external_id).like(like),
-                )
-                .exists(),
-                select(Message.id)
-                .where(
-                    Message.conversation_id == Handoff.conversation_id,
-                    func.lower(Message.text).like(like),
-                )
-                .exists(),
-            )
+    if like := search_pattern(q):
+        said = select(Message.id).where(
+            Message.conversation_id == Handoff.conversation_id, func.lower(Message.text).like(like)
         )
+        stmt = stmt.where(contact_matches(like, said.exists()))
     order = Handoff.id.desc() if filt in ("resolved", "all") else Handoff.created_at
     rows: list[tuple[Handoff, Contact]] = [
         (h, c) for h, c in (await s.execute(stmt.order_by(order).limit(limit))).all()
@@ -122,11 +136,7 @@ async def inbox_items(
             last_in[conv_id] = (mid, text, at)
         elif sender == "staff":
             last_staff[conv_id] = max(at, last_staff.get(conv_id, at))
-    idents: dict[int, list[Identity]] = {}
-    for ident in (
-        await s.execute(select(Identity).where(Identity.contact_id.in_({c.id for _, c in rows})))
-    ).scalars():
-        idents.setdefault(ident.contact_id, []).append(ident)
+    named = await names(s, (c for _, c in rows))
     items = []
     for h, c in rows:
         found = last_in.get(h.conversation_id)
@@ -136,7 +146,7 @@ async def inbox_items(
         if h.status in ACTIVE and asked is not None:
             staff_at = last_staff.get(h.conversation_id)
             waiting = asked if staff_at is None or staff_at < asked else None
-        items.append(InboxItem(h, c, who(c, idents.get(c.id)), text, waiting))
+        items.append(InboxItem(h, c, named[c.id], text, waiting))
     return items
 
 
@@ -183,61 +193,31 @@ async def contact_panel(s: AsyncSession, contact_id: int) -> dict[str, Any] | No
     async def rows(stmt: Any) -> list[Any]:
         return list((await s.execute(stmt)).scalars())
 
+    async def latest(model: Any, newest: Any = None) -> list[Any]:  # ten, newest first
+        newest = model.id if newest is None else newest
+        return await rows(
+            select(model).where(model.contact_id == c.id).order_by(newest.desc()).limit(10)
+        )
+
     identities = await rows(select(Identity).where(Identity.contact_id == c.id))
     return {
         "contact": c,
         "name": who(c, identities),
         "identities": identities,
-        "stages": await rows(
-            select(StageTransition)
-            .where(StageTransition.contact_id == c.id)
-            .order_by(StageTransition.id.desc())
-            .limit(10)
-        ),
-        "events": await rows(
-            select(Event)
-            .where(Event.contact_id == c.id)
-            .order_by(Event.occurred_at.desc())
-            .limit(10)
-        ),
+        "stages": await latest(StageTransition),
+        "events": await latest(Event, Event.occurred_at),
         "consents": await rows(select(Consent).where(Consent.contact_id == c.id)),
-        "flows": await rows(
-            select(FlowState)
-            .where(FlowState.contact_id == c.id)
-            .order_by(FlowState.id.desc())
-            .limit(10)
-        ),
-        "prompts": await rows(
-            select(PromptSend)
-            .where(PromptSend.contact_id == c.id)
-            .order_by(PromptSend.id.desc())
-            .limit(10)
-        ),
-        "handoffs": await rows(
-            select(Handoff).where(Handoff.contact_id == c.id).order_by(Handoff.id.desc()).limit(10)
-        ),
+        "flows": await latest(FlowState),
+        "prompts": await latest(PromptSend),
+        "handoffs": await latest(Handoff),
     }
 
 
 async def find_contacts(s: AsyncSession, q: str, limit: int = 50) -> list[tuple[Contact, str]]:
     """Contacts by name, e-mail, shop user id or channel id (the latest active first)."""
     stmt = select(Contact)
-    q = q.strip()[:200].lower()
-    if q:
-        like = f"%{q}%"
-        stmt = stmt.where(
-            or_(
-                func.lower(Contact.display_name).like(like),
-                func.lower(Contact.email).like(like),
-                func.lower(Contact.user_id).like(like),
-                select(Identity.id)
-                .where(
-                    Identity.contact_id == Contact.id,
-                    func.lower(Identity.external_id).like(like),
-                )
-                .exists(),
-            )
-        )
+    if like := search_pattern(q):
+        stmt = stmt.where(contact_matches(like, func.lower(Contact.user_id).like(like)))
     contacts = list(
         (
             await s.execute(
@@ -247,12 +227,5 @@ async def find_contacts(s: AsyncSession, q: str, limit: int = 50) -> list[tuple[
             )
         ).scalars()
     )
-    idents: dict[int, list[Identity]] = {}
-    if contacts:
-        for ident in (
-            await s.execute(
-                select(Identity).where(Identity.contact_id.in_([c.id for c in contacts]))
-            )
-        ).scalars():
-            idents.setdefault(ident.contact_id, []).append(ident)
-    return [(c, who(c, idents.get(c.id))) for c in contacts]
+    named = await names(s, contacts)
+    return [(c, named[c.id]) for c in contacts]

@@ -143,12 +143,14 @@ class Runtime:
         """Make ``service`` findable by its class (or ``as_type``) for the other features."""
         self._services[as_type or type(service)] = service
 
-    def service(self, kind: type[T]) -> T:
-        """The registered service of class ``kind``; :class:`ServiceMissing` if none is."""
+    def service(self, kind: type[T], missing: str | None = None) -> T:
+        """The registered service of class ``kind``; :class:`ServiceMissing` (``missing``, if
+        given, says why) if none is."""
         found = self._services.get(kind)
         if found is None:
             raise ServiceMissing(
-                f"no {kind.__name__} on this runtime (its feature is not set up, or disabled)"
+                missing
+                or f"no {kind.__name__} on this runtime (its feature is not set up, or disabled)"
             )
         return cast(T, found)
 

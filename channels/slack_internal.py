@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ from bot.internal.render import (
     feedback_payload,
     team_digest_text,
 )
-from bot.types import Outbound
+from bot.types import Button, Outbound
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -246,19 +247,16 @@ class SlackRenderer(PlainRenderer):
         ]
         if item.links:
             blocks.append(
-                {
-                    "type": "actions",
-                    "elements": [
-                        {
-                            "type": "button",
-                            "text": _plain(link["title"]),
-                            "url": link["url"],
-                            "action_id": f"internal_link:{i}",
-                            "value": feedback_payload(item.update_id, f"link:{i}"),
-                        }
-                        for i, link in enumerate(item.links[:5])
-                    ],
-                }
+                _actions(
+                    {
+                        "type": "button",
+                        "text": _plain(link["title"]),
+                        "url": link["url"],
+                        "action_id": f"internal_link:{i}",
+                        "value": feedback_payload(item.update_id, f"link:{i}"),
+                    }
+                    for i, link in enumerate(item.links[:5])
+                )
             )
         if item.pulse:
             return blocks + self._pulse(item)
@@ -268,37 +266,14 @@ class SlackRenderer(PlainRenderer):
         main = [b for b in buttons if '"rating:' not in b.payload]
         ratings = [b for b in buttons if '"rating:' in b.payload]
         blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": _plain(b.title),
-                        "value": b.payload,
-                        "action_id": f"internal_feedback:{i}",
-                        **({"style": "primary"} if i == 0 else {}),
-                    }
-                    for i, b in enumerate(main)
-                ],
-            }
+            _actions(
+                _button(b, f"internal_feedback:{i}", primary=i == 0) for i, b in enumerate(main)
+            )
         )
         blocks.append(
             {"type": "context", "elements": [_mrkdwn(self.t("rate_prompt", item.language))]}
         )
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": _plain(b.title),
-                        "value": b.payload,
-                        "action_id": f"internal_feedback:rating:{b.title}",
-                    }
-                    for b in ratings
-                ],
-            }
-        )
+        blocks.append(_actions(_button(b, f"internal_feedback:rating:{b.title}") for b in ratings))
         return blocks
 
     def _pulse(self, item: Item) -> list[dict[str, Any]]:
@@ -306,24 +281,22 @@ class SlackRenderer(PlainRenderer):
         out: list[dict[str, Any]] = [_section(f"*{item.pulse['question']}*")]
         buttons = self.buttons(item)
         for start in range(0, len(buttons), 5):  # at most 5 buttons look right in a row
-            out.append(
-                {
-                    "type": "actions",
-                    "elements": [
-                        {
-                            "type": "button",
-                            "text": _plain(b.title),
-                            "value": b.payload,
-                            "action_id": f"internal_pulse:{start + i}",
-                        }
-                        for i, b in enumerate(buttons[start : start + 5])
-                    ],
-                }
-            )
+            row = enumerate(buttons[start : start + 5])
+            out.append(_actions(_button(b, f"internal_pulse:{start + i}") for i, b in row))
         if item.pulse.get("anonymous"):
             note = self.t("pulse_anonymous_note", item.language, min=item.pulse["min"])
             out.append({"type": "context", "elements": [_mrkdwn(note)]})
         return out
+
+
+def _actions(elements: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "actions", "elements": list(elements)}
+
+
+def _button(b: Button, action_id: str, *, primary: bool = False) -> dict[str, Any]:
+    """A Block Kit button that sends ``b``'s payload."""
+    button = {"type": "button", "text": _plain(b.title), "value": b.payload, "action_id": action_id}
+    return {**button, "style": "primary"} if primary else button
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
@@ -377,31 +350,20 @@ async def on_action(svc: InternalService, body: dict[str, Any], action: dict[str
     ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
     event_key = f"slack-action:{body.get('trigger_id') or action.get('action_ts')}"
     now = svc.runtime.clock.now()
+    answer: Callable[..., Awaitable[str | None]]  # feedback and pulse_answer take the same
     async with svc.db.session() as s:
         emp = await svc.employee_by_slack(s, str(user))
         if emp is None:
             return False
+        if intent == FEEDBACK_INTENT:
+            answer, of = svc.feedback, "update"
+        elif intent == PULSE_INTENT:
+            answer, of = svc.pulse_answer, "survey"
+        else:
+            return False
         try:
-            if intent == FEEDBACK_INTENT:
-                text = await svc.feedback(
-                    s,
-                    emp,
-                    int(values["update"]),
-                    str(values["value"]),
-                    event_key=event_key,
-                    now=now,
-                )
-            elif intent == PULSE_INTENT:
-                text = await svc.pulse_answer(
-                    s,
-                    emp,
-                    int(values["survey"]),
-                    str(values["value"]),
-                    event_key=event_key,
-                    now=now,
-                )
-            else:
-                return False
+            what, value = int(values[of]), str(values["value"])
+            text = await answer(s, emp, what, value, event_key=event_key, now=now)
         except (KeyError, TypeError, ValueError):
             return False
         if text is None:

@@ -45,10 +45,9 @@ def service_of(runtime: Runtime) -> InternalService:
     """The runtime's internal-updates service (``LookupError`` when disabled)."""
     from bot.internal.service import InternalService
 
-    svc = runtime.maybe_service(InternalService)
-    if svc is None:
-        raise LookupError("internal updates are disabled (CONCIERGE_INTERNAL_ENABLED)")
-    return svc
+    return runtime.service(
+        InternalService, "internal updates are disabled (CONCIERGE_INTERNAL_ENABLED)"
+    )
 
 
 def configure(runtime: Runtime, **overrides: Any) -> InternalService:

@@ -25,6 +25,7 @@ from bot.internal.models import (
     Employee,
     PulseSurvey,
     Update,
+    UpdateDelivery,
 )
 from bot.internal.render import Item, PlainRenderer, Renderer, Texts
 from bot.storage.db import Database
@@ -120,6 +121,44 @@ class ServiceBase:
         if self.db.is_postgres:
             q = q.with_for_update(skip_locked=True)  # another process has these people now
         return list((await s.execute(q)).scalars())
+
+    async def _due_employees(self, s: AsyncSession, status: str, now: datetime) -> list[int]:
+        """The employees with deliveries of ``status`` due by ``now``."""
+        rows = await s.execute(
+            select(UpdateDelivery.employee_id)
+            .where(
+                UpdateDelivery.status == status,
+                UpdateDelivery.due_at <= now,
+                UpdateDelivery.employee_id.is_not(None),
+            )
+            .distinct()
+        )
+        return [e for e in rows.scalars() if e is not None]
+
+    async def _due_batch(
+        self, s: AsyncSession, ids: list[int], status: str, now: datetime
+    ) -> tuple[dict[int, Employee], dict[int, list[tuple[UpdateDelivery, Update]]], _Cache]:
+        """A batch of employees (those no other process holds), by id; their deliveries of
+        ``status`` due by ``now``, by employee in order; a cache with their contacts."""
+        by_id = {e.id: e for e in await self._lock_employees(s, ids)}
+        due: dict[int, list[tuple[UpdateDelivery, Update]]] = {}
+        cache = _Cache()
+        if by_id:
+            for d, u in (
+                await s.execute(
+                    select(UpdateDelivery, Update)
+                    .join(Update, Update.id == UpdateDelivery.update_id)
+                    .where(
+                        UpdateDelivery.employee_id.in_(list(by_id)),
+                        UpdateDelivery.status == status,
+                        UpdateDelivery.due_at <= now,
+                    )
+                    .order_by(UpdateDelivery.id)
+                )
+            ).all():
+                due.setdefault(int(d.employee_id or 0), []).append((d, u))
+            await self._prefetch(s, [by_id[i] for i in due], cache)
+        return by_id, due, cache
 
     async def _prefetch(self, s: AsyncSession, emps: list[Employee], cache: _Cache) -> None:
         """Contacts, identities and open conversations of a batch, in two queries."""

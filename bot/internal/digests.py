@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from bot.internal.base import BATCH, BUNDLED, HELD, SKIPPED, _Cache
+from bot.internal.base import BATCH, BUNDLED, HELD, SKIPPED
 from bot.internal.config import WEEKDAYS
 from bot.internal.content import (
     earliest_utc,
@@ -18,7 +18,6 @@ from bot.internal.content import (
 from bot.internal.models import (
     Employee,
     Update,
-    UpdateDelivery,
 )
 from bot.internal.render import Item
 from bot.internal.rules import Rules
@@ -33,42 +32,14 @@ class Digests(Rules):
 
     async def process_digests(self, now: datetime, stats: RoundStats) -> None:
         async with self.db.session() as s:
-            emp_ids = list(
-                (
-                    await s.execute(
-                        select(UpdateDelivery.employee_id)
-                        .where(UpdateDelivery.status == HELD, UpdateDelivery.due_at <= now)
-                        .distinct()
-                    )
-                ).scalars()
-            )
-        ids = [e for e in emp_ids if e is not None]
+            ids = await self._due_employees(s, HELD, now)
         for i in range(0, len(ids), BATCH):
             await self._digests_for(ids[i : i + BATCH], now, stats)
 
     async def _digests_for(self, ids: list[int], now: datetime, stats: RoundStats) -> None:
         """One digest message per employee of a batch, bundling their held deliveries."""
         async with self.db.session() as s:
-            emps = await self._lock_employees(s, ids)
-            if not emps:
-                return
-            by_id = {e.id: e for e in emps}
-            held: dict[int, list[tuple[UpdateDelivery, Update]]] = {}
-            for d, u in (
-                await s.execute(
-                    select(UpdateDelivery, Update)
-                    .join(Update, Update.id == UpdateDelivery.update_id)
-                    .where(
-                        UpdateDelivery.employee_id.in_(list(by_id)),
-                        UpdateDelivery.status == HELD,
-                        UpdateDelivery.due_at <= now,
-                    )
-                    .order_by(UpdateDelivery.id)
-                )
-            ).all():
-                held.setdefault(int(d.employee_id or 0), []).append((d, u))
-            cache = _Cache()
-            await self._prefetch(s, [by_id[i] for i in held], cache)
+            by_id, held, cache = await self._due_batch(s, ids, HELD, now)
             items: dict[tuple[int, str | None], Item] = {}
             for eid, rows in held.items():
                 emp = by_id[eid]

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.internal.base import BUNDLED, HELD, SENT, ServiceBase
@@ -257,13 +257,10 @@ class Engagement(ServiceBase):
     ) -> list[tuple[UpdateDelivery, Update]]:
         rows = (
             await s.execute(
-                select(UpdateDelivery, Update)
-                .join(Update, Update.id == UpdateDelivery.update_id)
+                _deliveries_to(emp)
                 .where(
-                    UpdateDelivery.employee_id == emp.id,
                     UpdateDelivery.status.in_((SENT, BUNDLED)),
                     UpdateDelivery.sent_at > now - timedelta(days=days),
-                    Update.kind != "team_digest",
                 )
                 .order_by(UpdateDelivery.sent_at.desc(), UpdateDelivery.id.desc())
             )
@@ -283,11 +280,8 @@ class Engagement(ServiceBase):
         )
         rows = (
             await s.execute(
-                select(UpdateDelivery, Update)
-                .join(Update, Update.id == UpdateDelivery.update_id)
+                _deliveries_to(emp)
                 .where(
-                    UpdateDelivery.employee_id == emp.id,
-                    Update.kind != "team_digest",
                     Update.status != "cancelled",
                     and_(
                         UpdateDelivery.status.in_((HELD, SENT, BUNDLED)),
@@ -314,3 +308,12 @@ class Engagement(ServiceBase):
             if fold(topic) in said and (best is None or len(topic) > best[0]):
                 best = (len(topic), topic)
         return best[1] if best else None
+
+
+def _deliveries_to(emp: Employee) -> Select[UpdateDelivery, Update]:
+    """An employee's deliveries with their updates, the support & sales digest left out."""
+    return (
+        select(UpdateDelivery, Update)
+        .join(Update, Update.id == UpdateDelivery.update_id)
+        .where(UpdateDelivery.employee_id == emp.id, Update.kind != "team_digest")
+    )

@@ -18,7 +18,7 @@ from bot.internal.audiences import (
     fetch_external,
     resolve,
 )
-from bot.internal.base import BATCH, PLANNED, SENT, WEEK, _Cache
+from bot.internal.base import BATCH, PLANNED, SENT, WEEK
 from bot.internal.digests import Digests
 from bot.internal.models import (
     Employee,
@@ -133,19 +133,7 @@ class Planning(Digests):
 
     async def process_due(self, now: datetime, stats: RoundStats) -> None:
         async with self.db.session() as s:
-            emp_ids = list(
-                (
-                    await s.execute(
-                        select(UpdateDelivery.employee_id)
-                        .where(
-                            UpdateDelivery.status == PLANNED,
-                            UpdateDelivery.due_at <= now,
-                            UpdateDelivery.employee_id.is_not(None),
-                        )
-                        .distinct()
-                    )
-                ).scalars()
-            )
+            ids = await self._due_employees(s, PLANNED, now)
             posts = list(
                 (
                     await s.execute(
@@ -157,41 +145,18 @@ class Planning(Digests):
                     )
                 ).scalars()
             )
-        ids = [e for e in emp_ids if e is not None]
         for i in range(0, len(ids), BATCH):
             await self._process_employees(ids[i : i + BATCH], now, stats)
         for did in posts:
             await self._process_channel_post(did, now, stats)
 
-    async def _lock_employees(self, s: AsyncSession, ids: list[int]) -> list[Employee]:
-        q = select(Employee).where(Employee.id.in_(ids)).order_by(Employee.id)
-        if self.db.is_postgres:
-            q = q.with_for_update(skip_locked=True)  # another process has these people now
-        return list((await s.execute(q)).scalars())
-
     async def _process_employees(self, ids: list[int], now: datetime, stats: RoundStats) -> None:
         """Decide the due deliveries of a batch of employees, in one transaction."""
         async with self.db.session() as s:
-            emps = await self._lock_employees(s, ids)
-            if not emps:
+            by_id, due, cache = await self._due_batch(s, ids, PLANNED, now)
+            if not by_id:
                 return
-            by_id = {e.id: e for e in emps}
-            due: dict[int, list[tuple[UpdateDelivery, Update]]] = {}
-            for d, u in (
-                await s.execute(
-                    select(UpdateDelivery, Update)
-                    .join(Update, Update.id == UpdateDelivery.update_id)
-                    .where(
-                        UpdateDelivery.employee_id.in_(list(by_id)),
-                        UpdateDelivery.status == PLANNED,
-                        UpdateDelivery.due_at <= now,
-                    )
-                )
-            ).all():
-                due.setdefault(int(d.employee_id or 0), []).append((d, u))
             sent, important = await self._sent_this_week(s, list(by_id), now - WEEK)
-            cache = _Cache()
-            await self._prefetch(s, [by_id[i] for i in due], cache)
             for eid, rows in due.items():
                 await self._decide(
                     s, by_id[eid], rows, sent.get(eid, 0), important.get(eid, 0), now, stats, cache

@@ -123,16 +123,9 @@ class Rules(ServiceBase):
         for d, u in ordered:
             hold = self.hold_reason(emp, u)
             decision = self.reach(emp.slack_user_id, tz, now, hold=hold, window=window)
-            if decision.outcome == SKIP:
-                d.status, d.reason = SKIPPED, decision.reason
-                stats.skipped[str(decision.reason)] += 1
-            elif decision.outcome == DEFER:
-                assert decision.until is not None
-                d.due_at = decision.until
-                d.deferred_count += 1
-                d.reason = f"deferred: {decision.reason}"
-                stats.deferred += 1
-            elif u.kind == "team_digest":
+            if _not_now(d, decision, stats):
+                continue
+            if u.kind == "team_digest":
                 await self._send_delivery(s, emp, d, u, now, cache)
                 stats.sent += 1
             elif u.priority == "low" and self.config.digest_mode and u.kind == "update":
@@ -207,16 +200,7 @@ class Rules(ServiceBase):
             d, u = row
             hold = "update cancelled" if u.status == "cancelled" else None
             decision = self.reach(d.address, self.calendar.tz, now, hold=hold)
-            if decision.outcome == SKIP:
-                d.status, d.reason = SKIPPED, decision.reason
-                stats.skipped[str(decision.reason)] += 1
-                return
-            if decision.outcome == DEFER:
-                assert decision.until is not None
-                d.due_at = decision.until
-                d.deferred_count += 1
-                d.reason = f"deferred: {decision.reason}"
-                stats.deferred += 1
+            if _not_now(d, decision, stats):
                 return
             message = self.renderer.update(await self.item(s, u, d.language))
             post = Reply(
@@ -229,6 +213,22 @@ class Rules(ServiceBase):
             d.outbox_id = ids[0] if ids else None
             d.status, d.sent_at = SENT, now
             stats.channel_posts += 1
+
+
+def _not_now(d: UpdateDelivery, decision: Decision, stats: RoundStats) -> bool:
+    """Skip or defer ``d`` as ``decision`` says; False when it says to send now."""
+    if decision.outcome == SKIP:
+        d.status, d.reason = SKIPPED, decision.reason
+        stats.skipped[str(decision.reason)] += 1
+        return True
+    if decision.outcome == DEFER:
+        assert decision.until is not None
+        d.due_at = decision.until
+        d.deferred_count += 1
+        d.reason = f"deferred: {decision.reason}"
+        stats.deferred += 1
+        return True
+    return False
 
 
 def _next_weekday_time(local: datetime, day: str, at: time) -> datetime:

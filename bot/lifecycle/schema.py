@@ -137,6 +137,7 @@ def parse_batch(
 def openapi(base_path: str = "/api/v1") -> dict[str, Any]:
     """The OpenAPI 3.1 document of the events API."""
     event_schema = EventIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    which = {"index": {"type": "integer"}, "id": {"type": "string"}}  # event of a request
     error = {
         "type": "object",
         "properties": {
@@ -146,8 +147,7 @@ def openapi(base_path: str = "/api/v1") -> dict[str, Any]:
                 "items": {
                     "type": "object",
                     "properties": {
-                        "index": {"type": "integer"},
-                        "id": {"type": "string"},
+                        **which,
                         "field": {"type": "string"},
                         "message": {"type": "string"},
                     },
@@ -190,8 +190,7 @@ def openapi(base_path: str = "/api/v1") -> dict[str, Any]:
                 "items": {
                     "type": "object",
                     "properties": {
-                        "index": {"type": "integer"},
-                        "id": {"type": "string"},
+                        **which,
                         "status": {
                             "type": "string",
                             "enum": ["accepted", "duplicate", "rejected"],

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -32,6 +32,7 @@ from bot.storage.models import Contact, Identity, OutboxMessage
 from bot.types import Capabilities, Delivery, PermanentError, SendResult
 
 CHANNEL = "web"
+M = TypeVar("M", StageTransition, OutboxMessage)
 
 
 class _Simulated:
@@ -193,32 +194,29 @@ async def _run(
     return timeline, figures
 
 
-async def _next_due(runtime: Any) -> datetime | None:
+async def _earliest(runtime: Any, due_at: Any, *conds: Any) -> datetime | None:
+    """The earliest ``due_at`` of the rows where ``conds`` hold."""
     async with runtime.db.session() as s:
         due: datetime | None = (
-            await s.execute(
-                select(FlowState.due_at)
-                .where(FlowState.status == WAITING)
-                .order_by(FlowState.due_at)
-                .limit(1)
-            )
+            await s.execute(select(due_at).where(*conds).order_by(due_at).limit(1))
         ).scalar_one_or_none()
     return due
+
+
+async def _next_due(runtime: Any) -> datetime | None:
+    return await _earliest(runtime, FlowState.due_at, FlowState.status == WAITING)
 
 
 async def _next_prompt(runtime: Any) -> datetime | None:
     from bot.prompts.models import PENDING, PromptAction
 
-    async with runtime.db.session() as s:
-        due: datetime | None = (
-            await s.execute(
-                select(PromptAction.due_at)
-                .where(PromptAction.status == PENDING)
-                .order_by(PromptAction.due_at)
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-    return due
+    return await _earliest(runtime, PromptAction.due_at, PromptAction.status == PENDING)
+
+
+async def _after(s: Any, model: type[M], last_id: int) -> list[M]:
+    """The rows of ``model`` written since the one with ``last_id``, in order."""
+    rows = await s.execute(select(model).where(model.id > last_id).order_by(model.id))
+    return list(rows.scalars())
 
 
 class _Seen:
@@ -234,13 +232,7 @@ class _Seen:
     async def collect(self, runtime: Any, final: bool = False) -> list[Entry]:
         out: list[Entry] = []
         async with runtime.db.session() as s:
-            for t in (
-                await s.execute(
-                    select(StageTransition)
-                    .where(StageTransition.id > self.transition)
-                    .order_by(StageTransition.id)
-                )
-            ).scalars():
+            for t in await _after(s, StageTransition, self.transition):
                 self.transition = t.id
                 out.append(
                     Entry(
@@ -257,13 +249,7 @@ class _Seen:
                 self.flows[f.id] = state
                 out.append(Entry(f.updated_at, "flow", _flow_text(f, before is None, final)))
             out += await self._prompts(s)
-            for m in (
-                await s.execute(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.id > self.outbox)
-                    .order_by(OutboxMessage.id)
-                )
-            ).scalars():
+            for m in await _after(s, OutboxMessage, self.outbox):
                 self.outbox = m.id
                 payload = m.payload or {}
                 buttons = [b.get("title", "") for b in payload.get("buttons") or []]

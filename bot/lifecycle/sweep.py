@@ -29,6 +29,7 @@ from bot.lifecycle.config import InactivityRule
 from bot.lifecycle.machine import Move
 from bot.lifecycle.models import StageTransition
 from bot.storage.models import Contact
+from bot.storage.paging import batches
 
 if TYPE_CHECKING:
     from bot.lifecycle.service import LifecycleService
@@ -86,6 +87,18 @@ def _where(rule: InactivityRule, now: datetime, lo: int, hi: int) -> Any:
     )
 
 
+def _transition(rule: InactivityRule, now: datetime) -> tuple[Any, ...]:
+    """A transition row's columns after the contact and its old stage: to, cause, rule, times."""
+    at = CONTACTS.c.updated_at.type
+    return (
+        literal(rule.to),
+        literal("inactivity"),
+        literal(rule.describe()),
+        literal(now, at),
+        literal(now, at),
+    )
+
+
 async def _move(
     s: Any, postgres: bool, rule: InactivityRule, now: datetime, lo: int, hi: int
 ) -> int:
@@ -106,30 +119,14 @@ async def _move(
         )
         stmt = insert(TRANSITIONS).from_select(
             cols,
-            select(
-                moved.c.id,
-                moved.c.old,
-                literal(rule.to),
-                literal("inactivity"),
-                literal(rule.describe()),
-                literal(now, CONTACTS.c.updated_at.type),
-                literal(now, CONTACTS.c.updated_at.type),
-            ),
+            select(moved.c.id, moved.c.old, *_transition(rule, now)),
         )
         result = await s.execute(stmt)
         return int(result.rowcount or 0)
     where = _where(rule, now, lo, hi)
     ins = insert(TRANSITIONS).from_select(
         cols,
-        select(
-            CONTACTS.c.id,
-            CONTACTS.c.lifecycle_stage,
-            literal(rule.to),
-            literal("inactivity"),
-            literal(rule.describe()),
-            literal(now, CONTACTS.c.updated_at.type),
-            literal(now, CONTACTS.c.updated_at.type),
-        ).where(where),
+        select(CONTACTS.c.id, CONTACTS.c.lifecycle_stage, *_transition(rule, now)).where(where),
     )
     result = await s.execute(ins)
     n = int(result.rowcount or 0)
@@ -153,20 +150,12 @@ async def _tell(
     flows: bool,
 ) -> None:
     """Signals and flows for the contacts this statement moved (read back in batches)."""
-    last = after_id
-    while True:
-        rows = (
-            await s.execute(
-                select(StageTransition.id, StageTransition.from_stage, Contact)
-                .join(Contact, Contact.id == StageTransition.contact_id)
-                .where(StageTransition.id > last, StageTransition.cause == "inactivity")
-                .order_by(StageTransition.id)
-                .limit(NOTIFY_BATCH)
-            )
-        ).all()
-        if not rows:
-            return
-        last = rows[-1][0]
+    moved = (
+        select(StageTransition.id, StageTransition.from_stage, Contact)
+        .join(Contact, Contact.id == StageTransition.contact_id)
+        .where(StageTransition.cause == "inactivity")
+    )
+    async for rows in batches(s, moved, StageTransition.id, NOTIFY_BATCH, after=after_id):
         if notify:  # one call per batch for receivers that take batches (set-based)
             await svc.runtime.signals.stage_changed.send_many(
                 [{"contact": contact, "old": old} for _, old, contact in rows],
@@ -178,7 +167,8 @@ async def _tell(
         if not flows:
             continue
         for _, old, contact in rows:
-            m = Move(old, rule.to, "inactivity", rule.describe(), now)
+            # the sweep moves contacts out of a stage: ``old`` is never None here
+            m = Move(cast(str, old), rule.to, "inactivity", rule.describe(), now)
             started = svc._stage_flows(contact, m, now, {})
             if started:
                 await svc.runner.trigger_outside(s, contact, started, now)

@@ -53,10 +53,7 @@ def service_of(runtime: Runtime) -> PromptService:
     """The runtime's prompts service (``LookupError`` when disabled)."""
     from bot.prompts.service import PromptService
 
-    svc = runtime.maybe_service(PromptService)
-    if svc is None:
-        raise LookupError("prompts are disabled (CONCIERGE_PROMPTS_ENABLED)")
-    return svc
+    return runtime.service(PromptService, "prompts are disabled (CONCIERGE_PROMPTS_ENABLED)")
 
 
 def configure(runtime: Runtime, **overrides: Any) -> PromptService:

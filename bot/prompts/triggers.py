@@ -36,6 +36,7 @@ from bot.prompts.models import CANCELLED, PENDING, SENT, PromptAction
 from bot.storage.dialect import insert_for as _insert
 from bot.storage.dialect import rowcount
 from bot.storage.models import Contact
+from bot.storage.paging import batches
 
 log = logging.getLogger(__name__)
 
@@ -386,25 +387,13 @@ async def sweep_stages(
     """Contacts who entered a stage recently without the signal (bulk sweeps, imports)."""
     n = 0
     for p in book.by_trigger("stage"):
-        last_id = 0
-        while True:
-            rows = (
-                await session.execute(
-                    select(Contact.id, Contact.timezone, Contact.stage_entered_at)
-                    .where(
-                        Contact.lifecycle_stage == p.trigger.value,
-                        Contact.stage_entered_at >= now - lookback,
-                        Contact.id > last_id,
-                        p.audience.sql(now),
-                        ~reentry_blocked(p, now, Contact.id),
-                    )
-                    .order_by(Contact.id)
-                    .limit(batch)
-                )
-            ).all()
-            if not rows:
-                break
-            last_id = rows[-1][0]
+        entered_stage = select(Contact.id, Contact.timezone, Contact.stage_entered_at).where(
+            Contact.lifecycle_stage == p.trigger.value,
+            Contact.stage_entered_at >= now - lookback,
+            p.audience.sql(now),
+            ~reentry_blocked(p, now, Contact.id),
+        )
+        async for rows in batches(session, entered_stage, Contact.id, batch):
             new = []
             for cid, tz_name, entered in rows:
                 if entered is None:
