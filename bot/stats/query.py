@@ -65,22 +65,23 @@ def in_range(col: Any, f: Filters) -> ColumnElement[bool]:
     return and_(col >= f.since, col < f.until)
 
 
-def message_filters(f: Filters) -> list[ColumnElement[bool]]:
-    out = [in_range(Message.created_at, f)]
+def _table_filters(
+    f: Filters, created_at: Any, language: Any, channel: Any
+) -> list[ColumnElement[bool]]:
+    out = [in_range(created_at, f)]
     if f.language:
-        out.append(Message.language == f.language)
+        out.append(language == f.language)
     if f.channel:
-        out.append(Message.channel == f.channel)
+        out.append(channel == f.channel)
     return out
+
+
+def message_filters(f: Filters) -> list[ColumnElement[bool]]:
+    return _table_filters(f, Message.created_at, Message.language, Message.channel)
 
 
 def handoff_filters(f: Filters) -> list[ColumnElement[bool]]:
-    out = [in_range(Handoff.created_at, f)]
-    if f.language:
-        out.append(Handoff.language == f.language)
-    if f.channel:
-        out.append(Handoff.channel == f.channel)
-    return out
+    return _table_filters(f, Handoff.created_at, Handoff.language, Handoff.channel)
 
 
 def contact_filters(f: Filters) -> list[ColumnElement[bool]]:
