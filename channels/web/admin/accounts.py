@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -19,7 +18,7 @@ from bot.staff import (
     refresh_staff_count,
 )
 from bot.storage.seen import SeenDelivery, record
-from channels.web.admin.console import INVITE_SECONDS, LOGIN_COOKIE, USED_SETUP
+from channels.web.admin.console import INVITE_SECONDS, LOGIN_COOKIE, USED_SETUP, unsign
 from channels.web.admin.login import LoginPages
 
 
@@ -36,10 +35,7 @@ class AccountPages(LoginPages):
         if kind == "setup":
             nonce = check_setup_token(self.runtime.secret_key, token)
         else:
-            try:
-                invite = self.invite_signer.loads(token, max_age=INVITE_SECONDS)
-            except (BadSignature, SignatureExpired):
-                invite = None
+            invite = unsign(self.invite_signer, token, INVITE_SECONDS)
             nonce = str(invite["n"]) if isinstance(invite, dict) and "n" in invite else None
         if nonce is None:
             return self.render(

@@ -46,6 +46,22 @@ def path_id(request: Request, name: str) -> int | None:
     return n if 0 < n <= MAX_ID else None
 
 
+def unsign(signer: URLSafeTimedSerializer, raw: str | None, max_age: int) -> Any:
+    """What ``signer`` signed in ``raw``, or ``None`` (missing, forged or older than
+    ``max_age`` seconds)."""
+    if not raw:
+        return None
+    try:
+        return signer.loads(raw, max_age=max_age)
+    except (BadSignature, SignatureExpired):
+        return None
+
+
+def not_found(what: str) -> JSONResponse:
+    """The 404 of a JSON or POST endpoint: no ``what`` has the path's number."""
+    return JSONResponse({"error": f"no such {what}"}, status_code=404)
+
+
 def csrf_ok(form: FormData, sess: Session) -> bool:
     """The form carries the session's CSRF token."""
     return hmac.compare_digest(str(form.get("csrf") or ""), str(sess.get("csrf")))
@@ -80,13 +96,7 @@ class Console:
         """The session: the signed cookie's content, unless it expired or was logged out (the
         id is then in the database, for every process, across restarts) or its account is
         disabled or gone; name and role are the account's current ones."""
-        raw = request.cookies.get(COOKIE)
-        if not raw:
-            return None
-        try:
-            data = self.signer.loads(raw, max_age=SESSION_SECONDS)
-        except (BadSignature, SignatureExpired):
-            return None
+        data = unsign(self.signer, request.cookies.get(COOKIE), SESSION_SECONDS)
         if not isinstance(data, dict) or not isinstance(data.get("sid"), str):
             return None
         async with self.runtime.db.session() as s:

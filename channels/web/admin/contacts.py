@@ -7,12 +7,12 @@ import json
 
 from sqlalchemy import select
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from bot import inbox
 from bot.privacy import erase_contact, export_contact
 from bot.storage.models import Contact, Conversation
-from channels.web.admin.console import Console, Session, owner_only, path_id, signed_in
+from channels.web.admin.console import Console, Session, not_found, owner_only, path_id, signed_in
 
 
 class ContactPages(Console):
@@ -62,7 +62,7 @@ class ContactPages(Console):
         async with self.runtime.db.session() as s:
             c = await s.get(Contact, cid) if cid else None
             if c is None:
-                return JSONResponse({"error": "no such contact"}, status_code=404)
+                return not_found("contact")
             doc = await export_contact(s, c)
             await self.log(s, sess, "export", contact_id=c.id)
         return Response(
@@ -77,7 +77,7 @@ class ContactPages(Console):
         async with self.runtime.db.session() as s:
             c = await s.get(Contact, cid) if cid else None
             if c is None:
-                return JSONResponse({"error": "no such contact"}, status_code=404)
+                return not_found("contact")
             await erase_contact(
                 s, c, by=sess["name"], by_id=sess["staff_id"], now=self.runtime.clock.now()
             )

@@ -18,7 +18,7 @@ from bot.handoff.models import Handoff
 from bot.handoff.service import HandoffService
 from bot.staff import list_accounts
 from bot.storage.models import Message
-from channels.web.admin.console import Console, Session, path_id, signed_in
+from channels.web.admin.console import Console, Session, not_found, path_id, signed_in
 
 MAX_REPLY = 20_000
 
@@ -136,14 +136,14 @@ class InboxPages(Console):
         async with self.runtime.db.session() as s:
             h = await s.get(Handoff, hid) if hid else None
             if h is None:
-                return JSONResponse({"error": "no such handoff"}, status_code=404)
+                return not_found("handoff")
             return JSONResponse({"status": h.status, "messages": await self._messages(s, h)})
 
     @signed_in
     async def act(self, request: Request, sess: Session) -> Response:
         hid = path_id(request, "hid")
         if hid is None:
-            return JSONResponse({"error": "no such handoff"}, status_code=404)
+            return not_found("handoff")
         form: FormData = await request.form()
         action = request.path_params["action"]
         svc = self.runtime.maybe_service(HandoffService)

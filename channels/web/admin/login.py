@@ -7,7 +7,6 @@ import hmac
 import secrets
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
@@ -22,6 +21,7 @@ from channels.web.admin.console import (
     REVOKED,
     Console,
     csrf_ok,
+    unsign,
 )
 
 
@@ -51,10 +51,7 @@ class LoginPages(Console):
         nonce = request.cookies.get(LOGIN_COOKIE)
         if not nonce or not given:
             return False
-        try:
-            signed = self.login_signer.loads(given, max_age=LOGIN_FORM_SECONDS)
-        except (BadSignature, SignatureExpired):
-            return False
+        signed = unsign(self.login_signer, given, LOGIN_FORM_SECONDS)
         return isinstance(signed, str) and hmac.compare_digest(signed, nonce)
 
     def _throttle_keys(self, request: Request, name: str) -> list[tuple[str, int]]:
@@ -69,13 +66,7 @@ class LoginPages(Console):
         ]
 
     def _device(self, request: Request, account: str) -> str | None:
-        raw = request.cookies.get(DEVICE_COOKIE)
-        if not raw:
-            return None
-        try:
-            data = self.device_signer.loads(raw, max_age=DEVICE_SECONDS)
-        except (BadSignature, SignatureExpired):
-            return None
+        data = unsign(self.device_signer, request.cookies.get(DEVICE_COOKIE), DEVICE_SECONDS)
         if isinstance(data, dict) and data.get("a") == account and isinstance(data.get("d"), str):
             return str(data["d"])
         return None

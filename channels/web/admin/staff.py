@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from bot.staff import AGENT, ROLES, StaffAccount, list_accounts, refresh_staff_count
-from channels.web.admin.console import Console, Session, owner_only, path_id, signed_in
+from channels.web.admin.console import Console, Session, not_found, owner_only, path_id, signed_in
 
 
 class StaffPages(Console):
@@ -62,7 +62,7 @@ class StaffPages(Console):
         async with self.runtime.db.session() as s:
             acc = await s.get(StaffAccount, sid) if sid else None
             if acc is None:
-                return JSONResponse({"error": "no such account"}, status_code=404)
+                return not_found("account")
             if acc.id == sess["staff_id"]:
                 return JSONResponse({"error": "you cannot disable yourself"}, status_code=400)
             acc.disabled = action == "disable"
