@@ -62,6 +62,27 @@ def not_found(what: str) -> JSONResponse:
     return JSONResponse({"error": f"no such {what}"}, status_code=404)
 
 
+M = TypeVar("M")
+
+
+class Answer(Exception):
+    """Raised in a guarded handler: the response to give instead (see :func:`found`)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def found(s: AsyncSession, model: type[M], request: Request, name: str, what: str) -> M:
+    """The ``model`` row of the path's number ``name``; without one the handler answers 404
+    ``no such <what>`` (:class:`Answer`)."""
+    key = path_id(request, name)
+    row = await s.get(model, key) if key else None
+    if row is None:
+        raise Answer(not_found(what))
+    return row
+
+
 def csrf_ok(form: FormData, sess: Session) -> bool:
     """The form carries the session's CSRF token."""
     return hmac.compare_digest(str(form.get("csrf") or ""), str(sess.get("csrf")))
@@ -184,7 +205,10 @@ def _guarded(role: str | None) -> Callable[[Handler[C]], Endpoint[C]]:
                 return sess
             if role is not None and sess["role"] != role:
                 return JSONResponse({"error": "only the owner may do this"}, status_code=403)
-            return await handler(self, request, sess)
+            try:
+                return await handler(self, request, sess)
+            except Answer as a:
+                return a.response
 
         return endpoint
 
@@ -194,7 +218,7 @@ def _guarded(role: str | None) -> Callable[[Handler[C]], Endpoint[C]]:
 signed_in = _guarded(None)
 """A handler ``(self, request, session)`` of a signed-in staff member: the route's endpoint
 ``(self, request)`` answers for it without a session (login page, 401) or, for a POST, without
-the session's CSRF token (403)."""
+the session's CSRF token (403), and gives the response of an :class:`Answer` it raises."""
 
 owner_only = _guarded(OWNER)
 """As :data:`signed_in`, and 403 for any role but the owner's."""

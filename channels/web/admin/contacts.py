@@ -12,7 +12,7 @@ from starlette.responses import Response
 from bot import inbox
 from bot.privacy import erase_contact, export_contact
 from bot.storage.models import Contact, Conversation
-from channels.web.admin.console import Console, Session, not_found, owner_only, path_id, signed_in
+from channels.web.admin.console import Console, Session, found, owner_only, path_id, signed_in
 
 
 class ContactPages(Console):
@@ -58,26 +58,21 @@ class ContactPages(Console):
 
     @owner_only
     async def contact_export(self, request: Request, sess: Session) -> Response:
-        cid = path_id(request, "cid")
         async with self.runtime.db.session() as s:
-            c = await s.get(Contact, cid) if cid else None
-            if c is None:
-                return not_found("contact")
+            c = await found(s, Contact, request, "cid", "contact")
             doc = await export_contact(s, c)
             await self.log(s, sess, "export", contact_id=c.id)
         return Response(
             json.dumps(doc, ensure_ascii=False, indent=2, default=str),
             media_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="contact-{cid}.json"'},
+            headers={"Content-Disposition": f'attachment; filename="contact-{c.id}.json"'},
         )
 
     @owner_only
     async def contact_erase(self, request: Request, sess: Session) -> Response:
-        cid = path_id(request, "cid")
         async with self.runtime.db.session() as s:
-            c = await s.get(Contact, cid) if cid else None
-            if c is None:
-                return not_found("contact")
+            c = await found(s, Contact, request, "cid", "contact")
+            cid = c.id
             await erase_contact(
                 s, c, by=sess["name"], by_id=sess["staff_id"], now=self.runtime.clock.now()
             )

@@ -18,7 +18,7 @@ from bot.handoff.models import Handoff
 from bot.handoff.service import HandoffService
 from bot.staff import list_accounts
 from bot.storage.models import Message
-from channels.web.admin.console import Console, Session, not_found, path_id, signed_in
+from channels.web.admin.console import Console, Session, found, not_found, path_id, signed_in
 
 MAX_REPLY = 20_000
 
@@ -132,11 +132,8 @@ class InboxPages(Console):
 
     @signed_in
     async def messages_json(self, request: Request, sess: Session) -> Response:
-        hid = path_id(request, "hid")
         async with self.runtime.db.session() as s:
-            h = await s.get(Handoff, hid) if hid else None
-            if h is None:
-                return not_found("handoff")
+            h = await found(s, Handoff, request, "hid", "handoff")
             return JSONResponse({"status": h.status, "messages": await self._messages(s, h)})
 
     @signed_in

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from bot.staff import AGENT, ROLES, StaffAccount, list_accounts, refresh_staff_count
-from channels.web.admin.console import Console, Session, not_found, owner_only, path_id, signed_in
+from channels.web.admin.console import Console, Session, found, owner_only, signed_in
 
 
 class StaffPages(Console):
@@ -55,14 +55,11 @@ class StaffPages(Console):
 
     @owner_only
     async def staff_toggle(self, request: Request, sess: Session) -> Response:
-        sid = path_id(request, "sid")
         action = request.path_params["action"]
         if action not in ("disable", "enable"):
             return JSONResponse({"error": f"unknown action {action!r}"}, status_code=400)
         async with self.runtime.db.session() as s:
-            acc = await s.get(StaffAccount, sid) if sid else None
-            if acc is None:
-                return not_found("account")
+            acc = await found(s, StaffAccount, request, "sid", "account")
             if acc.id == sess["staff_id"]:
                 return JSONResponse({"error": "you cannot disable yourself"}, status_code=400)
             acc.disabled = action == "disable"

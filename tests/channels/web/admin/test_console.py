@@ -12,7 +12,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from channels.web.admin.console import Console, Session, not_found, owner_only, signed_in, unsign
+from channels.web.admin.console import (
+    Answer,
+    Console,
+    Session,
+    not_found,
+    owner_only,
+    signed_in,
+    unsign,
+)
 
 
 class Pages(Console):
@@ -28,6 +36,10 @@ class Pages(Console):
     async def show(self, request: Request, sess: Session) -> Response:
         return PlainTextResponse(f"{request.method} by {sess['name']}")
 
+    @signed_in
+    async def missing(self, request: Request, sess: Session) -> Response:
+        raise Answer(not_found("thing"))
+
     @owner_only
     async def erase(self, request: Request, sess: Session) -> Response:
         return PlainTextResponse(f"erased by {sess['name']}")
@@ -39,6 +51,7 @@ def client(sess: Session | None) -> httpx.AsyncClient:
         Route("/admin/show", p.show, methods=["GET", "POST"]),
         Route("/admin/show.json", p.show),
         Route("/admin/erase", p.erase, methods=["GET", "POST"]),
+        Route("/admin/missing", p.missing),
     ]
     app = Starlette(routes=routes)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
@@ -88,3 +101,9 @@ def test_unsign_and_not_found() -> None:
     assert unsign(URLSafeTimedSerializer("other", salt="test"), signer.dumps("x"), 60) is None
     r = not_found("contact")
     assert r.status_code == 404 and r.body == b'{"error":"no such contact"}'
+
+
+async def test_an_answer_raised_in_a_handler_is_the_response() -> None:
+    r = await client(who("agent")).get("/admin/missing")
+    assert r.status_code == 404 and r.json() == {"error": "no such thing"}
+    assert (await client(None).get("/admin/missing")).status_code == 303
