@@ -278,3 +278,21 @@ def test_contacts_search(server: LiveServer) -> None:
         page = c.get("/admin/contacts?q=findme").text
         assert "rest:findme-77" in page
         assert "rest:findme-77" not in c.get("/admin/contacts?q=nobody-like-this").text
+
+
+def test_rows_that_do_not_exist_answer_404(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        setup_owner(server, c)
+        csrf = csrf_of(c.get("/admin/inbox").text)
+        for path in ("/admin/contacts/999999/export.json", "/admin/inbox/999999/messages.json"):
+            r = c.get(path)
+            assert r.status_code == 404 and r.json()["error"].startswith("no such"), path
+        for path in (
+            "/admin/contacts/999999/erase",
+            "/admin/staff/999999/disable",
+            "/admin/contacts/0/erase",
+        ):
+            r = c.post(path, data={"csrf": csrf})
+            assert r.status_code == 404 and r.json()["error"].startswith("no such"), path
+        r = c.post("/admin/staff/999999/explode", data={"csrf": csrf})
+        assert r.status_code == 400 and "unknown action" in r.json()["error"]
