@@ -7,16 +7,16 @@ import secrets
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.internal.config import InternalSettings, load_internal_settings
 from bot.lifecycle.settings import LifecycleSettings, load_lifecycle_settings
 from bot.prompts.config import PromptSettings, load_prompt_settings
-from bot.settings_errors import SettingsError, problems
+from bot.settings_base import Csv, SettingsError, problems
 
 __all__ = ["Settings", "SettingsError", "get_settings", "load_settings"]
 
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
             "doc_default": "generated, kept in .concierge-secret beside the database"
         },
     )
-    languages: Annotated[list[str], NoDecode] = Field(
+    languages: Csv[str] = Field(
         default_factory=lambda: ["en", "de", "hu", "sv", "pl"],
         description="Languages answered (comma-separated)",
     )
@@ -136,7 +136,7 @@ class Settings(BaseSettings):
             "visitor's last visit (each visit issues a fresh token)"
         ),
     )
-    allowed_origins: Annotated[list[str], NoDecode] = Field(
+    allowed_origins: Csv[str] = Field(
         default_factory=lambda: ["*"],
         description="Sites allowed to embed the widget (comma-separated origins; * for any)",
     )
@@ -286,7 +286,7 @@ class Settings(BaseSettings):
     handoff_timezone: str = Field(
         default="Europe/Berlin", description="Time zone of CONCIERGE_HANDOFF_HOURS"
     )
-    handoff_holidays: Annotated[list[date], NoDecode] = Field(
+    handoff_holidays: Csv[date] = Field(
         default_factory=list, description="Days without staff (comma-separated YYYY-MM-DD)"
     )
     handoff_sla_minutes: int = Field(
@@ -317,13 +317,6 @@ class Settings(BaseSettings):
         description="Internal updates (CONCIERGE_INTERNAL_*)",
     )
 
-    @field_validator("handoff_holidays", mode="before")
-    @classmethod
-    def _split_dates(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return [p.strip() for p in v.split(",") if p.strip()]
-        return v
-
     @field_validator("handoff_hours")
     @classmethod
     def _hours(cls, v: str | None) -> str | None:
@@ -331,13 +324,6 @@ class Settings(BaseSettings):
 
         if v is not None:
             WorkingHours.parse(v, "UTC")
-        return v
-
-    @field_validator("languages", "allowed_origins", mode="before")
-    @classmethod
-    def _split_csv(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return [p.strip() for p in v.split(",") if p.strip()]
         return v
 
     @field_validator("languages")

@@ -6,11 +6,11 @@ from datetime import time
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.outreach.windows import DAY_KEYS, parse_days, parse_span, weekday_index
-from bot.settings_errors import problems
+from bot.settings_base import Csv, load_section, parsed_by
 
 WEEKDAYS = DAY_KEYS  # mon..sun (Babel's English names; the window grammar's days)
 
@@ -30,6 +30,18 @@ DEFAULT_TOPICS: dict[str, list[str]] = {
 }
 
 
+def parse_hours(value: str) -> tuple[time, time]:
+    """``"09:00-17:30"`` -> (09:00, 17:30); ``"00:00-24:00"`` is the whole day (the window
+    grammar of :mod:`bot.outreach.windows`, without days)."""
+    try:
+        return parse_span(value, wrap=False)
+    except ValueError as e:
+        problem = str(e).replace(
+            "the end must come after the start", "the start must be before the end"
+        )
+        raise ValueError(f"working hours {problem}") from None
+
+
 class InternalSettings(BaseSettings):
     """Everything about internal updates an operator may want to change."""
 
@@ -47,8 +59,10 @@ class InternalSettings(BaseSettings):
     )
     digest_day: str = Field(default="fri", description="Weekday of the employee digest")
     digest_time: time = Field(default=time(15, 0), description="Local time of the digest")
-    working_hours: str = Field(default="09:00-17:00", description="Local working hours")
-    working_days: Annotated[list[str], NoDecode] = Field(
+    working_hours: Annotated[str, parsed_by(parse_hours)] = Field(
+        default="09:00-17:00", description="Local working hours"
+    )
+    working_days: Csv[str] = Field(
         default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"],
         description="Days updates are delivered (comma-separated mon..sun)",
     )
@@ -99,13 +113,6 @@ class InternalSettings(BaseSettings):
         default=30.0, gt=0, description="Seconds between scheduler rounds"
     )
 
-    @field_validator("working_days", mode="before")
-    @classmethod
-    def _split(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return [p.strip() for p in v.split(",") if p.strip()]
-        return v
-
     @field_validator("working_days")
     @classmethod
     def _days(cls, v: list[str]) -> list[str]:
@@ -116,32 +123,11 @@ class InternalSettings(BaseSettings):
     def _day(cls, v: str) -> str:
         return WEEKDAYS[weekday_index(v)]
 
-    @field_validator("working_hours")
-    @classmethod
-    def _hours(cls, v: str) -> str:
-        parse_hours(v)
-        return v
-
     @property
     def hours(self) -> tuple[time, time]:
         return parse_hours(self.working_hours)
 
 
-def parse_hours(value: str) -> tuple[time, time]:
-    """``"09:00-17:30"`` -> (09:00, 17:30); ``"00:00-24:00"`` is the whole day (the window
-    grammar of :mod:`bot.outreach.windows`, without days)."""
-    try:
-        return parse_span(value, wrap=False)
-    except ValueError as e:
-        problem = str(e).replace(
-            "the end must come after the start", "the start must be before the end"
-        )
-        raise ValueError(f"working hours {problem}") from None
-
-
 def load_internal_settings(**overrides: Any) -> InternalSettings:
     """The settings from the environment; errors name the variable."""
-    try:
-        return InternalSettings(**overrides)
-    except ValidationError as e:
-        raise problems(e, "CONCIERGE_INTERNAL_") from None
+    return load_section(InternalSettings, **overrides)

@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.content.durations import parse_duration
-from bot.settings_errors import problems
+from bot.settings_base import load_section
 
 
 class LifecycleSettings(BaseSettings):
@@ -63,7 +63,4 @@ class LifecycleSettings(BaseSettings):
 
 def load_lifecycle_settings(**overrides: Any) -> LifecycleSettings:
     """The settings from the environment; errors name the variable."""
-    try:
-        return LifecycleSettings(**overrides)
-    except ValidationError as e:
-        raise problems(e, "CONCIERGE_LIFECYCLE_") from None
+    return load_section(LifecycleSettings, **overrides)

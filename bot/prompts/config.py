@@ -6,12 +6,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.content.durations import parse_duration
 from bot.outreach.windows import Week, parse_optional_week
-from bot.settings_errors import problems
+from bot.settings_base import Csv, load_section, parsed_by
 
 
 def parse_cap(value: str) -> tuple[int, timedelta]:
@@ -25,6 +25,10 @@ def parse_cap(value: str) -> tuple[int, timedelta]:
     if count < 0 or window <= timedelta(0):
         raise ValueError(f"cap {value!r}: a count >= 0 per a positive duration")
     return count, window
+
+
+def _parse_caps(caps: dict[str, str]) -> list[tuple[int, timedelta]]:
+    return [parse_cap(cap) for cap in caps.values()]
 
 
 def parse_quiet(value: str) -> Week | None:
@@ -46,15 +50,15 @@ class PromptSettings(BaseSettings):
         description="Prompt definitions (docs/prompts.md)",
         json_schema_extra={"doc_default": "<content>/flows/prompts.yml"},
     )
-    marketing_cap: str = Field(
+    marketing_cap: Annotated[str, parsed_by(parse_cap)] = Field(
         default="2/7d",
         description="Marketing prompts per contact across all prompts and channels (COUNT/DURATION)",
     )
-    channel_caps: dict[str, str] = Field(
+    channel_caps: Annotated[dict[str, str], parsed_by(_parse_caps)] = Field(
         default_factory=dict,
         description='Marketing caps per channel, e.g. {"telegram": "1/1d"} (JSON)',
     )
-    quiet_hours: str = Field(
+    quiet_hours: Annotated[str, parsed_by(parse_quiet)] = Field(
         default="21:00-08:00", description="Local quiet hours: prompts wait until they end"
     )
     soft_opt_in: bool = Field(
@@ -62,7 +66,7 @@ class PromptSettings(BaseSettings):
         description="EU soft opt-in: existing customers get marketing without explicit consent "
         "(every marketing message carries an opt-out line either way)",
     )
-    channel_order: Annotated[list[str], NoDecode] = Field(
+    channel_order: Csv[str] = Field(
         default_factory=lambda: ["telegram", "slack", "web"],
         description="Channels tried after the contact's preferred one",
     )
@@ -102,32 +106,6 @@ class PromptSettings(BaseSettings):
     shop_name: str = Field(default="Brewhaus", description="{shop} in prompt texts")
     salt: str = Field(default="", description="Experiment salt (change to reshuffle groups)")
 
-    @field_validator("channel_order", mode="before")
-    @classmethod
-    def _split(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return [p.strip() for p in v.split(",") if p.strip()]
-        return v
-
-    @field_validator("marketing_cap")
-    @classmethod
-    def _cap(cls, v: str) -> str:
-        parse_cap(v)
-        return v
-
-    @field_validator("channel_caps")
-    @classmethod
-    def _caps(cls, v: dict[str, str]) -> dict[str, str]:
-        for cap in v.values():
-            parse_cap(cap)
-        return v
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _quiet(cls, v: str) -> str:
-        parse_quiet(v)
-        return v
-
     @property
     def cap(self) -> tuple[int, timedelta]:
         return parse_cap(self.marketing_cap)
@@ -143,7 +121,4 @@ class PromptSettings(BaseSettings):
 
 def load_prompt_settings(**overrides: Any) -> PromptSettings:
     """The settings from the environment; errors name the variable."""
-    try:
-        return PromptSettings(**overrides)
-    except ValidationError as e:
-        raise problems(e, "CONCIERGE_PROMPTS_") from None
+    return load_section(PromptSettings, **overrides)
