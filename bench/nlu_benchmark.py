@@ -40,9 +40,10 @@ sys.path.insert(0, str(REPO / "bench"))
 import paraphrase_set  # noqa: E402
 from embed_cache import embeddings  # noqa: E402
 
+from bot.nlu.answers import find_responses  # noqa: E402
 from bot.nlu.data import Example, TrainingData, load_content, load_nlu_file  # noqa: E402
 from bot.nlu.encoder import E5Encoder, Encoder, load_encoder, normalise  # noqa: E402
-from bot.nlu.model import FALLBACK, EmbeddedNLU, find_responses  # noqa: E402
+from bot.nlu.model import FALLBACK, EmbeddedNLU  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 MASSIVE = SHARED / "bench-data" / "massive"

@@ -190,8 +190,8 @@ def validate_cmd(
 
 def _checked(content: Path) -> list[str]:
     """What ``data validate`` looked at: per language, the intents, examples and responses."""
+    from bot.nlu.answers import load_responses
     from bot.nlu.data import language_folders, load_nlu_file
-    from bot.nlu.model import load_responses
 
     folders = language_folders(content)
     if not folders:

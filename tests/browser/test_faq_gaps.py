@@ -21,7 +21,7 @@ from tests.conftest import LiveServer
 
 REPO = Path(__file__).resolve().parents[2]
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
-QUESTION = "do you have a loyalty card"
+QUESTION = "do you have a loyalty program"
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ async def test_an_added_example_changes_the_answer(
     gift_cards = "gift card"
     before = ask(server.url, "visitor-1", QUESTION)
     assert not any(gift_cards in (m.get("text") or "").lower() for m in before), before
-    ask(server.url, "visitor-2", "Do you have a loyalty card?")
+    ask(server.url, "visitor-2", "Do you have a loyalty program?")
 
     page = await new_page()
     await page.goto(f"{server.url}/admin/gaps")

@@ -28,7 +28,7 @@ def test_an_example_goes_after_the_intents_last_one(content: Path) -> None:
     after = nlu.read_text().splitlines()
     assert len(after) == len(before) + 1
     i = after.index("    - do you ship to Norway?")
-    assert after[i - 1] == "    - do you send parcels outside the EU"  # the block's last line
+    assert after[i - 1] == "    - I live in Sweden, can I order from you?"  # the block's last line
     assert after[:i] + after[i + 1 :] == before  # nothing else changed
     data = load_content(content)["en"]
     assert any(

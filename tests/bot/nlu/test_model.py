@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from bot.nlu.answers import answer_parts, find_responses, load_responses
 from bot.nlu.data import load_content
-from bot.nlu.model import FALLBACK, EmbeddedNLU, answer_parts, find_responses, load_responses
+from bot.nlu.model import FALLBACK, EmbeddedNLU
 from bot.nlu.service import EmbeddedBackend, RasaBackend, load_or_train
 from bot.nlu.text import surface
 from channels.cli import app

@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from bot.nlu.answers import find_responses
 from bot.nlu.data import TrainingData, load_content
 from bot.nlu.encoder import E5Encoder, load_encoder
-from bot.nlu.model import CV_FOLDS, FALLBACK, EmbeddedNLU, ModelMismatchError, find_responses
+from bot.nlu.model import FALLBACK, EmbeddedNLU, ModelMismatchError
 from bot.nlu.service import EmbeddedBackend, load_or_train
+from bot.nlu.training import CV_FOLDS
 from bot.settings import Settings
 from channels.cli import app
 from tests.conftest import REPO, LiveServer
@@ -311,7 +313,7 @@ async def test_the_encoder_runs_off_the_event_loop_and_only_when_needed(
 def test_the_encoders_share_is_chosen_by_cross_validation() -> None:
     """The head's share of the fused probabilities: the weight that parses the most held-out
     examples right, 0.5 when several do as well."""
-    from bot.nlu.model import FUSION_WEIGHTS, _best_weight
+    from bot.nlu.fusion import FUSION_WEIGHTS, best_weight
     from bot.nlu.semantic import SemanticHead
 
     a, b = np.array([1.0, 0.0], dtype=np.float32), np.array([0.0, 1.0], dtype=np.float32)
@@ -319,9 +321,9 @@ def test_the_encoders_share_is_chosen_by_cross_validation() -> None:
     ngram_wrong = np.array([0.0, 1.0])  # the n-gram model sure of "y"
     ngram_right = np.array([1.0, 0.0])
     # the head is right (a -> "x") where the n-gram model is wrong: more of the head
-    assert _best_weight([(head, ngram_wrong, a, 0)] * 3) > 0.5
+    assert best_weight([(head, ngram_wrong, a, 0)] * 3) > 0.5
     # the head is wrong where the n-gram model is right: less of it
-    assert _best_weight([(head, ngram_right, b, 0)] * 3) <= 0.5
+    assert best_weight([(head, ngram_right, b, 0)] * 3) <= 0.5
     # either right: 0.5
-    assert _best_weight([(head, ngram_right, a, 0)] * 3) == 0.5
-    assert _best_weight([]) == 0.5 and set(FUSION_WEIGHTS) >= {0.5}
+    assert best_weight([(head, ngram_right, a, 0)] * 3) == 0.5
+    assert best_weight([]) == 0.5 and set(FUSION_WEIGHTS) >= {0.5}
