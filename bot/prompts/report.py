@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.prompts.experiments import HOLDOUT, Interval, difference_ci
@@ -90,37 +90,32 @@ async def prompt_report(
             out[pid] = PromptFigures(pid)
         return out[pid]
 
-    q = select(PromptSend.prompt_id, PromptSend.channel, PromptSend.variant, func.count()).group_by(
-        PromptSend.prompt_id, PromptSend.channel, PromptSend.variant
+    def counts(*columns: Any, at: Any) -> Select[Any]:
+        """Rows of ``columns`` (the prompt id first) and their count, in the asked range."""
+        q = select(*columns, func.count()).group_by(*columns)
+        if since is not None:
+            q = q.where(at >= since)
+        if prompt is not None:
+            q = q.where(columns[0] == prompt)
+        return q
+
+    sends = counts(
+        PromptSend.prompt_id, PromptSend.channel, PromptSend.variant, at=PromptSend.sent_at
     )
-    if since is not None:
-        q = q.where(PromptSend.sent_at >= since)
-    if prompt is not None:
-        q = q.where(PromptSend.prompt_id == prompt)
-    for pid, channel, variant, n in await session.execute(q):
+    for pid, channel, variant, n in await session.execute(sends):
         f = fig(pid)
         f.sends[channel] += n
         f.groups[variant or "a"].exposed += n
-    q2 = select(PromptSkip.prompt_id, PromptSkip.reason, func.count()).group_by(
-        PromptSkip.prompt_id, PromptSkip.reason
-    )
-    if since is not None:
-        q2 = q2.where(PromptSkip.at >= since)
-    if prompt is not None:
-        q2 = q2.where(PromptSkip.prompt_id == prompt)
-    for pid, reason, n in await session.execute(q2):
+    for pid, reason, n in await session.execute(
+        counts(PromptSkip.prompt_id, PromptSkip.reason, at=PromptSkip.at)
+    ):
         f = fig(pid)
         f.skips[reason] += n
         if reason == HOLDOUT:
             f.groups[HOLDOUT].exposed += n
-    q3 = select(PromptConversion.prompt_id, PromptConversion.variant, func.count()).group_by(
-        PromptConversion.prompt_id, PromptConversion.variant
-    )
-    if since is not None:
-        q3 = q3.where(PromptConversion.exposed_at >= since)
-    if prompt is not None:
-        q3 = q3.where(PromptConversion.prompt_id == prompt)
-    for pid, variant, n in await session.execute(q3):
+    for pid, variant, n in await session.execute(
+        counts(PromptConversion.prompt_id, PromptConversion.variant, at=PromptConversion.exposed_at)
+    ):
         fig(pid).groups[variant].converted += n
     return [out[k] for k in sorted(out)]
 
