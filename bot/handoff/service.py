@@ -17,9 +17,7 @@
 - Outside working hours the customer learns when a person will answer and may leave an email.
 - An SLA timer re-posts handoffs nobody answered.
 
-Staff-side messages go through the outbox on the ``slack`` channel (address: the staff channel);
-the thread id is written as ``handoff:<id>`` and resolved just before sending, after the summary
-message (sent first: the outbox keeps order per address) has given the thread its ``ts``.
+The staff channel's side (summary, thread posts, SLA reminders) is :mod:`bot.handoff.console`.
 """
 
 from __future__ import annotations
@@ -28,24 +26,24 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.engine import FALLBACK, Reply, StateKey, Turn, is_command, offer_person
-from bot.engine.writer import write
-from bot.handoff.hours import WorkingHours
+from bot.handoff.console import StaffConsole
+from bot.handoff.metrics import handoff_metrics
 from bot.handoff.models import ACTIVE, ASSIGNED, OPEN, RESOLVED, WAITING, Handoff
+from bot.handoff.settings import HandoffSettings
 from bot.i18n import relative_when
 from bot.shop import support_hours
 from bot.storage import seen
 from bot.storage.models import Contact, Conversation, Message
-from bot.types import Button, Delivery, Outbound, SendResult
+from bot.types import Button, Outbound
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -64,16 +62,6 @@ FRUSTRATED = re.compile(
     re.IGNORECASE,
 )
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-SUMMARY_LINES = 10
-
-
-@dataclass
-class HandoffSettings:
-    staff_channel: str | None
-    marker: str
-    hours: WorkingHours
-    sla: timedelta
-    vip_attribute: str = "vip"
 
 
 class HandoffService:
@@ -86,6 +74,7 @@ class HandoffService:
             hours=support_hours(runtime.shop, s),
             sla=timedelta(minutes=s.handoff_sla_minutes),
         )
+        self.console = StaffConsole(runtime, self.settings)
         # web inbox listeners: called with the handoff id after every change
         self.listeners: list[Callable[[int], None]] = []
 
@@ -183,7 +172,7 @@ class HandoffService:
         else:
             turn.say("utter_handoff_offhours", when=self.when_text(turn))
             conv.state = {**conv.state, "await_email": h.id}
-        await self._post_summary(s, h, turn.contact, now)
+        await self.console.post_summary(s, h, turn.contact, now)
         self._notify(h.id)
         return h
 
@@ -206,7 +195,9 @@ class HandoffService:
             turn.say("utter_handoff_email_thanks", email=h.email)
         if h.status == WAITING:
             h.status = ASSIGNED if h.assignee else OPEN
-        await self._to_thread(s, h, f"*Customer:* {turn.inbound.text}", key=f"in:{turn.message.id}")
+        await self.console.to_thread(
+            s, h, f"*Customer:* {turn.inbound.text}", key=f"in:{turn.message.id}"
+        )
         turn.answer_meta.update(intent="handoff", handoff=h.id)
         turn.state.set(_DURING, (h, len(turn.replies)))
         self._notify(h.id)
@@ -243,7 +234,7 @@ class HandoffService:
                 metadata=r.metadata,
             )
         for i, r in enumerate(turn.replies):
-            await self._to_thread(
+            await self.console.to_thread(
                 turn.session, h, f"*Bot:* {r.text}", key=f"bot:{turn.message.id}:{i}"
             )
 
@@ -298,7 +289,7 @@ class HandoffService:
         turn.say("utter_csat_thanks")
         turn.answer_meta.update(intent="csat", handoff=hid, score=score)
         if h.staff_channel:
-            await self._to_thread(turn.session, h, f"CSAT: {score}/5", key=f"csat:{hid}")
+            await self.console.to_thread(turn.session, h, f"CSAT: {score}/5", key=f"csat:{hid}")
         return True
 
     # --- staff side ------------------------------------------------------------------------
@@ -346,7 +337,7 @@ class HandoffService:
                 h = await self.by_thread(s, *thread)
             if h is None:
                 if thread is not None:
-                    await self._post(
+                    await self.console.post(
                         s,
                         thread[0],
                         "I don't know this thread: no handoff belongs to it.",
@@ -355,7 +346,7 @@ class HandoffService:
                     )
                 return "unknown"
             if h.status == RESOLVED:
-                await self._to_thread(
+                await self.console.to_thread(
                     s,
                     h,
                     "This handoff is resolved; the customer did not get that message. "
@@ -400,7 +391,7 @@ class HandoffService:
                 h.assignee = staff
             h.status = WAITING
             if source != "slack" and h.staff_channel:  # inbox answers show in the thread too
-                await self._to_thread(
+                await self.console.to_thread(
                     s, h, f"*{staff}* (inbox): {text}", key=f"inbox:{h.id}:{now.timestamp()}"
                 )
         self.runtime.worker.wake()
@@ -419,7 +410,9 @@ class HandoffService:
             if action == "take":
                 h.assignee = staff
                 h.status = ASSIGNED
-                await self._to_thread(s, h, f"{staff} took this.", key=f"take:{h.id}:{staff}")
+                await self.console.to_thread(
+                    s, h, f"{staff} took this.", key=f"take:{h.id}:{staff}"
+                )
                 result = "taken"
             elif action in ("resolve", "handback"):
                 h.status = RESOLVED
@@ -460,7 +453,7 @@ class HandoffService:
                 ]
                 await self.engine.write(s, replies, now=now)
                 verb = "resolved" if action == "resolve" else "handed back to the bot"
-                await self._to_thread(s, h, f"{staff} {verb} this.", key=f"{action}:{h.id}")
+                await self.console.to_thread(s, h, f"{staff} {verb} this.", key=f"{action}:{h.id}")
                 result = action
             else:
                 return "unknown"
@@ -468,208 +461,9 @@ class HandoffService:
         self._notify(handoff_id)
         return result
 
-    # --- Slack staff console, through the outbox ---------------------------------------------
-    async def _post(
-        self,
-        s: AsyncSession,
-        channel: str,
-        text: str,
-        *,
-        key: str,
-        thread_ts: str | None = None,
-        buttons: tuple[Button, ...] = (),
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        post = Reply(
-            channel="slack",
-            address=channel,
-            message=Outbound(
-                text=text,
-                buttons=buttons,
-                sender="system",
-                thread_id=thread_ts,
-                metadata=metadata or {},
-            ),
-            idempotency_key=f"staff-console:{key}",
-        )
-        await write(s, [post], now=self.runtime.clock.now())
-
-    async def _to_thread(self, s: AsyncSession, h: Handoff, text: str, *, key: str) -> None:
-        if not h.staff_channel:
-            return
-        await self._post(
-            s, h.staff_channel, text, key=key, thread_ts=h.thread_ts or f"handoff:{h.id}"
-        )
-
-    async def _post_summary(
-        self, s: AsyncSession, h: Handoff, contact: Contact, now: datetime
-    ) -> None:
-        if not h.staff_channel:
-            return
-        rows = list(
-            (
-                await s.execute(
-                    select(Message)
-                    .where(Message.conversation_id == h.conversation_id)
-                    .order_by(Message.id.desc())
-                    .limit(SUMMARY_LINES)
-                )
-            ).scalars()
-        )[::-1]
-        who = contact.display_name or contact.email or contact.user_id or f"contact {contact.id}"
-        summary = (
-            f"*Handoff #{h.id}*: {who} on {h.channel}, language {h.language or '?'}, "
-            f"stage {contact.lifecycle_stage}, reason: {h.reason}."
-        )
-        last = next((m.text for m in reversed(rows) if m.direction == "in"), "")
-        if last:
-            summary += f"\n> {last[:300]}"
-        await self._post(
-            s,
-            h.staff_channel,
-            summary,
-            key=f"summary:{h.id}",
-            buttons=(
-                Button("Take", f'/handoff{{"action": "take", "id": {h.id}}}'),
-                Button("Resolve", f'/handoff{{"action": "resolve", "id": {h.id}}}'),
-                Button("Hand back to bot", f'/handoff{{"action": "handback", "id": {h.id}}}'),
-            ),
-            metadata={"handoff_summary": h.id},
-        )
-        transcript = "\n".join(
-            f"{'Customer' if m.direction == 'in' else m.sender.capitalize()}: {m.text}"
-            for m in rows
-        )
-        if transcript:
-            await self._to_thread(s, h, f"Transcript:\n{transcript}", key=f"transcript:{h.id}")
-
-    async def before_send(self, delivery: Delivery) -> Delivery:
-        """Resolve ``handoff:<id>`` thread ids once the summary has its ``ts``."""
-        thread = delivery.message.thread_id
-        if delivery.channel != "slack" or not thread or not thread.startswith("handoff:"):
-            return delivery
-        from bot.types import TransientError
-
-        async with self.runtime.db.session() as s:
-            h = await s.get(Handoff, int(thread.split(":", 1)[1]))
-        if h is None or not h.thread_ts:
-            raise TransientError("the handoff's summary is not posted yet")
-        m = delivery.message
-        return Delivery(
-            outbox_id=delivery.outbox_id,
-            channel=delivery.channel,
-            address=delivery.address,
-            message=Outbound(
-                text=m.text,
-                buttons=m.buttons,
-                purpose=m.purpose,
-                sender=m.sender,
-                thread_id=h.thread_ts,
-                metadata=m.metadata,
-            ),
-            contact_id=delivery.contact_id,
-            attempt=delivery.attempt,
-            idempotency_key=delivery.idempotency_key,
-        )
-
-    async def after_sent(self, delivery: Delivery, result: SendResult) -> None:
-        hid = delivery.message.metadata.get("handoff_summary")
-        if hid and result.platform_message_id:
-            async with self.runtime.db.session() as s:
-                await s.execute(
-                    update(Handoff)
-                    .where(Handoff.id == int(hid))
-                    .values(thread_ts=result.platform_message_id)
-                )
-            self.runtime.worker.wake()
-
-    async def after_dead(self, delivery: Delivery, reason: str) -> None:
-        """A staff reply that could not reach the customer is reported in the thread."""
-        hid = delivery.message.metadata.get("handoff")
-        if not hid or delivery.message.sender != "staff":
-            return
-        async with self.runtime.db.session() as s:
-            h = await s.get(Handoff, int(hid))
-            if h is not None:
-                await self._to_thread(
-                    s,
-                    h,
-                    f"Not delivered to the customer ({reason}).",
-                    key=f"dead:{delivery.outbox_id}",
-                )
-        self.runtime.worker.wake()
-
-    # --- SLA and metrics ---------------------------------------------------------------
-    async def sla_sweep(self, now: datetime | None = None) -> int:
-        """Re-post handoffs nobody answered within the SLA (once per SLA period)."""
-        now = now or self.runtime.clock.now()
-        due = now - self.settings.sla
-        n = 0
-        async with self.runtime.db.session() as s:
-            rows = (
-                (
-                    await s.execute(
-                        select(Handoff).where(
-                            Handoff.status == OPEN,
-                            Handoff.first_response_at.is_(None),
-                            Handoff.created_at <= due,
-                            (Handoff.last_reminder_at.is_(None))
-                            | (Handoff.last_reminder_at <= due),
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            for h in rows:
-                if not h.staff_channel or not self.settings.hours.is_open(now):
-                    continue
-                waited = int((now - h.created_at).total_seconds() // 60)
-                await self._post(
-                    s,
-                    h.staff_channel,
-                    f"Handoff #{h.id} has waited {waited} min for a first answer.",
-                    key=f"sla:{h.id}:{now.isoformat()}",
-                )
-                h.last_reminder_at = now
-                n += 1
-        if n:
-            self.runtime.worker.wake()
-        return n
-
     async def metrics(self) -> dict[str, Any]:
         async with self.runtime.db.session() as s:
-            by_reason = dict(
-                (
-                    await s.execute(select(Handoff.reason, func.count()).group_by(Handoff.reason))
-                ).all()
-            )
-            by_status = dict(
-                (
-                    await s.execute(select(Handoff.status, func.count()).group_by(Handoff.status))
-                ).all()
-            )
-            rows = (
-                await s.execute(
-                    select(
-                        Handoff.created_at,
-                        Handoff.first_response_at,
-                        Handoff.resolved_at,
-                        Handoff.csat,
-                    )
-                )
-            ).all()
-        first = sorted((f - c).total_seconds() for c, f, _, _ in rows if f is not None)
-        resolve = sorted((r - c).total_seconds() for c, _, r, _ in rows if r is not None)
-        csat = [x for *_, x in rows if x is not None]
-        return {
-            "by_reason": by_reason,
-            "by_status": by_status,
-            "first_response_median_s": first[len(first) // 2] if first else None,
-            "resolution_median_s": resolve[len(resolve) // 2] if resolve else None,
-            "csat_average": round(sum(csat) / len(csat), 2) if csat else None,
-            "csat_count": len(csat),
-        }
+            return await handoff_metrics(s)
 
 
 def _zone(name: str | None) -> ZoneInfo | None:
@@ -734,10 +528,10 @@ def setup(runtime: Runtime) -> None:
     runtime.engine.add_prefetch(svc.prefetch)
     runtime.engine.add_after_turn(svc.after_turn)
     runtime.engine.offer_person = svc.offer_person
-    runtime.worker.before_send.append(svc.before_send)
-    runtime.worker.after_sent.append(svc.after_sent)
-    runtime.worker.after_dead.append(svc.after_dead)
-    runtime.jobs.add("handoff SLA", svc.sla_sweep, every=60.0)
+    runtime.worker.before_send.append(svc.console.before_send)
+    runtime.worker.after_sent.append(svc.console.after_sent)
+    runtime.worker.after_dead.append(svc.console.after_dead)
+    runtime.jobs.add("handoff SLA", svc.console.sla_sweep, every=60.0)
 
 
 def handoff_payload(payload: str) -> dict[str, Any] | None:

@@ -124,12 +124,12 @@ async def test_sla_reposts_unanswered_handoffs_once_per_period(
     try:
         await rt.engine.handle(msg("human please"))
         svc = rt.service(HandoffService)
-        assert await svc.sla_sweep() == 0
+        assert await svc.console.sla_sweep() == 0
         clock.advance(16 * 60)
-        assert await svc.sla_sweep() == 1
-        assert await svc.sla_sweep() == 0  # not again within the period
+        assert await svc.console.sla_sweep() == 1
+        assert await svc.console.sla_sweep() == 0  # not again within the period
         clock.advance(16 * 60)
-        assert await svc.sla_sweep() == 1
+        assert await svc.console.sla_sweep() == 1
         async with rt.db.session() as s:
             texts = [r.payload["text"] for r in (await s.execute(select(OutboxMessage))).scalars()]
         assert sum("has waited" in t for t in texts) == 2
