@@ -65,6 +65,16 @@ class ContentError(ValueError):
         return Problem(self.path, self.line, self.problem, severity)
 
 
+class FieldError(ValueError):
+    """Raised by a model's validator whose message names the field itself (``next: a step id
+    or 'end', not 'x'``): it stands as written, without the field path before it. ``at``: the
+    part below the field it is about (``set: {attributes.x: [1]}``: ``("attributes.x",)``)."""
+
+    def __init__(self, message: str, at: PathKey = ()) -> None:
+        super().__init__(message)
+        self.at = at
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One finding of a content check (``severity``: error | warning)."""
@@ -153,10 +163,10 @@ class Doc:
     def problem(self, at: PathKey, message: str, severity: str = "error") -> Problem:
         return Problem(str(self.path), self.line(at), message, severity)
 
-    def validate(self, model: type[M], at: PathKey = ()) -> M:
-        """The part at ``at`` as a ``model``; the first problem as a :class:`ContentError`
-        naming its line and field path (``prompts.2.delay: ...``)."""
-        return validate(model, self.get(at), self.path, self.line, at)
+    def validate(self, model: type[M], at: PathKey = (), data: Any = None) -> M:
+        """The part at ``at`` (or ``data`` found there) as a ``model``; the first problem as a
+        :class:`ContentError` naming its line and field path (``prompts.2.delay: ...``)."""
+        return validate(model, self.get(at) if data is None else data, self.path, self.line, at)
 
 
 def validate(
@@ -175,6 +185,9 @@ def validate(
         loc: PathKey = tuple(first["loc"])
         where = (*at, *loc)
         dotted = ".".join(str(p) for p in where)
+        stated = first.get("ctx", {}).get("error")
+        if isinstance(stated, FieldError):
+            raise ContentError(path, line_of((*where, *stated.at)), str(stated)) from None
         if first["type"] == "missing":
             message = f"{str(loc[-1])!r} is missing"
         elif first["type"] == "extra_forbidden":

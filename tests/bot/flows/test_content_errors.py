@@ -112,7 +112,15 @@ def test_a_good_file_has_no_problems(tmp_path: Path) -> None:
         ),
         (
             "flows:\n  hello:\n    trigger: {intent: greet}\n    colour: blue\n    steps:\n      - say: utter_hi\n",
-            "flows/x.yml:4: error: unknown key 'colour' in a flow",
+            "flows/x.yml:4: error: flows.hello.colour: unknown key 'colour'",
+        ),
+        (
+            "flows:\n  hello:\n    trigger: {intent: greet}\n    steps:\n      - ask: utter_q\n        progress: maybe\n",
+            "flows/x.yml:6: error: flows.hello.steps.0.progress: Input should be a valid boolean",
+        ),
+        (
+            "flows:\n  hello:\n    trigger: {intent: greet}\n    steps:\n      - say: utter_hi\n        slot: x\n",
+            "flows/x.yml:6: error: flows.hello.steps.0.slot: unknown key 'slot'",
         ),
         (
             "steps:\n  - say: utter_hi\n",
@@ -135,6 +143,8 @@ def test_a_good_file_has_no_problems(tmp_path: Path) -> None:
         "validator",
         "calls itself",
         "flow key",
+        "step type",
+        "step key",
         "no flows key",
     ],
 )
