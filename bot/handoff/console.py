@@ -9,6 +9,7 @@ summary message (sent first: the outbox keeps order per address) has given the t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -116,23 +117,7 @@ class StaffConsole:
             h = await s.get(Handoff, int(thread.split(":", 1)[1]))
         if h is None or not h.thread_ts:
             raise TransientError("the handoff's summary is not posted yet")
-        m = delivery.message
-        return Delivery(
-            outbox_id=delivery.outbox_id,
-            channel=delivery.channel,
-            address=delivery.address,
-            message=Outbound(
-                text=m.text,
-                buttons=m.buttons,
-                purpose=m.purpose,
-                sender=m.sender,
-                thread_id=h.thread_ts,
-                metadata=m.metadata,
-            ),
-            contact_id=delivery.contact_id,
-            attempt=delivery.attempt,
-            idempotency_key=delivery.idempotency_key,
-        )
+        return replace(delivery, message=replace(delivery.message, thread_id=h.thread_ts))
 
     async def after_sent(self, delivery: Delivery, result: SendResult) -> None:
         hid = delivery.message.metadata.get("handoff_summary")
