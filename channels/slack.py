@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Message
 
 from bot.handoff.service import HandoffService
+from bot.handoff.staff import USAGE
 from bot.ratelimit import Rate, RateLimiter
 from bot.runtime import Runtime
 from bot.storage.seen import seen_before
@@ -267,7 +268,7 @@ class SlackChannel:
         if svc is None:
             return
         name = await self._user_name(str(event["user"]))
-        await svc.staff_reply(
+        await svc.staff.reply(
             thread=(str(event["channel"]), str(event["thread_ts"])),
             staff=name,
             text=event.get("text") or "",
@@ -284,23 +285,16 @@ class SlackChannel:
             return user
 
     async def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
-        """``/concierge resolve <id>``, ``/concierge take <id>``, ``/concierge handback <id>``."""
+        """``/concierge resolve|take|handback <id>``: the handoff feature's staff command."""
         await ack()
         svc = self.runtime.maybe_service(HandoffService)
-        words = (command.get("text") or "").split()
-        if svc is None or len(words) != 2 or words[0] not in ("resolve", "take", "handback"):
-            await respond("Usage: /concierge resolve|take|handback <handoff number>")
+        if svc is None:
+            await respond(USAGE)
             return
-        try:
-            hid = int(words[1].lstrip("#"))
-        except ValueError:
-            hid = 0
-        if not 0 < hid < 2**63:  # beyond BIGINT no handoff has it (the database would refuse)
-            await respond(f"{words[1]!r} is not a handoff number")
-            return
-        name = await self._user_name(str(command.get("user_id")))
-        result = await svc.staff_action(hid, words[0], name)
-        await respond(f"Handoff #{hid}: {result}")
+        user = str(command.get("user_id"))
+        await respond(
+            await svc.staff.command(command.get("text") or "", lambda: self._user_name(user))
+        )
 
     async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         text = _MENTION.sub("", event.get("text") or "").strip()
@@ -335,14 +329,8 @@ class SlackChannel:
         payload = action.get("value")
         if not user or not channel or not payload:
             return
-        if payload.startswith("/handoff{"):
-            from bot.handoff.service import handoff_payload
-
-            data = handoff_payload(payload)
-            svc = self.runtime.maybe_service(HandoffService)
-            if data and svc is not None:
-                name = await self._user_name(str(user))
-                await svc.staff_action(int(data["id"]), str(data["action"]), name)
+        svc = self.runtime.maybe_service(HandoffService)
+        if svc is not None and await svc.staff.button(payload, lambda: self._user_name(str(user))):
             return
         title = (action.get("text") or {}).get("text") or payload
         await self.runtime.engine.handle(

@@ -22,7 +22,6 @@ The staff channel's side (summary, thread posts, SLA reminders) is :mod:`bot.han
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -34,15 +33,15 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.engine import FALLBACK, Reply, StateKey, Turn, is_command, offer_person
+from bot.engine import FALLBACK, StateKey, Turn, is_command, offer_person
 from bot.handoff.console import StaffConsole
 from bot.handoff.metrics import handoff_metrics
-from bot.handoff.models import ACTIVE, ASSIGNED, OPEN, RESOLVED, WAITING, Handoff
+from bot.handoff.models import ACTIVE, ASSIGNED, OPEN, WAITING, Handoff
 from bot.handoff.settings import HandoffSettings
+from bot.handoff.staff import StaffDesk
 from bot.i18n import relative_when
 from bot.shop import support_hours
-from bot.storage import seen
-from bot.storage.models import Contact, Conversation, Message
+from bot.storage.models import Conversation, Message
 from bot.types import Button, Outbound
 
 if TYPE_CHECKING:
@@ -75,6 +74,7 @@ class HandoffService:
             sla=timedelta(minutes=s.handoff_sla_minutes),
         )
         self.console = StaffConsole(runtime, self.settings)
+        self.staff = StaffDesk(self)
         # web inbox listeners: called with the handoff id after every change
         self.listeners: list[Callable[[int], None]] = []
 
@@ -82,7 +82,7 @@ class HandoffService:
     def engine(self) -> Any:
         return self.runtime.engine
 
-    def _notify(self, handoff_id: int) -> None:
+    def notify(self, handoff_id: int) -> None:
         for fn in list(self.listeners):
             try:
                 fn(handoff_id)
@@ -173,7 +173,7 @@ class HandoffService:
             turn.say("utter_handoff_offhours", when=self.when_text(turn))
             conv.state = {**conv.state, "await_email": h.id}
         await self.console.post_summary(s, h, turn.contact, now)
-        self._notify(h.id)
+        self.notify(h.id)
         return h
 
     async def _during(self, turn: Turn) -> bool:
@@ -200,7 +200,7 @@ class HandoffService:
         )
         turn.answer_meta.update(intent="handoff", handoff=h.id)
         turn.state.set(_DURING, (h, len(turn.replies)))
-        self._notify(h.id)
+        self.notify(h.id)
         if is_command(turn):
             return False  # "stop" and the answer buttons: their own policies confirm them
         if h.assignee is not None:
@@ -303,164 +303,6 @@ class HandoffService:
             )
         ).scalar_one_or_none()
 
-    async def by_thread(self, s: AsyncSession, channel: str, thread_ts: str) -> Handoff | None:
-        return (
-            await s.execute(
-                select(Handoff).where(
-                    Handoff.staff_channel == channel, Handoff.thread_ts == thread_ts
-                )
-            )
-        ).scalar_one_or_none()
-
-    async def staff_reply(
-        self,
-        *,
-        handoff_id: int | None = None,
-        thread: tuple[str, str] | None = None,
-        staff: str,
-        text: str,
-        source: str = "slack",
-        delivery: tuple[str, str] | None = None,
-    ) -> str:
-        """A staff message for the customer (or an internal note). Returns what happened:
-        ``sent``, ``internal``, ``unknown``, ``resolved`` or ``duplicate``. ``delivery``: the
-        platform's ``(channel, delivery id)``, recorded as seen with the reply (a redelivery
-        of it is then a duplicate)."""
-        now = self.runtime.clock.now()
-        async with self.runtime.db.session() as s:
-            if delivery is not None and not await seen.record(s, *delivery, now):
-                return "duplicate"
-            h = None
-            if handoff_id is not None:
-                h = await s.get(Handoff, handoff_id)
-            elif thread is not None:
-                h = await self.by_thread(s, *thread)
-            if h is None:
-                if thread is not None:
-                    await self.console.post(
-                        s,
-                        thread[0],
-                        "I don't know this thread: no handoff belongs to it.",
-                        key=f"unknown:{thread[1]}:{now.timestamp()}",
-                        thread_ts=thread[1],
-                    )
-                return "unknown"
-            if h.status == RESOLVED:
-                await self.console.to_thread(
-                    s,
-                    h,
-                    "This handoff is resolved; the customer did not get that message. "
-                    "Ask them to write again to reopen it.",
-                    key=f"closed:{h.id}:{now.timestamp()}",
-                )
-                return "resolved"
-            internal = text.startswith(self.settings.marker)
-            conv = await s.get(Conversation, h.conversation_id)
-            contact = await s.get(Contact, h.contact_id)
-            assert conv is not None and contact is not None
-            if internal:
-                s.add(
-                    Message(
-                        conversation_id=conv.id,
-                        contact_id=contact.id,
-                        direction="out",
-                        sender="staff",
-                        channel=source,
-                        text=text,
-                        created_at=now,
-                        meta={"internal": True, "staff_name": staff, "handoff": h.id},
-                    )
-                )
-                self._notify(h.id)
-                return "internal"
-            reply = Reply(
-                contact_id=contact.id,
-                conversation_id=conv.id,
-                channel=h.channel,
-                address=h.address,
-                message=Outbound(
-                    text=text, sender="staff", metadata={"staff_name": staff, "handoff": h.id}
-                ),
-                idempotency_key=f"staff:{h.id}:{source}:{now.timestamp()}:{hash(text)}",
-                language=h.language,
-            )
-            await self.engine.write(s, [reply], now=now)
-            if h.first_response_at is None:
-                h.first_response_at = now
-            if h.assignee is None:
-                h.assignee = staff
-            h.status = WAITING
-            if source != "slack" and h.staff_channel:  # inbox answers show in the thread too
-                await self.console.to_thread(
-                    s, h, f"*{staff}* (inbox): {text}", key=f"inbox:{h.id}:{now.timestamp()}"
-                )
-        self.runtime.worker.wake()
-        self._notify(h.id)
-        return "sent"
-
-    async def staff_action(self, handoff_id: int, action: str, staff: str) -> str:
-        """``take``, ``resolve`` or ``handback`` from a button, the slash command or the inbox."""
-        now = self.runtime.clock.now()
-        async with self.runtime.db.session() as s:
-            h = await s.get(Handoff, handoff_id)
-            if h is None:
-                return "unknown"
-            if h.status == RESOLVED:
-                return "resolved"
-            if action == "take":
-                h.assignee = staff
-                h.status = ASSIGNED
-                await self.console.to_thread(
-                    s, h, f"{staff} took this.", key=f"take:{h.id}:{staff}"
-                )
-                result = "taken"
-            elif action in ("resolve", "handback"):
-                h.status = RESOLVED
-                h.resolved_at = now
-                h.assignee = h.assignee or staff
-                conv = await s.get(Conversation, h.conversation_id)
-                contact = await s.get(Contact, h.contact_id)
-                assert conv is not None and contact is not None
-                conv.status = "bot"
-                state = dict(conv.state)
-                state.pop("handoff_id", None)
-                state.pop("await_email", None)
-                conv.state = state
-                lang = h.language or self.runtime.settings.default_language
-                r = self.runtime.responses
-                messages = [Outbound(text=r.text("utter_handoff_back", lang))]
-                if action == "resolve":
-                    messages.append(
-                        Outbound(
-                            text=r.text("utter_csat_question", lang),
-                            buttons=tuple(
-                                Button(str(n), f'/csat{{"score": {n}, "handoff": {h.id}}}')
-                                for n in range(1, 6)
-                            ),
-                        )
-                    )
-                replies = [
-                    Reply(
-                        contact_id=contact.id,
-                        conversation_id=conv.id,
-                        channel=h.channel,
-                        address=h.address,
-                        message=m,
-                        idempotency_key=f"{action}:{h.id}:{i}",
-                        language=lang,
-                    )
-                    for i, m in enumerate(messages)
-                ]
-                await self.engine.write(s, replies, now=now)
-                verb = "resolved" if action == "resolve" else "handed back to the bot"
-                await self.console.to_thread(s, h, f"{staff} {verb} this.", key=f"{action}:{h.id}")
-                result = action
-            else:
-                return "unknown"
-        self.runtime.worker.wake()
-        self._notify(handoff_id)
-        return result
-
     async def metrics(self) -> dict[str, Any]:
         async with self.runtime.db.session() as s:
             return await handoff_metrics(s)
@@ -532,14 +374,3 @@ def setup(runtime: Runtime) -> None:
     runtime.worker.after_sent.append(svc.console.after_sent)
     runtime.worker.after_dead.append(svc.console.after_dead)
     runtime.jobs.add("handoff SLA", svc.console.sla_sweep, every=60.0)
-
-
-def handoff_payload(payload: str) -> dict[str, Any] | None:
-    """``/handoff{"action": "take", "id": 3}`` -> ``{"action": "take", "id": 3}``."""
-    if not payload.startswith("/handoff{"):
-        return None
-    try:
-        data = json.loads(payload[len("/handoff") :])
-    except json.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None

@@ -91,13 +91,13 @@ async def make_person(rt: Runtime) -> int:
         )
     svc = service_of(rt)
     assert (
-        await svc.staff_reply(
+        await svc.staff.reply(
             handoff_id=hid, staff="Anna", text="About 88412: sorry!", source="inbox"
         )
         == "sent"
     )
     assert (
-        await svc.staff_reply(
+        await svc.staff.reply(
             handoff_id=hid, staff="Anna", text="// note on Quarkstrasse 7", source="inbox"
         )
         == "internal"

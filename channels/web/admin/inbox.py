@@ -158,14 +158,14 @@ class InboxPages(Console):
                 )
             if action == "note" and not text.startswith(marker):
                 text = f"{marker} {text}"
-            result = await svc.staff_reply(
+            result = await svc.staff.reply(
                 handoff_id=hid, staff=sess["name"], text=text, source="inbox"
             )
             if result == "internal":
                 action = "note"
             detail["result"] = result
         elif action in ("take", "resolve", "handback"):
-            detail["result"] = await svc.staff_action(hid, action, sess["name"])
+            detail["result"] = await svc.staff.action(hid, action, sess["name"])
         elif action == "assign":
             to = str(form.get("assignee") or "").strip() or None
             async with self.runtime.db.session() as s:
@@ -175,7 +175,7 @@ class InboxPages(Console):
                 if await inbox.assign(s, hid, to) is None:
                     return JSONResponse({"error": "no open handoff"}, status_code=404)
             detail["assignee"] = to
-            svc._notify(hid)
+            svc.notify(hid)
         else:
             return JSONResponse({"error": f"unknown action {action!r}"}, status_code=400)
         async with self.runtime.db.session() as s:
