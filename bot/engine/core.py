@@ -319,7 +319,7 @@ class Engine:
                 contact.updated_at = now
             if not identity.started:
                 identity.started = True
-            if inbound.channel in ("telegram", "slack") and not identity.reachable:
+            if not identity.reachable:  # the platform refused a send (blocked, left)
                 identity.reachable = True  # they wrote to us: they can be reached again
                 identity.unreachable_reason = None
             conversation = conv or await self.open_conversation(s, contact, now)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine import Reply
+from bot.handoff.console import STAFF_PLATFORM
 from bot.handoff.models import ASSIGNED, RESOLVED, WAITING, Handoff
 from bot.storage import seen
 from bot.storage.models import Contact, Conversation, Message
@@ -67,7 +68,7 @@ class StaffDesk:
         thread: tuple[str, str] | None = None,
         staff: str,
         text: str,
-        source: str = "slack",
+        source: str = STAFF_PLATFORM,
         delivery: tuple[str, str] | None = None,
     ) -> str:
         """A staff message for the customer (or an internal note). Returns what happened:
@@ -138,7 +139,7 @@ class StaffDesk:
             if h.assignee is None:
                 h.assignee = staff
             h.status = WAITING
-            if source != "slack" and h.staff_channel:  # inbox answers show in the thread too
+            if source != STAFF_PLATFORM and h.staff_channel:  # inbox answers show in the thread too
                 await self.service.console.to_thread(
                     s, h, f"*{staff}* (inbox): {text}", key=f"inbox:{h.id}:{now.timestamp()}"
                 )
