@@ -21,6 +21,7 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    StrictStr,
     field_validator,
     model_validator,
 )
@@ -204,3 +205,28 @@ def _goal(value: Any) -> str:
     if goal not in GOALS:
         raise ValueError(f"unknown goal {value!r}; use one of {', '.join(GOALS)}")
     return goal
+
+
+# --- flows/prompts.yml: the file's sections (see bot.prompts.definitions) ---------------------
+
+Names = Annotated[list[StrictStr], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+"""A list of names (one name alone is a list of one)."""
+
+
+class PromptComplaint(ContentModel):
+    open: Names = Field(default_factory=list)
+    close: Names = Field(default_factory=list)
+
+
+class PromptSuppression(ContentModel):
+    complaint: PromptComplaint = PromptComplaint()
+
+
+class PromptsFile(ContentModel):
+    """``flows/prompts.yml``; each prompt's checks need the segments, so they stay in the
+    loader."""
+
+    version: Any = None
+    segments: dict[str, Any] = Field(default_factory=dict)
+    suppression: PromptSuppression = PromptSuppression()
+    prompts: list[Any] = Field(default_factory=list)

@@ -41,6 +41,7 @@ from croniter import croniter
 from bot.content.conditions import Always, Cond, ConditionError, Env, parse
 from bot.content.durations import parse_duration
 from bot.content.loader import Doc
+from bot.content.models import PromptsFile
 
 KINDS = ("message", "review", "nps")
 PURPOSES = ("service", "marketing")
@@ -162,36 +163,13 @@ def load_prompts(path: Path, known_segments: Iterable[str] = ()) -> PromptBook:
     data = doc.data
     if data is None:
         return PromptBook(path=path)
-    if not isinstance(data, dict):
-        raise doc.error((), "expected a mapping with 'prompts:'")
-    for key in data:
-        if key not in ("prompts", "segments", "suppression", "version"):
-            raise doc.error(
-                (key,), f"unknown top-level key {key!r} (prompts, segments, suppression)"
-            )
+    top = doc.validate(PromptsFile)
     book = PromptBook(path=path, external_segments=frozenset(known_segments))
-    segs = data.get("segments") or {}
-    if not isinstance(segs, dict):
-        raise doc.error(("segments",), "'segments:' maps a name to a condition")
-    for name, cond in segs.items():
+    for name, cond in top.segments.items():
         book.segments[name] = _condition(doc, book, ("segments", name), cond)
-    sup = data.get("suppression") or {}
-    if not isinstance(sup, dict):
-        raise doc.error(("suppression",), "'suppression:' is a mapping")
-    for key, spec in sup.items():
-        if key != "complaint":
-            raise doc.error(("suppression", key), f"unknown suppression {key!r} (complaint)")
-        _keys(doc, ("suppression", key), spec, {"open", "close"})
-        book.complaint_open = frozenset(_names(doc, ("suppression", key, "open"), spec.get("open")))
-        book.complaint_close = frozenset(
-            _names(doc, ("suppression", key, "close"), spec.get("close"))
-        )
-    items = data.get("prompts")
-    if items is None:
-        return book
-    if not isinstance(items, list):
-        raise doc.error(("prompts",), "'prompts:' must be a list")
-    for i, raw in enumerate(items):
+    book.complaint_open = frozenset(top.suppression.complaint.open)
+    book.complaint_close = frozenset(top.suppression.complaint.close)
+    for i, raw in enumerate(top.prompts):
         prompt = _prompt(doc, ("prompts", i), raw, book)
         if prompt.id in book.prompts:
             raise doc.error(

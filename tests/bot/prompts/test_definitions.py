@@ -50,7 +50,7 @@ def test_the_demo_prompts_are_valid_with_texts_in_every_language() -> None:
     ("text", "line", "problem"),
     [
         ("prompts:\n  - id: x\n    trigger: {event: a\n", 4, "YAML syntax"),
-        ("promts: []\n", 1, "unknown top-level key 'promts'"),
+        ("promts: []\n", 1, "unknown key 'promts'"),
         (
             GOOD + "  - id: ok\n    trigger: {event: b}\n    response: utter_x\n",
             5,
@@ -256,3 +256,19 @@ def test_a_time_unquoted_in_yaml_is_a_time_not_a_number(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert load_prompts(path).prompts["x"].trigger.at == time(10, 30)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ("prompts: []\nsuppression:\n  complaint:\n    opne: [a]\n", 4, "unknown key 'opne'"),
+        ("prompts: []\nsuppression:\n  complaint:\n    open: [1]\n", 4, "valid string"),
+        ("prompts: {id: x}\n", 1, "valid list"),
+    ],
+)
+def test_the_file_model_names_file_line(tmp_path: Path, text: str, line: int, problem: str) -> None:
+    path = tmp_path / "prompts.yml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ContentError) as e:
+        load_prompts(path)
+    assert e.value.line == line and problem in e.value.problem, str(e.value)
