@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -25,6 +24,7 @@ from bot.handoff.service import HandoffService
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.storage.models import Contact, Message, OutboxMessage
+from channels.web import page_templates
 from channels.web.chat import Hub, WebChat, WebSender
 from channels.web.fanout import PgFanout
 from channels.web.rest import RequestTooLarge, RestChannel, bad_request, read_json
@@ -62,10 +62,7 @@ def create_app(
     runtime.add_sender(WebSender(hub, fanout))
     chat = WebChat(runtime, hub)
     rest = RestChannel(runtime)
-    templates = Environment(
-        loader=FileSystemLoader(str(WEB_DIR / "templates")),
-        autoescape=select_autoescape(["html"]),
-    )
+    templates = page_templates()
 
     async def demo(request: Request) -> Response:
         base = str(request.base_url).rstrip("/")

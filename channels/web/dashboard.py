@@ -13,12 +13,10 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pygal
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from pygal.style import Style
 from starlette.requests import Request
@@ -28,13 +26,13 @@ from starlette.routing import BaseRoute, Route
 from bot.lifecycle.service import LifecycleService
 from bot.runtime import Runtime
 from bot.stats import CHARTS, Chart, FilterError, Filters, prepare
+from channels.web import page_templates
 
 # pygal adds an import finder for its map plugins (unused here) that has no find_spec(): every
 # later import of a missing module then warns (an error under -W error) on Python 3.11
 sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImportFixer"]
 
 Guard = Callable[[Request], Awaitable[dict[str, Any] | Response]]
-TEMPLATES = Path(__file__).parent / "templates"
 CHANNELS = ("web", "telegram", "slack")
 
 # colours with at least 3:1 contrast on white, told apart without colour by the legend's order
@@ -171,9 +169,7 @@ class Dashboard:
     def __init__(self, runtime: Runtime, guard: Guard) -> None:
         self.runtime = runtime
         self.guard = guard
-        self.env = Environment(
-            loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"])
-        )
+        self.env = page_templates()
         self.env.filters["cell"] = _cell
 
     def _filters(self, request: Request) -> Filters:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -27,10 +26,10 @@ from starlette.routing import BaseRoute, Route
 from bot.nlu import gaploop
 from bot.responses import parse_responses
 from bot.runtime import Runtime
+from channels.web import page_templates
 
 log = logging.getLogger(__name__)
 Guard = Callable[[Request], Awaitable[dict[str, Any] | Response]]
-TEMPLATES = Path(__file__).parent / "templates"
 MAX_QUESTIONS = 50
 
 
@@ -65,9 +64,7 @@ class Gaps:
         self.guard = guard
         self.job = Job()
         self._task: asyncio.Task[None] | None = None
-        self.env = Environment(
-            loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"])
-        )
+        self.env = page_templates()
         runtime.on_stop(self._stop)
 
     async def _stop(self) -> None:

@@ -8,12 +8,10 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -23,6 +21,7 @@ from bot.runtime import Runtime
 from bot.shop import support_hours
 from bot.staff import OWNER, StaffAccount, log_action
 from bot.storage.seen import SeenDelivery
+from channels.web import page_templates
 from channels.web.admin.throttle import LoginThrottle
 
 COOKIE = "concierge_admin"
@@ -34,7 +33,6 @@ LOGIN_FORM_SECONDS = 3600
 INVITE_SECONDS = 7 * 86400
 REVOKED = "admin_session"  # seen_deliveries channel: the ids of sessions logged out
 USED_SETUP = "staff_setup"  # ... of setup and invite links used
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MAX_ID = 2**63 - 1  # the largest key a BIGINT (or SQLite's INTEGER) holds
 
 Session = dict[str, Any]  # name, role (owner/agent), staff_id, csrf, sid
@@ -98,9 +96,7 @@ class Console:
         self.login_signer = URLSafeTimedSerializer(runtime.secret_key, salt="concierge.login")
         self.device_signer = URLSafeTimedSerializer(runtime.secret_key, salt="concierge.device")
         self.invite_signer = URLSafeTimedSerializer(runtime.secret_key, salt="concierge.invite")
-        self.env = Environment(
-            loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"])
-        )
+        self.env = page_templates()
         self.throttle = LoginThrottle()
         self.tz: ZoneInfo = support_hours(runtime.shop, runtime.settings).timezone
         self.env.filters["local"] = self.local
