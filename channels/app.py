@@ -199,10 +199,8 @@ def create_app(
 def console_routes(runtime: Runtime) -> list[BaseRoute]:
     """The staff console's dashboard and FAQ-gap pages, behind the admin pages' login."""
     from channels.web import dashboard, gaps
-    from channels.web.admin import AdminPages
 
-    guard = AdminPages(runtime)._guard
-    return [*dashboard.routes(runtime, guard), *gaps.routes(runtime, guard)]
+    return [*dashboard.routes(runtime), *gaps.routes(runtime)]
 
 
 async def _rest_status(_: Request) -> Response:

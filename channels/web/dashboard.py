@@ -3,7 +3,7 @@ as SVG by pygal (no script, no CDN), each with its data as a table and as
 ``/admin/stats/<chart>.csv`` and ``/admin/stats/<chart>.json``.
 
 Filters are query parameters (``start``, ``end``, ``language``, ``channel``), so a filtered view
-is a link to share. Login: the admin pages' session (the ``guard`` given to :func:`routes`).
+is a link to share. Login: the console's session (``signed_in``).
 """
 
 from __future__ import annotations
@@ -20,19 +20,18 @@ import pygal
 from markupsafe import Markup
 from pygal.style import Style
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.lifecycle.service import LifecycleService
 from bot.runtime import Runtime
 from bot.stats import CHARTS, Chart, FilterError, Filters, prepare
-from channels.web import page_templates
+from channels.web.admin.console import Console, Session, signed_in
 
 # pygal adds an import finder for its map plugins (unused here) that has no find_spec(): every
 # later import of a missing module then warns (an error under -W error) on Python 3.11
 sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImportFixer"]
 
-Guard = Callable[[Request], Awaitable[dict[str, Any] | Response]]
 CHANNELS = ("web", "telegram", "slack")
 
 # colours with at least 3:1 contrast on white, told apart without colour by the legend's order
@@ -165,11 +164,9 @@ def _cell(v: Any, column: str) -> str:
     return str(v)
 
 
-class Dashboard:
-    def __init__(self, runtime: Runtime, guard: Guard) -> None:
-        self.runtime = runtime
-        self.guard = guard
-        self.env = page_templates()
+class Dashboard(Console):
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
         self.env.filters["cell"] = _cell
 
     def _filters(self, request: Request) -> Filters:
@@ -207,10 +204,8 @@ class Dashboard:
             return await CHARTS[name](s, f, stages)  # type: ignore[call-arg]
         return await CHARTS[name](s, f)
 
-    async def page(self, request: Request) -> Response:
-        sess = await self.guard(request)
-        if isinstance(sess, Response):
-            return sess
+    @signed_in
+    async def view(self, request: Request, sess: Session) -> Response:
         try:
             f = self._filters(request)
         except FilterError as e:
@@ -221,7 +216,7 @@ class Dashboard:
     async def _render(
         self,
         request: Request,
-        sess: dict[str, Any],
+        sess: Session,
         f: Filters,
         *,
         error: str | None = None,
@@ -244,10 +239,10 @@ class Dashboard:
         figures = [
             (label, by_id[cid].summary.get(key), kind) for cid, key, label, kind in KEY_FIGURES
         ]
-        html = self.env.get_template("dashboard.html").render(
-            staff=sess.get("name", "staff"),
-            role=sess.get("role"),
-            csrf=sess.get("csrf", ""),
+        return self.page(
+            "dashboard.html",
+            sess,
+            status,
             charts=[(c, svg(c)) for c in charts],
             figures=figures,
             filters=f,
@@ -256,12 +251,9 @@ class Dashboard:
             channels=CHANNELS,
             error=error,
         )
-        return HTMLResponse(html, status_code=status)
 
-    async def export(self, request: Request) -> Response:
-        sess = await self.guard(request)
-        if isinstance(sess, Response):
-            return sess
+    @signed_in
+    async def export(self, request: Request, sess: Session) -> Response:
         name = request.path_params["chart"]
         fmt = request.path_params["fmt"]
         if name not in CHARTS:
@@ -283,10 +275,10 @@ class Dashboard:
         )
 
 
-def routes(runtime: Runtime, guard: Guard) -> list[BaseRoute]:
-    d = Dashboard(runtime, guard)
+def routes(runtime: Runtime) -> list[BaseRoute]:
+    d = Dashboard(runtime)
     return [
-        Route("/admin/dashboard", d.page),
+        Route("/admin/dashboard", d.view),
         Route("/admin/stats/{chart:str}.{fmt:str}", _only_csv_json(d.export)),
     ]
 

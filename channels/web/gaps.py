@@ -12,24 +12,21 @@ session's CSRF token.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.nlu import gaploop
 from bot.responses import parse_responses
 from bot.runtime import Runtime
-from channels.web import page_templates
+from channels.web.admin.console import Console, Session, owner_only, signed_in
 
 log = logging.getLogger(__name__)
-Guard = Callable[[Request], Awaitable[dict[str, Any] | Response]]
 MAX_QUESTIONS = 50
 
 
@@ -58,13 +55,11 @@ def _embedded(nlu: Any) -> Any:
     return nlu if isinstance(nlu, EmbeddedBackend) else None
 
 
-class Gaps:
-    def __init__(self, runtime: Runtime, guard: Guard) -> None:
-        self.runtime = runtime
-        self.guard = guard
+class Gaps(Console):
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
         self.job = Job()
         self._task: asyncio.Task[None] | None = None
-        self.env = page_templates()
         runtime.on_stop(self._stop)
 
     async def _stop(self) -> None:
@@ -76,15 +71,13 @@ class Gaps:
     def content(self) -> Path:
         return self.runtime.settings.content_dir
 
-    async def page(self, request: Request) -> Response:
-        sess = await self.guard(request)
-        if isinstance(sess, Response):
-            return sess
+    @signed_in
+    async def view(self, request: Request, sess: Session) -> Response:
         return await self._render(sess)
 
     async def _render(
         self,
-        sess: dict[str, Any],
+        sess: Session,
         *,
         error: str | None = None,
         status: int = 200,
@@ -99,10 +92,10 @@ class Gaps:
                     intents[c.language] = gaploop.intents(self.content, c.language)
                 except Exception:  # content that does not load: validate says why
                     intents[c.language] = []
-        html = self.env.get_template("gaps.html").render(
-            staff=sess.get("name", "staff"),
-            role=sess.get("role"),
-            csrf=sess.get("csrf", ""),
+        return self.page(
+            "gaps.html",
+            sess,
+            status,
             clusters=clusters,
             intents=intents,
             job=self.job,
@@ -110,25 +103,14 @@ class Gaps:
             error=error,
             form=form or {},
         )
-        return HTMLResponse(html, status_code=status)
 
-    async def status(self, request: Request) -> Response:
-        sess = await self.guard(request)
-        if isinstance(sess, Response):
-            return sess
+    @signed_in
+    async def status(self, request: Request, sess: Session) -> Response:
         return JSONResponse(self.job.as_dict())
 
-    async def add(self, request: Request) -> Response:
-        sess = await self.guard(request)
-        if isinstance(sess, Response):
-            return sess
+    @owner_only  # changing what the assistant answers is the owner's
+    async def add(self, request: Request, sess: Session) -> Response:
         form = await request.form()
-        if not hmac.compare_digest(str(form.get("csrf") or ""), str(sess.get("csrf") or "")):
-            return JSONResponse({"error": "bad CSRF token"}, status_code=403)
-        if sess.get("role") != "owner":  # changing what the assistant answers is the owner's
-            return JSONResponse(
-                {"error": "only an owner account can change the FAQ content"}, status_code=403
-            )
         fields = {
             k: str(form.get(k) or "").strip()
             for k in ("lang", "mode", "intent", "topic", "text", "answer")
@@ -213,10 +195,10 @@ class Gaps:
         self.job.outcome, self.job.state = outcome, "done"
 
 
-def routes(runtime: Runtime, guard: Guard) -> list[BaseRoute]:
-    g = Gaps(runtime, guard)
+def routes(runtime: Runtime) -> list[BaseRoute]:
+    g = Gaps(runtime)
     return [
-        Route("/admin/gaps", g.page),
+        Route("/admin/gaps", g.view),
         Route("/admin/gaps/status.json", g.status),
         Route("/admin/gaps/add", g.add, methods=["POST"]),
     ]

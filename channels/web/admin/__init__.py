@@ -1,8 +1,8 @@
 """The staff console (``/admin``): see :mod:`channels.web.admin.pages`.
 
-``routes(runtime)`` is the entry point ``channels.app`` calls; other console modules (the
-dashboard) use :class:`AdminPages` for the session guard and ``templates/admin_base.html``
-for the shared navigation.
+``routes(runtime)`` is the entry point ``channels.app`` calls; the dashboard and FAQ-gap pages
+are :class:`~channels.web.admin.console.Console` pages too (the same session guard,
+``signed_in`` / ``owner_only``) on ``templates/admin_base.html``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Route
 
 from bot.runtime import Runtime
-from channels.web.admin.pages import Admin, AdminPages
+from channels.web.admin.pages import AdminPages
 from channels.web.admin.throttle import LoginThrottle
 
-__all__ = ["Admin", "AdminPages", "LoginThrottle", "routes"]
+__all__ = ["AdminPages", "LoginThrottle", "routes"]
 
 
 def routes(runtime: Runtime) -> list[BaseRoute]:

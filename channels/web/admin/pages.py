@@ -26,7 +26,3 @@ from channels.web.admin.staff import StaffPages
 
 class AdminPages(AccountPages, StaffPages, InboxPages, ConversationPages, ContactPages):
     """Every page of the console, on one runtime (``routes`` in ``channels.web.admin``)."""
-
-
-# the class's name before the console grew
-Admin = AdminPages

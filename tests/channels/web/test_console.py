@@ -296,3 +296,39 @@ def test_rows_that_do_not_exist_answer_404(server: LiveServer) -> None:
             assert r.status_code == 404 and r.json()["error"].startswith("no such"), path
         r = c.post("/admin/staff/999999/explode", data={"csrf": csrf})
         assert r.status_code == 400 and "unknown action" in r.json()["error"]
+
+
+def test_dashboard_and_faq_gaps_are_console_pages_with_its_login_and_roles(
+    server: LiveServer,
+) -> None:
+    with (
+        httpx.Client(base_url=server.url, timeout=30) as owner,
+        httpx.Client(base_url=server.url, timeout=30) as agent,
+        httpx.Client(base_url=server.url, timeout=30) as nobody,
+    ):
+        # no session: pages go to the login, JSON and POSTs are refused
+        for path in ("/admin/dashboard", "/admin/gaps"):
+            r = nobody.get(path, follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"] == "/admin/login"
+        assert nobody.get("/admin/gaps/status.json").status_code == 401
+        assert nobody.get("/admin/stats/outcomes.json").status_code == 401
+        assert nobody.post("/admin/gaps/add", data={"csrf": "x"}).status_code == 401
+        setup_owner(server, owner)
+        accept(server, agent, invite(owner, "Alex Agent", "alex@shop.example"))
+        # an agent reads both pages, in the console's frame (its nav, its name, its role)
+        for path, current in (("/admin/dashboard", "Dashboard"), ("/admin/gaps", "FAQ gaps")):
+            page = agent.get(path)
+            assert page.status_code == 200
+            assert f'aria-current="page">{current}</a>' in page.text
+            assert "Alex Agent (agent)" in page.text
+        assert agent.get("/admin/stats/outcomes.json").status_code == 200
+        # ... but changing what the assistant answers is the owner's
+        csrf = csrf_of(agent.get("/admin/gaps").text)
+        form = {"csrf": csrf, "lang": "en", "mode": "example", "intent": "greet", "text": "yo"}
+        r = agent.post("/admin/gaps/add", data=form)
+        assert r.status_code == 403 and "owner" in r.json()["error"]
+        assert agent.get("/admin/gaps/status.json").json()["state"] == "idle"
+        # the owner without the session's CSRF token: refused before anything is changed
+        r = owner.post("/admin/gaps/add", data={**form, "csrf": "forged"})
+        assert r.status_code == 403 and "CSRF" in r.json()["error"]
+        assert owner.get("/admin/gaps/status.json").json()["state"] == "idle"
