@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.engine import parse_payload
 from bot.internal import JOB, service_of
@@ -51,11 +52,12 @@ STANDARD_PROFILE = {"title", "real_name", "display_name", "phone", "pronouns", "
 
 
 def slack_client(runtime: Runtime) -> AsyncWebClient:
-    s = runtime.settings
-    if not s.slack_bot_token:
+    """The Slack channel's Web API client; this feature needs its bot token."""
+    from channels.slack import web_client
+
+    if not runtime.settings.slack_bot_token:
         raise LookupError("CONCIERGE_SLACK_BOT_TOKEN is not set")
-    base = (s.slack_api_url or "https://slack.com/api/").rstrip("/") + "/"
-    return AsyncWebClient(token=s.slack_bot_token, base_url=base)
+    return web_client(runtime)
 
 
 class SlackDirectory:
@@ -65,16 +67,14 @@ class SlackDirectory:
         self.client = client
 
     async def channel_members(self, channel: str) -> list[str]:
-        members: list[str] = []
-        cursor: str | None = None
-        while True:
-            resp = await self.client.conversations_members(
-                channel=channel, cursor=cursor, limit=200
-            )
-            members += [str(m) for m in resp.get("members") or []]
-            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return members
+        pages = await self.client.conversations_members(channel=channel, limit=200)
+        return [str(m) for m in await every(pages, "members")]
+
+
+async def every(pages: AsyncSlackResponse, key: str) -> list[Any]:
+    """The ``key`` items of every page of a cursor-paginated answer (the SDK asks for the
+    next page while ``next_cursor`` is set)."""
+    return [item async for page in pages for item in page.get(key) or []]
 
 
 def _profile_value(user: dict[str, Any], profile: dict[str, Any], key: str) -> str | None:
@@ -105,14 +105,7 @@ async def fetch_people(
 ) -> tuple[list[EmployeeRecord], list[str]]:
     """Everyone in the workspace (bots left out), with user groups, mapped to records."""
     errors: list[str] = []
-    users: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        resp = await client.users_list(cursor=cursor, limit=200, include_locale=True)
-        users += list(resp.get("members") or [])
-        cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
-        if not cursor:
-            break
+    users = await every(await client.users_list(limit=200, include_locale=True), "members")
     groups: dict[str, list[str]] | None = {}
     try:
         found: dict[str, list[str]] = {}
