@@ -41,7 +41,6 @@ ROUTE_FACTORIES: list[str] = [
     "channels.telegram:routes",
     "channels.slack:routes",
     "channels.web.admin:routes",
-    "channels.app:console_routes",
     "channels.web.events:routes",
 ]
 
@@ -194,13 +193,6 @@ def create_app(
     app.state.runtime = runtime
     app.state.hub = hub
     return app
-
-
-def console_routes(runtime: Runtime) -> list[BaseRoute]:
-    """The staff console's dashboard and FAQ-gap pages, behind the admin pages' login."""
-    from channels.web import dashboard, gaps
-
-    return [*dashboard.routes(runtime), *gaps.routes(runtime)]
 
 
 async def _rest_status(_: Request) -> Response:

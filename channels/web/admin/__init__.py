@@ -18,8 +18,12 @@ __all__ = ["AdminPages", "LoginThrottle", "routes"]
 
 
 def routes(runtime: Runtime) -> list[BaseRoute]:
+    from channels.web import dashboard, gaps
+
     a = AdminPages(runtime)
     return [
+        *dashboard.routes(runtime),
+        *gaps.routes(runtime),
         Route("/admin", lambda r: RedirectResponse("/admin/inbox", status_code=303)),
         Route("/admin/login", a.login, methods=["GET", "POST"]),
         Route("/admin/logout", a.logout, methods=["POST"]),
