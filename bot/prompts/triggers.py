@@ -67,7 +67,7 @@ class NewAction:
 
 def reentry_blocked(prompt: Prompt, now: datetime, contact_id: Any) -> ColumnElement[bool]:
     """SQL: an earlier occurrence keeps this prompt from being scheduled again."""
-    if prompt.reentry == "always":
+    if prompt.reentry.mode == "always":
         return literal(False)
     a = PromptAction.__table__.alias("earlier")
     cond = and_(
@@ -75,8 +75,8 @@ def reentry_blocked(prompt: Prompt, now: datetime, contact_id: Any) -> ColumnEle
         a.c.prompt_id == prompt.id,
         a.c.status.in_(_TAKEN),
     )
-    if prompt.reentry == "after":
-        cond = and_(cond, or_(a.c.status == PENDING, a.c.due_at >= now - prompt.reentry_after))
+    if prompt.reentry.mode == "after":
+        cond = and_(cond, or_(a.c.status == PENDING, a.c.due_at >= now - prompt.reentry.after))
     return exists().where(cond)
 
 
@@ -121,7 +121,7 @@ async def _reentry_blocked(
         by_prompt.setdefault(a.prompt.id, []).append(a)
     for group in by_prompt.values():
         prompt = group[0].prompt
-        if prompt.reentry == "always":
+        if prompt.reentry.mode == "always":
             continue
         ids = sorted({a.contact_id for a in group})
         rows = await session.execute(
@@ -129,11 +129,11 @@ async def _reentry_blocked(
                 PromptAction.contact_id.in_(ids), PromptAction.prompt_id == prompt.id
             )
         )
-        edge = now - prompt.reentry_after
+        edge = now - prompt.reentry.after
         for cid, status, due_at in rows:
             if status not in _TAKEN:
                 continue
-            if prompt.reentry == "after" and status != PENDING and due_at < edge:
+            if prompt.reentry.mode == "after" and status != PENDING and due_at < edge:
                 continue
             blocked.add((int(cid), prompt.id))
     return blocked
@@ -227,7 +227,7 @@ async def cancel_on_exit(
     session: AsyncSession, book: PromptBook, contact_id: int, event_type: str, now: datetime
 ) -> int:
     """A pending reminder ends when its exit event happens (a review, a purchase...)."""
-    ids = [p.id for p in book.prompts.values() if event_type in p.exit_events]
+    ids = [p.id for p in book.prompts.values() if event_type in p.exit.events]
     if not ids:
         return 0
     res = await session.execute(
@@ -251,9 +251,7 @@ async def cancel_on_stage_left(
     now: datetime,
 ) -> int:
     """Pending prompts of the stage these people left are cancelled (if the prompt says so)."""
-    ids = [
-        p.id for p in book.by_trigger("stage", old) if old is not None and p.exit_on_stage_change
-    ]
+    ids = [p.id for p in book.by_trigger("stage", old) if old is not None and p.exit.stage_change]
     if not ids or not contact_ids:
         return 0
     res = await session.execute(
