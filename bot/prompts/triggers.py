@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from sqlalchemy import (
     ColumnElement,
-    Select,
     and_,
     exists,
     func,
@@ -274,40 +273,39 @@ async def _zones(session: AsyncSession) -> list[str | None]:
     return list((await session.execute(select(Contact.timezone).distinct())).scalars())
 
 
-async def _insert_from_select(session: AsyncSession, query: Select[Any]) -> int:
-    """INSERT INTO prompt_actions SELECT ... FROM contacts WHERE ... (one statement)."""
-    cols = [
-        "contact_id",
-        "prompt_id",
-        "instance_key",
-        "due_at",
-        "status",
-        "deferrals",
-        "context",
-        "created_at",
-        "updated_at",
-    ]
-    ins = _insert(session)(PromptAction).from_select(cols, query)
+def _in_zone(tz_name: str | None) -> Any:
+    """Contacts in the time zone ``tz_name`` (``None``: those without one)."""
+    return Contact.timezone.is_(None) if tz_name is None else Contact.timezone == tz_name
+
+
+async def _insert_for(
+    session: AsyncSession,
+    prompt: Prompt,
+    instance_key: str,
+    due: datetime,
+    now: datetime,
+    where: Iterable[Any],
+) -> int:
+    """INSERT INTO prompt_actions SELECT ... FROM contacts WHERE ``where`` (one statement): the
+    prompt for every such contact its re-entry rule allows."""
+    values = {
+        "prompt_id": prompt.id,
+        "instance_key": instance_key,
+        "due_at": due,
+        "status": PENDING,
+        "deferrals": 0,
+        "context": {},
+        "created_at": now,
+        "updated_at": now,
+    }
+    t = PromptAction.__table__
+    query = select(Contact.id, *(literal(v, t.c[k].type) for k, v in values.items())).where(
+        *where, ~reentry_blocked(prompt, now, Contact.id)
+    )
+    ins = _insert(session)(PromptAction).from_select(["contact_id", *values], query)
     ins = ins.on_conflict_do_nothing(index_elements=["contact_id", "prompt_id", "instance_key"])
     res = await session.execute(ins.execution_options(synchronize_session=False))
     return rowcount(res)
-
-
-def _select_for(
-    prompt: Prompt, instance_key: str, due: datetime, now: datetime, where: Iterable[Any]
-) -> Select[Any]:
-    t = PromptAction.__table__
-    return select(
-        Contact.id,
-        literal(prompt.id, t.c.prompt_id.type),
-        literal(instance_key, t.c.instance_key.type),
-        literal(due, t.c.due_at.type),
-        literal(PENDING, t.c.status.type),
-        literal(0, t.c.deferrals.type),
-        literal({}, t.c.context.type),
-        literal(now, t.c.created_at.type),
-        literal(now, t.c.updated_at.type),
-    ).where(*where, ~reentry_blocked(prompt, now, Contact.id))
 
 
 async def sweep_schedules(
@@ -321,7 +319,6 @@ async def sweep_schedules(
     n = 0
     for tz_name in await _zones(session):
         tz = zone(tz_name, default_tz)
-        tz_cond = Contact.timezone.is_(None) if tz_name is None else Contact.timezone == tz_name
         for p in prompts:
             it = croniter(p.trigger.value, (now - timedelta(minutes=1)).astimezone(tz))
             while True:
@@ -331,9 +328,8 @@ async def sweep_schedules(
                 if fire + p.expire_after < now:
                     continue
                 key = f"cron:{fire.replace(tzinfo=None).isoformat(timespec='minutes')}"
-                cond = [tz_cond, p.trigger.audience.sql(now), p.audience.sql(now)]
-                q = _select_for(p, key, fire.astimezone(UTC), now, cond)
-                n += await _insert_from_select(session, q)
+                cond = [_in_zone(tz_name), p.trigger.audience.sql(now), p.audience.sql(now)]
+                n += await _insert_for(session, p, key, fire.astimezone(UTC), now, cond)
     return n
 
 
@@ -366,11 +362,8 @@ async def sweep_segments(
             key = f"seg:{now.astimezone(tz).date().isoformat()}"
             cond: list[Any] = [member, p.audience.sql(now)]
             if p.trigger.at:
-                cond.append(
-                    Contact.timezone.is_(None) if tz_name is None else Contact.timezone == tz_name
-                )
-            q = _select_for(p, key, due, now, cond)
-            n += await _insert_from_select(session, q)
+                cond.append(_in_zone(tz_name))
+            n += await _insert_for(session, p, key, due, now, cond)
     return n
 
 
