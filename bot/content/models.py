@@ -1,8 +1,9 @@
 """Pydantic models of content files: :meth:`bot.content.loader.Doc.validate` checks a file's
 data against one and reports the first problem as ``file:line: field.path: message``.
 
-Files whose checks need more than their own data (flows naming responses, prompts naming
-segments) keep their checks in their loaders; they share the types here.
+Files whose checks need more than their own data (flows naming responses) keep those checks
+in their loaders, or pass what they need as Pydantic's validation context (a prompt naming
+segments: :mod:`bot.prompts.definitions`); they share the types here.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Prompt definitions from ``flows/prompts.yml``, checked with ``file:line`` errors.
+"""Prompt definitions from ``flows/prompts.yml``: each prompt is a Pydantic model (the
+runtime type itself) read through :meth:`bot.content.loader.Doc.validate`, so every problem
+names ``file:line``.
 
 ```yaml
 segments:                       # named conditions over a contact (see conditions.py)
@@ -136,7 +138,8 @@ class Trigger(PromptPart):
 
     @property
     def value(self) -> str:
-        """The stage, event type, attribute, cron expression, segment name, nps category."""
+        """The stage, event type, attribute, cron expression, segment name (``inline`` for a
+        condition written in place), nps category."""
         value = getattr(self, self.kind)
         return value if isinstance(value, str) else "inline"
 
