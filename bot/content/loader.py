@@ -163,10 +163,14 @@ class Doc:
     def problem(self, at: PathKey, message: str, severity: str = "error") -> Problem:
         return Problem(str(self.path), self.line(at), message, severity)
 
-    def validate(self, model: type[M], at: PathKey = (), data: Any = None) -> M:
+    def validate(
+        self, model: type[M], at: PathKey = (), data: Any = None, context: Any = None
+    ) -> M:
         """The part at ``at`` (or ``data`` found there) as a ``model``; the first problem as a
-        :class:`ContentError` naming its line and field path (``prompts.2.delay: ...``)."""
-        return validate(model, self.get(at) if data is None else data, self.path, self.line, at)
+        :class:`ContentError` naming its line and field path (``prompts.2.delay: ...``).
+        ``context``: what the model's validators read besides the data (Pydantic's context)."""
+        part = self.get(at) if data is None else data
+        return validate(model, part, self.path, self.line, at, context)
 
 
 def validate(
@@ -175,11 +179,12 @@ def validate(
     path: Path,
     line_of: Callable[[PathKey], int | None],
     at: PathKey = (),
+    context: Any = None,
 ) -> M:
     """``data`` as a ``model``; the first problem as ``file:line: field.path: message``, the
     line from ``line_of(field path)``."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as e:
         first = e.errors()[0]
         loc: PathKey = tuple(first["loc"])

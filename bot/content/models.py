@@ -1,8 +1,9 @@
 """Pydantic models of content files: :meth:`bot.content.loader.Doc.validate` checks a file's
 data against one and reports the first problem as ``file:line: field.path: message``.
 
-Files whose checks need more than their own data (flows naming responses, prompts naming
-segments) keep their checks in their loaders; they share the types here.
+Files whose checks need more than their own data (flows naming responses) keep those checks
+in their loaders, or pass what they need as Pydantic's validation context (a prompt naming
+segments: :mod:`bot.prompts.definitions`); they share the types here.
 """
 
 from __future__ import annotations
@@ -209,7 +210,13 @@ def _goal(value: Any) -> str:
 
 # --- flows/prompts.yml: the file's sections (see bot.prompts.definitions) ---------------------
 
-Names = Annotated[list[StrictStr], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+
+def listed(value: Any) -> Any:
+    """One name alone is a list of one (a :class:`BeforeValidator` of name lists)."""
+    return [value] if isinstance(value, str) else value
+
+
+Names = Annotated[list[StrictStr], BeforeValidator(listed)]
 """A list of names (one name alone is a list of one)."""
 
 
@@ -223,8 +230,8 @@ class PromptSuppression(ContentModel):
 
 
 class PromptsFile(ContentModel):
-    """``flows/prompts.yml``; each prompt's checks need the segments, so they stay in the
-    loader."""
+    """``flows/prompts.yml``; each prompt is a :class:`bot.prompts.definitions.Prompt`,
+    validated once the segments it may name are parsed."""
 
     version: Any = None
     segments: dict[str, Any] = Field(default_factory=dict)

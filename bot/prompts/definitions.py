@@ -1,4 +1,6 @@
-"""Prompt definitions from ``flows/prompts.yml``, checked with ``file:line`` errors.
+"""Prompt definitions from ``flows/prompts.yml``: each prompt is a Pydantic model (the
+runtime type itself) read through :meth:`bot.content.loader.Doc.validate`, so every problem
+names ``file:line``.
 
 ```yaml
 segments:                       # named conditions over a contact (see conditions.py)
@@ -28,39 +30,139 @@ local ``at`` time.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 import yaml
 from croniter import croniter
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    model_validator,
+)
 
 from bot.content.conditions import Always, Cond, ConditionError, Env, parse
-from bot.content.durations import parse_duration
-from bot.content.loader import Doc
-from bot.content.models import PromptsFile
+from bot.content.loader import Doc, FieldError
+from bot.content.models import ContentModel, Names, PromptsFile, listed
+from bot.flows.schema import Duration, Response, _duration, _matching, _name
 
-KINDS = ("message", "review", "nps")
-PURPOSES = ("service", "marketing")
 TRIGGERS = ("stage", "event", "attribute", "schedule", "segment", "nps")
-SUPPRESS = ("handoff", "complaint", "low_csat")
-NPS_CATEGORIES = ("promoter", "passive", "detractor")
+Suppression = Literal["handoff", "complaint", "low_csat"]
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_RESPONSE = re.compile(r"^utter_[\w/.-]+$")
+_VARIANT_ID = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
-@dataclass(frozen=True)
-class Trigger:
-    kind: str
-    value: str  # the stage, event type, attribute, cron expression, segment name, nps category
-    delay: timedelta = timedelta(0)
-    at: time | None = None
-    where: Mapping[str, Any] = field(default_factory=dict)  # event properties
-    offset: timedelta = timedelta(0)  # attribute date trigger
-    audience: Cond = field(default_factory=Always)  # schedule / segment
+def _condition(raw: Any, info: ValidationInfo) -> Cond:
+    """A condition, naming the segments of ``info.context`` (see :func:`load_prompts`)."""
+    try:
+        return parse(raw, Env(segments=(info.context or {}).get("segments", {})))
+    except ConditionError as e:
+        raise FieldError(str(e), e.at) from None
+
+
+def _segment(value: Any, info: ValidationInfo) -> str | Cond:
+    """A segment trigger: a segment's name (of the file or ``flows/lifecycle.yml``) or a
+    condition written in place."""
+    if isinstance(value, dict):
+        return _condition(value, info)
+    if not isinstance(value, str):
+        raise FieldError("segment: a segment name or a condition")
+    ctx = info.context or {}
+    known = {*ctx.get("segments", ()), *ctx.get("external", ())}
+    if value not in known:
+        raise FieldError(
+            f"unknown segment {value!r} ({', '.join(sorted(known)) or 'none defined'})"
+        )
+    return value
+
+
+def _local_time(value: Any) -> time:
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError:
+        raise FieldError(f"at {value!r}: a local time HH:MM") from None
+
+
+def _signed_duration(value: Any) -> timedelta:
+    text = str(value).strip()
+    return (-1 if text.startswith("-") else 1) * _duration(text.lstrip("+-"))
+
+
+Audience = Annotated[Cond, BeforeValidator(_condition)]
+
+
+class PromptPart(ContentModel):
+    """A part of a prompt; conditions are :class:`Cond` objects, not Pydantic models."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+
+class Trigger(PromptPart):
+    """Exactly one of :data:`TRIGGERS` (``{event: delivered}``), maybe a ``delay`` and a local
+    ``at`` time."""
+
+    stage: Annotated[str, _name("stage")] | None = None
+    event: Annotated[str, _name("event")] | None = None
+    attribute: Annotated[str, _name("attribute")] | None = None
+    schedule: (
+        Annotated[
+            str,
+            _matching(
+                croniter.is_valid, "schedule {0!r} is not a cron expression (m h dom mon dow)"
+            ),
+        ]
+        | None
+    ) = None
+    segment: Annotated[str | Cond, BeforeValidator(_segment)] | None = None
+    nps: Literal["promoter", "passive", "detractor"] | None = None
+    delay: Duration = timedelta(0)
+    at: Annotated[time, BeforeValidator(_local_time)] | None = None
+    where: dict[str, Any] = Field(default_factory=dict)  # event properties
+    offset: Annotated[timedelta, BeforeValidator(_signed_duration)] = timedelta(0)  # attribute
+    audience: Audience = Always()  # schedule; a segment trigger's segment
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in TRIGGERS if getattr(self, k) is not None)
+
+    @property
+    def value(self) -> str:
+        """The stage, event type, attribute, cron expression, segment name (``inline`` for a
+        condition written in place), nps category."""
+        value = getattr(self, self.kind)
+        return value if isinstance(value, str) else "inline"
+
+    @model_validator(mode="after")
+    def _one_kind(self, info: ValidationInfo) -> Trigger:
+        kinds = [k for k in TRIGGERS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise FieldError(f"a trigger has exactly one of {', '.join(TRIGGERS)}")
+        for key, only, problem in (
+            ("where", "event", "'where' filters event properties: event triggers only"),
+            ("offset", "attribute", "'offset' is for attribute date triggers"),
+            ("audience", "schedule", "'audience' of a trigger is for schedules"),
+        ):
+            if key in self.model_fields_set and kinds[0] != only:
+                raise FieldError(problem, (key,))
+        if kinds[0] == "schedule" and {"delay", "at"} & self.model_fields_set:
+            raise FieldError("a schedule sets its own time: no delay or at")
+        if isinstance(self.segment, Cond):
+            return self.model_copy(update={"audience": self.segment})
+        segments = (info.context or {}).get("segments", {})
+        if self.segment in segments:
+            return self.model_copy(update={"audience": segments[self.segment]})
+        return self
 
     def due(self, start: datetime, tz: ZoneInfo) -> datetime:
         """When the prompt is due for a trigger that happened at ``start``."""
@@ -76,35 +178,70 @@ class Trigger:
         return due.astimezone(start.tzinfo)
 
 
-@dataclass(frozen=True)
-class Variant:
-    id: str
-    response: str
-    weight: float = 1.0
+class Variant(PromptPart):
+    id: Annotated[
+        str,
+        _matching(
+            lambda v: bool(_VARIANT_ID.match(v)) and v != "holdout",
+            "variant id {0!r}: short, lower-case, not 'holdout'",
+        ),
+    ]
+    response: Response
+    weight: Annotated[float, Strict(), Field(gt=0)] = 1.0
 
 
-@dataclass(frozen=True)
-class Prompt:
-    id: str
+class Exit(PromptPart):
+    events: Names = Field(default_factory=list)
+    stage_change: StrictBool = True
+
+
+class Reentry(PromptPart):
+    """``never``, ``always`` or ``{after: DURATION}`` (since the last one)."""
+
+    mode: Literal["never", "always", "after"] = "after"
+    after: Duration = timedelta(days=30)
+
+
+def _reentry(raw: Any) -> Any:
+    if raw in ("never", "always"):
+        return {"mode": raw, "after": 0}
+    if isinstance(raw, dict) and set(raw) == {"after"}:
+        return raw
+    raise FieldError("reentry: never | always | {after: DURATION}")
+
+
+class Goal(PromptPart):
+    event: StrictStr
+    within: Duration = timedelta(days=7)
+
+
+class Prompt(PromptPart):
+    """One entry of ``prompts:``; ``response: X`` is the one variant ``{id: a, response: X}``."""
+
+    id: Annotated[str, _matching(_ID.match, "prompt id {0!r}: lower-case letters, digits and _")]
+    description: Annotated[str, BeforeValidator(str)] = ""
+    kind: Literal["message", "review", "nps"] = "message"
+    purpose: Literal["service", "marketing"] = "service"
+    priority: StrictInt = 50  # higher goes first when prompts compete for the cap
     trigger: Trigger
-    variants: tuple[Variant, ...]
-    purpose: str = "service"
-    kind: str = "message"
-    priority: int = 50
-    description: str = ""
-    exit_events: frozenset[str] = frozenset()
-    exit_on_stage_change: bool = True
-    reentry: str = "after"  # never | always | after
-    reentry_after: timedelta = timedelta(days=30)
-    holdout: float = 0.0
-    goal_event: str | None = None
-    goal_within: timedelta = timedelta(days=7)
-    audience: Cond = field(default_factory=Always)
-    suppress: frozenset[str] = frozenset(SUPPRESS)
-    quiet_hours: bool = True
-    expire_after: timedelta = timedelta(days=3)
-    channels: tuple[str, ...] = ()
-    line: int = 0
+    response: Response | None = None
+    variants: Annotated[tuple[Variant, ...], Field(min_length=1)] = ()
+    exit: Exit = Exit()
+    reentry: Annotated[Reentry, BeforeValidator(_reentry)] = Reentry()
+    holdout: Annotated[float, Strict(), Field(ge=0, lt=1)] = 0.0
+    goal: Goal | None = None
+    audience: Audience = Always()
+    suppress: Annotated[frozenset[Suppression], BeforeValidator(listed)] = frozenset(
+        get_args(Suppression)
+    )
+    quiet_hours: StrictBool = True
+    expire_after: Duration = timedelta(days=3)
+    channels: Names = Field(default_factory=list)
+    _line: int = PrivateAttr(0)
+
+    @property
+    def line(self) -> int:
+        return self._line
 
     @property
     def marketing(self) -> bool:
@@ -113,6 +250,36 @@ class Prompt:
     @property
     def responses(self) -> list[str]:
         return [v.response for v in self.variants]
+
+    @model_validator(mode="after")
+    def _whole(self, info: ValidationInfo) -> Prompt:
+        if (self.response is not None) == ("variants" in self.model_fields_set):
+            raise FieldError("a prompt has either 'response' or 'variants'")
+        for j, v in enumerate(self.variants):
+            if any(o.id == v.id for o in self.variants[:j]):
+                raise FieldError(f"duplicate variant id {v.id!r}", ("variants", j, "id"))
+        if self.holdout and self.goal is None:
+            raise FieldError("a holdout needs a goal to measure lift against", ("holdout",))
+        if self.kind == "review":
+            self._no_gating()
+        self._line = (info.context or {}).get("line", 0)
+        if self.response is None:
+            return self
+        return self.model_copy(update={"variants": (Variant(id="a", response=self.response),)})
+
+    def _no_gating(self) -> None:
+        """Review requests go to every eligible buyer: nothing may depend on satisfaction."""
+        if self.trigger.kind == "nps":
+            raise FieldError(
+                "a review prompt cannot be triggered by an NPS answer (review gating: ask everyone)",
+                ("trigger",),
+            )
+        for t in self.audience.tests():
+            if any(word in t.field for word in ("nps", "csat", "satisf", "rating", "score")):
+                raise FieldError(
+                    f"a review prompt cannot depend on {t.field!r} (review gating: ask everyone)",
+                    ("audience", t.field),
+                )
 
 
 @dataclass
@@ -140,16 +307,13 @@ class PromptBook:
         for p in self.prompts.values():
             if p.trigger.kind == "event":
                 out.add(p.trigger.value)
-            out |= p.exit_events
-            if p.goal_event:
-                out.add(p.goal_event)
+            out.update(p.exit.events)
+            if p.goal:
+                out.add(p.goal.event)
         return frozenset(out)
 
     def response_names(self) -> set[str]:
         return {r for p in self.prompts.values() for r in p.responses}
-
-
-# --- parsing --------------------------------------------------------------------------------
 
 
 def load_prompts(path: Path, known_segments: Iterable[str] = ()) -> PromptBook:
@@ -157,292 +321,29 @@ def load_prompts(path: Path, known_segments: Iterable[str] = ()) -> PromptBook:
 
     ``known_segments``: segments defined elsewhere (``flows/lifecycle.yml``) that segment
     triggers may name besides the file's own ``segments:``."""
-    if not path.exists():
-        return PromptBook(path=path)
-    doc = Doc.load(path)
-    data = doc.data
-    if data is None:
+    doc = Doc.load(path) if path.exists() else None
+    if doc is None or doc.data is None:
         return PromptBook(path=path)
     top = doc.validate(PromptsFile)
     book = PromptBook(path=path, external_segments=frozenset(known_segments))
     for name, cond in top.segments.items():
-        book.segments[name] = _condition(doc, book, ("segments", name), cond)
+        try:
+            book.segments[name] = parse(cond, Env(segments=dict(book.segments)))
+        except ConditionError as e:
+            raise doc.error(("segments", name, *e.at), str(e)) from None
     book.complaint_open = frozenset(top.suppression.complaint.open)
     book.complaint_close = frozenset(top.suppression.complaint.close)
-    for i, raw in enumerate(top.prompts):
-        prompt = _prompt(doc, ("prompts", i), raw, book)
+    context = {"segments": book.segments, "external": book.external_segments}
+    for i in range(len(top.prompts)):
+        at = ("prompts", i)
+        prompt = doc.validate(Prompt, at, context={**context, "line": doc.line(at)})
         if prompt.id in book.prompts:
             raise doc.error(
-                ("prompts", i, "id"),
+                (*at, "id"),
                 f"duplicate prompt id {prompt.id!r} (first on line {book.prompts[prompt.id].line})",
             )
         book.prompts[prompt.id] = prompt
     return book
-
-
-PROMPT_KEYS = {
-    "id",
-    "description",
-    "kind",
-    "purpose",
-    "priority",
-    "trigger",
-    "exit",
-    "reentry",
-    "response",
-    "variants",
-    "holdout",
-    "goal",
-    "audience",
-    "suppress",
-    "quiet_hours",
-    "expire_after",
-    "channels",
-}
-
-
-def _prompt(doc: Doc, p: tuple[Any, ...], raw: Any, book: PromptBook) -> Prompt:
-    if not isinstance(raw, dict):
-        raise doc.error(p, "each prompt is a mapping with id, trigger and response")
-    _keys(doc, p, raw, PROMPT_KEYS)
-    pid = raw.get("id")
-    if not isinstance(pid, str) or not _ID.match(pid):
-        raise doc.error((*p, "id"), f"prompt id {pid!r}: lower-case letters, digits and _")
-    kind = _choice(doc, (*p, "kind"), raw.get("kind", "message"), KINDS)
-    purpose = _choice(doc, (*p, "purpose"), raw.get("purpose", "service"), PURPOSES)
-    priority = raw.get("priority", 50)
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise doc.error((*p, "priority"), "priority is a whole number (higher goes first)")
-    if "trigger" not in raw:
-        raise doc.error(p, f"prompt {pid!r} has no trigger")
-    trigger = _trigger(doc, (*p, "trigger"), raw["trigger"], book)
-    variants = _variants(doc, p, raw)
-    audience = _condition(doc, book, (*p, "audience"), raw.get("audience"))
-    if kind == "review":
-        _no_gating(doc, p, trigger, audience)
-    exit_events: frozenset[str] = frozenset()
-    exit_stage = True
-    if "exit" in raw:
-        ex = raw["exit"]
-        _keys(doc, (*p, "exit"), ex, {"events", "stage_change"})
-        exit_events = frozenset(_names(doc, (*p, "exit", "events"), ex.get("events")))
-        exit_stage = _bool(doc, (*p, "exit", "stage_change"), ex.get("stage_change", True))
-    reentry, after = _reentry(doc, (*p, "reentry"), raw.get("reentry", {"after": "30d"}))
-    holdout = raw.get("holdout", 0)
-    if not isinstance(holdout, int | float) or isinstance(holdout, bool) or not 0 <= holdout < 1:
-        raise doc.error((*p, "holdout"), "holdout is a share between 0 and 1, e.g. 0.1")
-    goal_event, within = None, timedelta(days=7)
-    if "goal" in raw:
-        g = raw["goal"]
-        _keys(doc, (*p, "goal"), g, {"event", "within"})
-        if not isinstance(g.get("event"), str):
-            raise doc.error(
-                (*p, "goal"), "goal needs an event, e.g. {event: purchased, within: 7d}"
-            )
-        goal_event = g["event"]
-        within = _duration(doc, (*p, "goal", "within"), g.get("within", "7d"))
-    if holdout and not goal_event:
-        raise doc.error((*p, "holdout"), "a holdout needs a goal to measure lift against")
-    suppress = frozenset(SUPPRESS)
-    if "suppress" in raw:
-        names = _names(doc, (*p, "suppress"), raw["suppress"])
-        for j, n in enumerate(names):
-            if n not in SUPPRESS:
-                raise doc.error(
-                    (*p, "suppress", j), f"unknown suppression {n!r} ({', '.join(SUPPRESS)})"
-                )
-        suppress = frozenset(names)
-    channels = tuple(_names(doc, (*p, "channels"), raw.get("channels")))
-    return Prompt(
-        id=pid,
-        description=str(raw.get("description") or ""),
-        kind=kind,
-        purpose=purpose,
-        priority=priority,
-        trigger=trigger,
-        variants=variants,
-        exit_events=exit_events,
-        exit_on_stage_change=exit_stage,
-        reentry=reentry,
-        reentry_after=after,
-        holdout=float(holdout),
-        goal_event=goal_event,
-        goal_within=within,
-        audience=audience,
-        suppress=suppress,
-        quiet_hours=_bool(doc, (*p, "quiet_hours"), raw.get("quiet_hours", True)),
-        expire_after=_duration(doc, (*p, "expire_after"), raw.get("expire_after", "3d")),
-        channels=channels,
-        line=doc.line(p) or 0,
-    )
-
-
-TRIGGER_KEYS = {"delay", "at", "where", "offset", "audience", *TRIGGERS}
-
-
-def _trigger(doc: Doc, p: tuple[Any, ...], raw: Any, book: PromptBook) -> Trigger:
-    if not isinstance(raw, dict):
-        raise doc.error(p, f"a trigger is a mapping with one of {', '.join(TRIGGERS)}")
-    _keys(doc, p, raw, TRIGGER_KEYS)
-    kinds = [k for k in TRIGGERS if k in raw]
-    if len(kinds) != 1:
-        raise doc.error(p, f"a trigger has exactly one of {', '.join(TRIGGERS)}")
-    kind = kinds[0]
-    value = raw[kind]
-    audience = _condition(doc, book, (*p, "audience"), raw.get("audience"))
-    if kind == "segment":
-        if isinstance(value, dict):
-            audience = _condition(doc, book, (*p, "segment"), value)
-            value = f"inline:{doc.line((*p, 'segment'))}"
-        elif isinstance(value, str):
-            if value in book.segments:
-                audience = book.segments[value]
-            elif value not in book.external_segments:
-                known = ", ".join(sorted({*book.segments, *book.external_segments}))
-                raise doc.error(
-                    (*p, "segment"), f"unknown segment {value!r} ({known or 'none defined'})"
-                )
-        else:
-            raise doc.error((*p, "segment"), "segment: a segment name or a condition")
-    elif not isinstance(value, str) or not value:
-        raise doc.error((*p, kind), f"{kind}: a name is needed")
-    if kind == "schedule" and not croniter.is_valid(value):
-        raise doc.error(
-            (*p, kind), f"schedule {value!r} is not a cron expression (m h dom mon dow)"
-        )
-    if kind == "nps" and value not in NPS_CATEGORIES:
-        raise doc.error((*p, kind), f"nps: one of {', '.join(NPS_CATEGORIES)}")
-    if "where" in raw and kind != "event":
-        raise doc.error((*p, "where"), "'where' filters event properties: event triggers only")
-    if "offset" in raw and kind != "attribute":
-        raise doc.error((*p, "offset"), "'offset' is for attribute date triggers")
-    if "audience" in raw and kind not in ("schedule",):
-        raise doc.error((*p, "audience"), "'audience' of a trigger is for schedules")
-    if kind == "schedule" and ("delay" in raw or "at" in raw):
-        raise doc.error(p, "a schedule sets its own time: no delay or at")
-    where = raw.get("where") or {}
-    if not isinstance(where, dict):
-        raise doc.error((*p, "where"), "'where' maps event properties to values")
-    at = None
-    if "at" in raw:
-        try:
-            at = time.fromisoformat(str(raw["at"]))
-        except ValueError:
-            raise doc.error((*p, "at"), f"at {raw['at']!r}: a local time HH:MM") from None
-    offset = timedelta(0)
-    if "offset" in raw:
-        text = str(raw["offset"]).strip()
-        sign = -1 if text.startswith("-") else 1
-        offset = sign * _duration(doc, (*p, "offset"), text.lstrip("+-"))
-    return Trigger(
-        kind=kind,
-        value=str(value),
-        delay=_duration(doc, (*p, "delay"), raw.get("delay", 0)),
-        at=at,
-        where=where,
-        offset=offset,
-        audience=audience,
-    )
-
-
-def _variants(doc: Doc, p: tuple[Any, ...], raw: dict[str, Any]) -> tuple[Variant, ...]:
-    if ("response" in raw) == ("variants" in raw):
-        raise doc.error(p, "a prompt has either 'response' or 'variants'")
-    if "response" in raw:
-        return (Variant("a", _response(doc, (*p, "response"), raw["response"])),)
-    items = raw["variants"]
-    if not isinstance(items, list) or not items:
-        raise doc.error((*p, "variants"), "variants: a list of {id, response, weight}")
-    out: list[Variant] = []
-    for j, v in enumerate(items):
-        vp = (*p, "variants", j)
-        if not isinstance(v, dict):
-            raise doc.error(vp, "a variant is {id, response, weight}")
-        _keys(doc, vp, v, {"id", "response", "weight"})
-        vid = v.get("id")
-        if not isinstance(vid, str) or not re.match(r"^[a-z0-9_]{1,32}$", vid) or vid == "holdout":
-            raise doc.error((*vp, "id"), f"variant id {vid!r}: short, lower-case, not 'holdout'")
-        if any(o.id == vid for o in out):
-            raise doc.error((*vp, "id"), f"duplicate variant id {vid!r}")
-        weight = v.get("weight", 1)
-        if not isinstance(weight, int | float) or isinstance(weight, bool) or weight <= 0:
-            raise doc.error((*vp, "weight"), "weight is a positive number")
-        out.append(Variant(vid, _response(doc, (*vp, "response"), v.get("response")), weight))
-    return tuple(out)
-
-
-def _no_gating(doc: Doc, p: tuple[Any, ...], trigger: Trigger, audience: Cond) -> None:
-    """Review requests go to every eligible buyer: nothing may depend on satisfaction."""
-    if trigger.kind == "nps":
-        raise doc.error(
-            (*p, "trigger"),
-            "a review prompt cannot be triggered by an NPS answer (review gating: ask everyone)",
-        )
-    for t in audience.tests():
-        if any(word in t.field for word in ("nps", "csat", "satisf", "rating", "score")):
-            raise doc.error(
-                (*p, "audience", t.field),
-                f"a review prompt cannot depend on {t.field!r} (review gating: ask everyone)",
-            )
-
-
-def _reentry(doc: Doc, p: tuple[Any, ...], raw: Any) -> tuple[str, timedelta]:
-    if raw in ("never", "always"):
-        return str(raw), timedelta(0)
-    if isinstance(raw, dict) and set(raw) == {"after"}:
-        return "after", _duration(doc, (*p, "after"), raw["after"])
-    raise doc.error(p, "reentry: never | always | {after: DURATION}")
-
-
-def _response(doc: Doc, p: tuple[Any, ...], value: Any) -> str:
-    if not isinstance(value, str) or not _RESPONSE.match(value):
-        raise doc.error(p, f"response {value!r}: a response name such as utter_prompt_review")
-    return value
-
-
-def _condition(doc: Doc, book: PromptBook, p: tuple[Any, ...], raw: Any) -> Cond:
-    try:
-        return parse(raw, Env(segments=dict(book.segments)))
-    except ConditionError as e:
-        raise doc.error((*p, *e.at), str(e)) from None
-
-
-def _keys(doc: Doc, p: tuple[Any, ...], raw: Any, allowed: Iterable[str]) -> None:
-    if not isinstance(raw, dict):
-        raise doc.error(p, f"expected a mapping ({', '.join(sorted(allowed))})")
-    allowed = set(allowed)
-    for k in raw:
-        if k not in allowed:
-            raise doc.error((*p, k), f"unknown key {k!r} (allowed: {', '.join(sorted(allowed))})")
-
-
-def _names(doc: Doc, p: tuple[Any, ...], raw: Any) -> list[str]:
-    if raw is None:
-        return []
-    if isinstance(raw, str):
-        return [raw]
-    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-        raise doc.error(p, "a list of names")
-    return list(raw)
-
-
-def _choice(doc: Doc, p: tuple[Any, ...], value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise doc.error(p, f"{value!r}: use one of {', '.join(choices)}")
-    return str(value)
-
-
-def _bool(doc: Doc, p: tuple[Any, ...], value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise doc.error(p, "true or false")
-    return value
-
-
-def _duration(doc: Doc, p: tuple[Any, ...], value: Any) -> timedelta:
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise doc.error(p, str(e)) from None
 
 
 def check_responses(book: PromptBook, responses: Any, languages: list[str]) -> list[str]:

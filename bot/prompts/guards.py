@@ -170,7 +170,7 @@ class Rules:
         if now > due_at + prompt.expire_after:
             return Decision(SKIP, "expired")
         t = prompt.trigger
-        if t.kind == "stage" and prompt.exit_on_stage_change and contact.lifecycle_stage != t.value:
+        if t.kind == "stage" and prompt.exit.stage_change and contact.lifecycle_stage != t.value:
             return Decision(CANCEL, "stage_changed")
         if prompt.audience and not prompt.audience.matches(contact, now):
             return Decision(SKIP, "audience")

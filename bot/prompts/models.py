@@ -25,7 +25,18 @@ from bot.storage.models import Base, BigId
 PENDING, SENT, SKIPPED, CANCELLED = "pending", "sent", "skipped", "cancelled"
 
 
-class PromptAction(Base):
+class _Instance:
+    """One (contact, prompt, trigger instance), an action's unique key, and its variant: the
+    columns an action and its send or skip share."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    prompt_id: Mapped[str] = mapped_column(String(64))
+    instance_key: Mapped[str] = mapped_column(String(160))
+    variant: Mapped[str | None] = mapped_column(String(32))
+
+
+class PromptAction(_Instance, Base):
     __tablename__ = "prompt_actions"
     __table_args__ = (
         UniqueConstraint("contact_id", "prompt_id", "instance_key"),
@@ -33,15 +44,10 @@ class PromptAction(Base):
         Index("ix_prompt_actions_contact_prompt", "contact_id", "prompt_id", "status"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    prompt_id: Mapped[str] = mapped_column(String(64))
-    instance_key: Mapped[str] = mapped_column(String(160))
     due_at: Mapped[datetime]
     # pending | sent | skipped | cancelled
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     claimed_until: Mapped[datetime | None]
-    variant: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(64))  # why skipped / cancelled / deferred
     deferrals: Mapped[int] = mapped_column(Integer, default=0)
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)  # e.g. the event's properties
@@ -49,7 +55,7 @@ class PromptAction(Base):
     updated_at: Mapped[datetime]
 
 
-class PromptSend(Base):
+class PromptSend(_Instance, Base):
     __tablename__ = "prompt_sends"
     # few indexes: one row per prompt sent, written in bulk (reports scan the table)
     __table_args__ = (
@@ -57,35 +63,25 @@ class PromptSend(Base):
         Index("ix_prompt_sends_sent_at", "sent_at"),  # the dashboard
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     action_id: Mapped[int] = mapped_column(
         ForeignKey("prompt_actions.id", ondelete="CASCADE"), unique=True
     )
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    prompt_id: Mapped[str] = mapped_column(String(64))
-    instance_key: Mapped[str] = mapped_column(String(160))
-    variant: Mapped[str | None] = mapped_column(String(32))
     purpose: Mapped[str] = mapped_column(String(16))
     channel: Mapped[str] = mapped_column(String(32))
     outbox_id: Mapped[int | None] = mapped_column(BigId)  # the outbox row (not a foreign key)
     sent_at: Mapped[datetime]
 
 
-class PromptSkip(Base):
+class PromptSkip(_Instance, Base):
     __tablename__ = "prompt_skips"
     __table_args__ = (
         Index("ix_prompt_skips_contact", "contact_id", "at"),
         Index("ix_prompt_skips_at", "at"),  # the dashboard
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     action_id: Mapped[int | None] = mapped_column(
         ForeignKey("prompt_actions.id", ondelete="SET NULL")
     )
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    prompt_id: Mapped[str] = mapped_column(String(64))
-    instance_key: Mapped[str] = mapped_column(String(160))
-    variant: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime]

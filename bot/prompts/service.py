@@ -289,10 +289,12 @@ class PromptService:
     ) -> None:
         """A goal event: every exposure (send or holdout) of a prompt with this goal within
         its window converts, once."""
-        goals = {p.id: p for p in self.book.prompts.values() if p.goal_event == etype}
+        goals = {
+            p.id: p.goal for p in self.book.prompts.values() if p.goal and p.goal.event == etype
+        }
         if not goals:
             return
-        longest = max(p.goal_within for p in goals.values())
+        longest = max(g.within for g in goals.values())
         exposures: list[tuple[str, str, str, datetime]] = []
         for pid, key, variant, at in await session.execute(
             select(
@@ -326,7 +328,7 @@ class PromptService:
             index_elements=["prompt_id", "contact_id", "instance_key"]
         )
         for pid, key, variant, at in exposures:
-            if when - at <= goals[pid].goal_within:
+            if when - at <= goals[pid].within:
                 await session.execute(
                     stmt,
                     {

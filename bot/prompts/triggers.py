@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from sqlalchemy import (
     ColumnElement,
-    Select,
     and_,
     exists,
     func,
@@ -67,7 +66,7 @@ class NewAction:
 
 def reentry_blocked(prompt: Prompt, now: datetime, contact_id: Any) -> ColumnElement[bool]:
     """SQL: an earlier occurrence keeps this prompt from being scheduled again."""
-    if prompt.reentry == "always":
+    if prompt.reentry.mode == "always":
         return literal(False)
     a = PromptAction.__table__.alias("earlier")
     cond = and_(
@@ -75,8 +74,8 @@ def reentry_blocked(prompt: Prompt, now: datetime, contact_id: Any) -> ColumnEle
         a.c.prompt_id == prompt.id,
         a.c.status.in_(_TAKEN),
     )
-    if prompt.reentry == "after":
-        cond = and_(cond, or_(a.c.status == PENDING, a.c.due_at >= now - prompt.reentry_after))
+    if prompt.reentry.mode == "after":
+        cond = and_(cond, or_(a.c.status == PENDING, a.c.due_at >= now - prompt.reentry.after))
     return exists().where(cond)
 
 
@@ -121,7 +120,7 @@ async def _reentry_blocked(
         by_prompt.setdefault(a.prompt.id, []).append(a)
     for group in by_prompt.values():
         prompt = group[0].prompt
-        if prompt.reentry == "always":
+        if prompt.reentry.mode == "always":
             continue
         ids = sorted({a.contact_id for a in group})
         rows = await session.execute(
@@ -129,11 +128,11 @@ async def _reentry_blocked(
                 PromptAction.contact_id.in_(ids), PromptAction.prompt_id == prompt.id
             )
         )
-        edge = now - prompt.reentry_after
+        edge = now - prompt.reentry.after
         for cid, status, due_at in rows:
             if status not in _TAKEN:
                 continue
-            if prompt.reentry == "after" and status != PENDING and due_at < edge:
+            if prompt.reentry.mode == "after" and status != PENDING and due_at < edge:
                 continue
             blocked.add((int(cid), prompt.id))
     return blocked
@@ -227,7 +226,7 @@ async def cancel_on_exit(
     session: AsyncSession, book: PromptBook, contact_id: int, event_type: str, now: datetime
 ) -> int:
     """A pending reminder ends when its exit event happens (a review, a purchase...)."""
-    ids = [p.id for p in book.prompts.values() if event_type in p.exit_events]
+    ids = [p.id for p in book.prompts.values() if event_type in p.exit.events]
     if not ids:
         return 0
     res = await session.execute(
@@ -251,9 +250,7 @@ async def cancel_on_stage_left(
     now: datetime,
 ) -> int:
     """Pending prompts of the stage these people left are cancelled (if the prompt says so)."""
-    ids = [
-        p.id for p in book.by_trigger("stage", old) if old is not None and p.exit_on_stage_change
-    ]
+    ids = [p.id for p in book.by_trigger("stage", old) if old is not None and p.exit.stage_change]
     if not ids or not contact_ids:
         return 0
     res = await session.execute(
@@ -276,40 +273,39 @@ async def _zones(session: AsyncSession) -> list[str | None]:
     return list((await session.execute(select(Contact.timezone).distinct())).scalars())
 
 
-async def _insert_from_select(session: AsyncSession, query: Select[Any]) -> int:
-    """INSERT INTO prompt_actions SELECT ... FROM contacts WHERE ... (one statement)."""
-    cols = [
-        "contact_id",
-        "prompt_id",
-        "instance_key",
-        "due_at",
-        "status",
-        "deferrals",
-        "context",
-        "created_at",
-        "updated_at",
-    ]
-    ins = _insert(session)(PromptAction).from_select(cols, query)
+def _in_zone(tz_name: str | None) -> Any:
+    """Contacts in the time zone ``tz_name`` (``None``: those without one)."""
+    return Contact.timezone.is_(None) if tz_name is None else Contact.timezone == tz_name
+
+
+async def _insert_for(
+    session: AsyncSession,
+    prompt: Prompt,
+    instance_key: str,
+    due: datetime,
+    now: datetime,
+    where: Iterable[Any],
+) -> int:
+    """INSERT INTO prompt_actions SELECT ... FROM contacts WHERE ``where`` (one statement): the
+    prompt for every such contact its re-entry rule allows."""
+    values = {
+        "prompt_id": prompt.id,
+        "instance_key": instance_key,
+        "due_at": due,
+        "status": PENDING,
+        "deferrals": 0,
+        "context": {},
+        "created_at": now,
+        "updated_at": now,
+    }
+    t = PromptAction.__table__
+    query = select(Contact.id, *(literal(v, t.c[k].type) for k, v in values.items())).where(
+        *where, ~reentry_blocked(prompt, now, Contact.id)
+    )
+    ins = _insert(session)(PromptAction).from_select(["contact_id", *values], query)
     ins = ins.on_conflict_do_nothing(index_elements=["contact_id", "prompt_id", "instance_key"])
     res = await session.execute(ins.execution_options(synchronize_session=False))
     return rowcount(res)
-
-
-def _select_for(
-    prompt: Prompt, instance_key: str, due: datetime, now: datetime, where: Iterable[Any]
-) -> Select[Any]:
-    t = PromptAction.__table__
-    return select(
-        Contact.id,
-        literal(prompt.id, t.c.prompt_id.type),
-        literal(instance_key, t.c.instance_key.type),
-        literal(due, t.c.due_at.type),
-        literal(PENDING, t.c.status.type),
-        literal(0, t.c.deferrals.type),
-        literal({}, t.c.context.type),
-        literal(now, t.c.created_at.type),
-        literal(now, t.c.updated_at.type),
-    ).where(*where, ~reentry_blocked(prompt, now, Contact.id))
 
 
 async def sweep_schedules(
@@ -323,7 +319,6 @@ async def sweep_schedules(
     n = 0
     for tz_name in await _zones(session):
         tz = zone(tz_name, default_tz)
-        tz_cond = Contact.timezone.is_(None) if tz_name is None else Contact.timezone == tz_name
         for p in prompts:
             it = croniter(p.trigger.value, (now - timedelta(minutes=1)).astimezone(tz))
             while True:
@@ -333,9 +328,8 @@ async def sweep_schedules(
                 if fire + p.expire_after < now:
                     continue
                 key = f"cron:{fire.replace(tzinfo=None).isoformat(timespec='minutes')}"
-                cond = [tz_cond, p.trigger.audience.sql(now), p.audience.sql(now)]
-                q = _select_for(p, key, fire.astimezone(UTC), now, cond)
-                n += await _insert_from_select(session, q)
+                cond = [_in_zone(tz_name), p.trigger.audience.sql(now), p.audience.sql(now)]
+                n += await _insert_for(session, p, key, fire.astimezone(UTC), now, cond)
     return n
 
 
@@ -368,11 +362,8 @@ async def sweep_segments(
             key = f"seg:{now.astimezone(tz).date().isoformat()}"
             cond: list[Any] = [member, p.audience.sql(now)]
             if p.trigger.at:
-                cond.append(
-                    Contact.timezone.is_(None) if tz_name is None else Contact.timezone == tz_name
-                )
-            q = _select_for(p, key, due, now, cond)
-            n += await _insert_from_select(session, q)
+                cond.append(_in_zone(tz_name))
+            n += await _insert_for(session, p, key, due, now, cond)
     return n
 
 

@@ -61,7 +61,7 @@ def test_the_demo_prompts_are_valid_with_texts_in_every_language() -> None:
             2,
             "prompt id",
         ),
-        ("prompts:\n  - id: x\n    response: utter_x\n", 2, "has no trigger"),
+        ("prompts:\n  - id: x\n    response: utter_x\n", 2, "'trigger' is missing"),
         (
             "prompts:\n  - id: x\n    trigger: {event: a, stage: b}\n    response: utter_x\n",
             3,
@@ -85,7 +85,7 @@ def test_the_demo_prompts_are_valid_with_texts_in_every_language() -> None:
         (
             "prompts:\n  - id: x\n    trigger: {event: a}\n    purpose: spam\n    response: utter_x\n",
             4,
-            "'spam': use one of service, marketing",
+            "purpose: Input should be 'service' or 'marketing'",
         ),
         (
             "prompts:\n  - id: x\n    trigger: {event: a}\n    response: hello\n",
@@ -101,7 +101,7 @@ def test_the_demo_prompts_are_valid_with_texts_in_every_language() -> None:
         (
             "prompts:\n  - id: x\n    trigger: {event: a}\n    response: utter_x\n    holdout: 1.5\n",
             5,
-            "between 0 and 1",
+            "holdout: Input should be less than 1",
         ),
         (
             "prompts:\n  - id: x\n    trigger: {event: a}\n    response: utter_x\n    audience:\n      bogus: 1\n",
@@ -146,7 +146,7 @@ def test_the_demo_prompts_are_valid_with_texts_in_every_language() -> None:
         (
             "prompts:\n  - id: x\n    trigger: {event: a}\n    response: utter_x\n    suppress: [mood]\n",
             5,
-            "unknown suppression 'mood'",
+            "suppress.0: Input should be 'handoff', 'complaint' or 'low_csat'",
         ),
         (
             "prompts:\n  - id: x\n    trigger:\n      stage: a\n      where: {b: 1}\n    response: utter_x\n",
@@ -236,7 +236,7 @@ def test_validate_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_due_times(start: datetime, delay: str, at: str, tz: str, want_local: datetime) -> None:
     from bot.content.durations import parse_duration
 
-    t = Trigger("event", "x", delay=parse_duration(delay), at=time.fromisoformat(at))
+    t = Trigger(event="x", delay=parse_duration(delay), at=time.fromisoformat(at))
     due = t.due(start, ZoneInfo(tz))
     assert due.astimezone(ZoneInfo(tz)).replace(tzinfo=None) == want_local
     assert due - start >= timedelta(0)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from bot.prompts.definitions import Prompt, Trigger, Variant
+from bot.prompts.definitions import Goal, Prompt, Trigger, Variant
 from bot.prompts.experiments import assign, difference_ci, wilson
 from bot.prompts.models import PromptAssignment, PromptConversion
 from bot.prompts.report import format_report, prompt_report
@@ -46,9 +46,13 @@ def utc(day: int, hour: int, minute: int = 0) -> datetime:
 def test_assignment_is_stable_and_follows_the_shares() -> None:
     p = Prompt(
         id="x",
-        trigger=Trigger("event", "e"),
-        variants=(Variant("a", "utter_a", 1), Variant("b", "utter_b", 3)),
+        trigger=Trigger(event="e"),
+        variants=(
+            Variant(id="a", response="utter_a", weight=1),
+            Variant(id="b", response="utter_b", weight=3),
+        ),
         holdout=0.2,
+        goal=Goal(event="purchased"),
     )
     groups = Counter(assign(p, cid, "salt") for cid in range(20_000))
     assert abs(groups["holdout"] / 20_000 - 0.2) < 0.015
@@ -57,7 +61,7 @@ def test_assignment_is_stable_and_follows_the_shares() -> None:
         assign(p, cid, "salt") for cid in range(50)
     ]
     # another prompt (or salt) shuffles people independently
-    other = Prompt(id="y", trigger=p.trigger, variants=p.variants, holdout=0.2)
+    other = Prompt(id="y", trigger=p.trigger, variants=p.variants, holdout=0.2, goal=p.goal)
     same = sum(assign(p, c, "salt") == assign(other, c, "salt") for c in range(5000))
     assert same < 0.6 * 5000
 
