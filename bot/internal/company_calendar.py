@@ -20,14 +20,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
-from bot.content.loader import ContentError, Doc
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+
+from bot.content.loader import Doc
+from bot.content.models import ContentModel, Text, TimeZoneName
 from bot.internal.config import WEEKDAYS, parse_hours
 from bot.outreach.windows import parse_days
 
-KINDS = ("holiday", "launch", "event")
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,74 +100,50 @@ class CompanyCalendar:
         working_days: list[str] | None = None,
     ) -> CompanyCalendar:
         """The calendar file over the settings' defaults; errors name file and line."""
-        days = working_days or ["mon", "tue", "wed", "thu", "fri"]
         cal = cls(
             timezone=timezone,
-            working_days=frozenset(WEEKDAYS.index(d) for d in days),
+            working_days=parse_days(working_days or ["mon", "tue", "wed", "thu", "fri"]),
             hours=parse_hours(working_hours),
         )
         if path is None or not path.exists():
             return cal
-        doc = Doc.load(path)
-        data = doc.data or {}
-        if not isinstance(data, dict):
-            raise ContentError(path, 1, "expected a mapping (timezone:, working_hours:, dates:)")
-
-        def err(key: str, problem: str, line: int | None = None) -> ContentError:
-            return ContentError(path, line or doc.key_line((key,)), problem)
-
-        if "timezone" in data:
-            try:
-                ZoneInfo(str(data["timezone"]))
-            except (ZoneInfoNotFoundError, ValueError):
-                raise err("timezone", f"unknown time zone {data['timezone']!r}") from None
-            cal.timezone = str(data["timezone"])
-        if "working_hours" in data:
-            try:
-                cal.hours = parse_hours(str(data["working_hours"]))
-            except ValueError as e:
-                raise err("working_hours", str(e)) from None
-        if "working_days" in data:
-            raw = data["working_days"]
-            if isinstance(raw, str):
-                raw = [p.strip() for p in raw.split(",")]
-            try:
-                cal.working_days = parse_days([str(d) for d in raw])
-            except ValueError:
-                raise err("working_days", f"working_days: use {', '.join(WEEKDAYS)}") from None
-        items = data.get("dates") or []
-        if not isinstance(items, list):
-            raise err("dates", "dates: a list of {date: YYYY-MM-DD, kind: holiday, title: ...}")
-        for i, item in enumerate(items):
-            cal.dates.append(_date_item(path, doc.line(("dates", i)), item))
-        cal.dates.sort(key=lambda c: c.start)
+        f = Doc.load(path).validate(CalendarFile)
+        cal.timezone = f.timezone or cal.timezone
+        cal.hours = f.working_hours or cal.hours
+        cal.working_days = cal.working_days if f.working_days is None else f.working_days
+        cal.dates = sorted(
+            (CompanyDate(d.start, d.end, d.kind, d.title or d.kind) for d in f.dates),
+            key=lambda c: c.start,
+        )
         return cal
 
 
-def _date_item(path: Path, line: int | None, item: Any) -> CompanyDate:
-    if not isinstance(item, dict):
-        raise ContentError(path, line, "a date is {date: YYYY-MM-DD, kind: ..., title: ...}")
-    kind = str(item.get("kind", "event")).lower()
-    if kind not in KINDS:
-        raise ContentError(path, line, f"kind {kind!r}: use {', '.join(KINDS)}")
-    try:
-        if "date" in item:
-            start = end = _as_date(item["date"])
-        else:
-            start, end = _as_date(item["from"]), _as_date(item["to"])
-    except (KeyError, ValueError):
-        raise ContentError(
-            path, line, "give date: YYYY-MM-DD, or from: and to: (YYYY-MM-DD)"
-        ) from None
-    if end < start:
-        raise ContentError(path, line, f"'to' ({end}) is before 'from' ({start})")
-    title = str(item.get("title") or kind)
-    return CompanyDate(start, end, kind, title)
+class CalendarDate(ContentModel):
+    """One day (``date:``) or a span (``from:``, ``to:``), with its kind and title."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    day: date | None = Field(default=None, alias="date")
+    start: date = Field(default=date.min, alias="from")
+    end: date = Field(default=date.min, alias="to")
+    kind: Annotated[Literal["holiday", "launch", "event"], BeforeValidator(_lower)] = "event"
+    title: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_day_or_a_span(self) -> CalendarDate:
+        if self.day is not None:
+            return self.model_copy(update={"start": self.day, "end": self.day})
+        if date.min in (self.start, self.end):
+            raise ValueError("give date: YYYY-MM-DD, or from: and to: (YYYY-MM-DD)")
+        if self.end < self.start:
+            raise ValueError(f"'to' ({self.end}) is before 'from' ({self.start})")
+        return self
 
 
-def _as_date(v: Any) -> date:
-    if isinstance(v, datetime):
-        return v.date()
-    if isinstance(v, date):
-        return v
-    return date.fromisoformat(str(v))
+class CalendarFile(ContentModel):
+    """``updates/calendar.yml``: each key overrides the settings' default."""
+
+    timezone: TimeZoneName | None = None
+    working_hours: Annotated[tuple[time, time], BeforeValidator(parse_hours)] | None = None
+    working_days: Annotated[frozenset[int], BeforeValidator(parse_days)] | None = None
+    dates: list[CalendarDate] = Field(default_factory=list)

@@ -121,9 +121,13 @@ def test_calendar_holidays_days_off_and_working_hours(content: Content) -> None:
     ("text", "line", "problem"),
     [
         ("timezone: Mars/Base\n", 1, "unknown time zone"),
-        ("dates:\n  - {date: 2026-01-06, kind: party}\n", 2, "kind 'party'"),
-        ("dates:\n  - {date: 2026-01-06}\n  - {date: 2026-13-01}\n", 3, "YYYY-MM-DD"),
+        ("dates:\n  - {date: 2026-01-06, kind: party}\n", 2, "kind: Input should be 'holiday'"),
+        ("dates:\n  - {date: 2026-01-06}\n  - {date: 2026-13-01}\n", 3, "valid date"),
+        ("dates:\n  - {kind: holiday}\n", 2, "give date: YYYY-MM-DD, or from: and to:"),
+        ("dates:\n  - {from: 2026-12-31, to: 2026-12-24}\n", 2, "'to' (2026-12-24) is before"),
         ("working_hours: '17:00-09:00'\n", 1, "start must be before"),
+        ("working_days: [mon, fry]\n", 1, "unknown weekday 'fry'"),
+        ("timezone: UTC\nworkng_days: [mon]\n", 2, "unknown key 'workng_days'"),
     ],
 )
 def test_calendar_errors_name_file_and_line(
