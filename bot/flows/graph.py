@@ -6,7 +6,21 @@ from collections.abc import Callable
 
 from bot.content.durations import duration_text
 from bot.flows.loader import successors
-from bot.flows.model import END, Flow, Step
+from bot.flows.model import (
+    END,
+    AskStep,
+    BranchStep,
+    CallStep,
+    CollectStep,
+    EndStep,
+    Flow,
+    HandoffStep,
+    RecordStep,
+    SayStep,
+    SetStep,
+    Step,
+    WaitStep,
+)
 
 Words = Callable[[str], str | None]
 """A response name -> the text a customer sees in the chosen language (None: unknown)."""
@@ -29,28 +43,42 @@ def _said(name: str | None, words: Words | None) -> str:
     return one_line if len(one_line) <= MAX_TEXT else one_line[: MAX_TEXT - 1] + "…"
 
 
+_SHAPES = {  # kind: the box's opening and closing marks
+    "say": ("[", "]"),
+    "ask": ("{{", "}}"),
+    "collect": ("[/", "/]"),
+    "wait": ("([", "])"),
+    "branch": ("{", "}"),
+    "call": ("[[", "]]"),
+    "handoff": (">", "]"),
+    "set": ("[", "]"),
+    "record": ("[", "]"),
+}
+
+
+def _caption(step: Step, words: Words | None) -> str:
+    if isinstance(step, SayStep | AskStep):
+        return f"{step.kind} {_said(step.response, words)}"
+    if isinstance(step, CollectStep):
+        return f"collect {step.slot} ({step.validation[0]})"
+    if isinstance(step, WaitStep):
+        return f"wait {duration_text(step.duration)}"
+    if isinstance(step, CallStep):
+        return f"call {step.flow}"
+    if isinstance(step, HandoffStep):
+        return f"handoff: {step.reason}"
+    if isinstance(step, SetStep):
+        return "set " + ", ".join(f for f, _ in step.values)
+    if isinstance(step, RecordStep):
+        return f"record event {step.event}"
+    return step.kind
+
+
 def _node(step: Step, words: Words | None = None) -> str:
-    k, sid = step.kind, step.id
-    if k == "say":
-        return f'{sid}["say {_label(_said(step.response, words))}"]'
-    if k == "ask":
-        return f'{sid}{{{{"ask {_label(_said(step.response, words))}"}}}}'
-    if k == "collect":
-        return f'{sid}[/"collect {step.slot} ({step.validate})"/]'
-    if k == "wait":
-        return f'{sid}(["wait {duration_text(step.duration) if step.duration else "?"}"])'
-    if k == "branch":
-        return f'{sid}{{"branch"}}'
-    if k == "call":
-        return f'{sid}[["call {step.flow}"]]'
-    if k == "handoff":
-        return f'{sid}>"handoff: {step.reason}"]'
-    if k == "set":
-        fields = ", ".join(f for f, _ in step.values)
-        return f'{sid}["set {_label(fields)}"]'
-    if k == "record":
-        return f'{sid}["record event {step.event}"]'
-    return f"{sid}((end))"
+    if isinstance(step, EndStep):
+        return f"{step.id}((end))"
+    opening, closing = _SHAPES[step.kind]
+    return f'{step.id}{opening}"{_label(_caption(step, words))}"{closing}'
 
 
 def mermaid(flow: Flow, words: Words | None = None) -> str:
@@ -69,14 +97,14 @@ def mermaid(flow: Flow, words: Words | None = None) -> str:
         return f"{END}_" if target == END else target
 
     for step in flow.steps:
-        if step.kind == "ask" and any(c.url is None for c in step.choices):
+        if isinstance(step, AskStep) and any(c.url is None for c in step.choices):
             default = flow.following(step)
             for c in step.choices:
                 if c.url is None:
                     title = _label(_said(c.title, words))
                     lines.append(f'  {step.id} -- "{title}" --> {ref(c.next or default)}')
             continue
-        if step.kind == "branch":
+        if isinstance(step, BranchStep):
             for i, b in enumerate(step.branches):
                 label = "else" if b.when is None else f"if #{i + 1}"
                 lines.append(f'  {step.id} -- "{label}" --> {ref(b.then)}')

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.flows import validators
-from bot.flows.model import END
+from bot.flows.model import END, AskStep, CollectStep
 from bot.flows.words import control_word, normalize, word_language
 from bot.lifecycle.models import (
     ACTIVE,
@@ -79,7 +79,7 @@ class TurnPolicy(Interpreter):
         if flow is None or step is None or not step.interactive:
             return False
         text = turn.inbound.text
-        if step.kind == "collect":
+        if isinstance(step, CollectStep):
             value = validators.check(step, text)
             if value is None:
                 if _digression(turn):
@@ -94,7 +94,6 @@ class TurnPolicy(Interpreter):
                 )
                 self._prompt(run, st, flow, step)
                 return True
-            assert step.slot is not None
             st.slots = {**(st.slots or {}), step.slot: value}
             if step.save:
                 _store(run.contact, step.save, value, run.now)
@@ -207,9 +206,9 @@ class TurnPolicy(Interpreter):
                     self._prompt(run, active, flow, step)  # an old Next button
                     return True
                 answers = [c for c in step.choices if c.url is None]
-                if step.kind == "ask" and not answers and not step.slot:
+                if isinstance(step, AskStep) and not answers and not step.slot:
                     await self._advance(run, active, flow.following(step), others=states)
-                elif step.kind == "ask" and len(answers) == 1:
+                elif isinstance(step, AskStep) and len(answers) == 1:
                     await self.pick(run, active, step.id, step.choices.index(answers[0]), states)
                 else:
                     self._prompt(run, active, flow, step)  # a real question: ask it again
