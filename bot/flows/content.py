@@ -128,10 +128,7 @@ def _check_calls(book: FlowBook) -> list[Problem]:
                     )
                 )
     # a flow that (through others) calls itself would never end
-    graph = {
-        f.id: {s.flow for s in f.calls() if s.flow in book.flows}
-        for f in book.flows.values()
-    }
+    graph = {f.id: {s.flow for s in f.calls() if s.flow in book.flows} for f in book.flows.values()}
     for start in graph:
         stack, seen = [start], set()
         while stack:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -65,6 +65,12 @@ _PREFETCHED = StateKey[tuple[int, list[FlowState]]]("flows.prefetched")  # (cont
 _HANDLED = StateKey[bool]("flows.handled")
 
 RecordEvent = Callable[[AsyncSession, Contact, str, dict[str, Any], datetime, str], Awaitable[None]]
+
+
+def with_status(states: Iterable[FlowState], *statuses: str) -> FlowState | None:
+    """The first of ``states`` (newest first, as :meth:`Interpreter.open_states` orders them)
+    in one of ``statuses``."""
+    return next((st for st in states if st.status in statuses), None)
 
 
 @dataclass
@@ -308,7 +314,7 @@ class Interpreter:
         st.finished_at = now
 
     def _offer_paused(self, run: Run, st: FlowState, others: Sequence[FlowState]) -> None:
-        paused = next((o for o in others if o is not st and o.status == PAUSED), None)
+        paused = with_status((o for o in others if o is not st), PAUSED)
         if paused is None:
             return
         flow = self.book.get(paused.flow_id)

@@ -40,6 +40,7 @@ from bot.flows.interpreter import (
     Interpreter,
     Run,
     _store,
+    with_status,
 )
 
 log = logging.getLogger(__name__)
@@ -180,10 +181,10 @@ class TurnPolicy(Interpreter):
         step_id: str | None = None,
     ) -> bool:
         """pause / continue / skip / back. False when there is no flow to apply it to."""
-        active = next((st for st in states if st.status == ACTIVE), None)
+        active = with_status(states, ACTIVE)
         lang = run.language
         if word == "pause":
-            target = active or next((st for st in states if st.status == WAITING), None)
+            target = active or with_status(states, WAITING)
             if target is None:
                 return False
             flow = self.book.get(target.flow_id)
@@ -213,7 +214,7 @@ class TurnPolicy(Interpreter):
                 else:
                     self._prompt(run, active, flow, step)  # a real question: ask it again
                 return True
-            chosen = chosen or next((st for st in states if st.status in (PAUSED, PENDING)), None)
+            chosen = chosen or with_status(states, PAUSED, PENDING)
             if chosen is None:
                 return False
             await self.resume(run, chosen, states, welcome=chosen.status == PAUSED)
@@ -262,7 +263,7 @@ class TurnPolicy(Interpreter):
                 turn.answer_meta.update(intent=f"flow_{word}", confidence=1.0)
                 turn.state.set(_HANDLED, True)
                 return True
-            active = next((st for st in states if st.status == ACTIVE), None)
+            active = with_status(states, ACTIVE)
             if active is not None and await self.answer(run, active, states):
                 turn.answer_meta.update(intent=f"flow:{active.flow_id}", confidence=turn.confidence)
                 turn.state.set(_HANDLED, True)
@@ -291,7 +292,7 @@ class TurnPolicy(Interpreter):
                 return True
             await self.start(run, flow, trigger=f"link:{flow.id}", states=states)
             return True
-        active = next((st for st in states if st.status == ACTIVE), None)
+        active = with_status(states, ACTIVE)
         if intent == "flow_answer":
             if active is None:
                 return await self._nothing_open(run, states)
@@ -336,7 +337,7 @@ class TurnPolicy(Interpreter):
         run = Run(turn.session, c, turn.now, turn.language, turn)
         if turn.state.get(_HANDLED):
             return
-        active = next((st for st in states if st.status == ACTIVE), None)
+        active = with_status(states, ACTIVE)
         if active is not None:
             flow = self.book.get(active.flow_id)
             if flow is None:
@@ -371,7 +372,7 @@ class TurnPolicy(Interpreter):
             st = fresh[0]
             await self._advance(run, st, st.step_id or END, others=states)
             return
-        paused = next((st for st in states if st.status == PAUSED), None)
+        paused = with_status(states, PAUSED)
         if paused is not None and turn.intent == "greet":
             flow = self.book.get(paused.flow_id)
             if flow is not None:
