@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from bot.content.durations import duration_text
 from bot.flows.loader import successors
-from bot.flows.model import (
-    END,
-    AskStep,
-    BranchStep,
-    CallStep,
-    CollectStep,
-    EndStep,
-    Flow,
-    HandoffStep,
-    RecordStep,
-    SayStep,
-    SetStep,
-    Step,
-    WaitStep,
-)
+from bot.flows.model import END, AskStep, BranchStep, Flow, Step
 
 Words = Callable[[str], str | None]
 """A response name -> the text a customer sees in the chosen language (None: unknown)."""
@@ -43,42 +30,25 @@ def _said(name: str | None, words: Words | None) -> str:
     return one_line if len(one_line) <= MAX_TEXT else one_line[: MAX_TEXT - 1] + "…"
 
 
-_SHAPES = {  # kind: the box's opening and closing marks
-    "say": ("[", "]"),
-    "ask": ("{{", "}}"),
-    "collect": ("[/", "/]"),
-    "wait": ("([", "])"),
-    "branch": ("{", "}"),
-    "call": ("[[", "]]"),
-    "handoff": (">", "]"),
-    "set": ("[", "]"),
-    "record": ("[", "]"),
+_BOXES: dict[str, tuple[str, Callable[[Any, Words | None], str], str]] = {
+    # kind: (the box's opening mark, its text, its closing mark)
+    "say": ("[", lambda s, w: f"say {_said(s.response, w)}", "]"),
+    "ask": ("{{", lambda s, w: f"ask {_said(s.response, w)}", "}}"),
+    "collect": ("[/", lambda s, w: f"collect {s.slot} ({s.validation[0]})", "/]"),
+    "wait": ("([", lambda s, w: f"wait {duration_text(s.duration)}", "])"),
+    "branch": ("{", lambda s, w: "branch", "}"),
+    "call": ("[[", lambda s, w: f"call {s.flow}", "]]"),
+    "handoff": (">", lambda s, w: f"handoff: {s.reason}", "]"),
+    "set": ("[", lambda s, w: "set " + ", ".join(f for f, _ in s.values), "]"),
+    "record": ("[", lambda s, w: f"record event {s.event}", "]"),
 }
 
 
-def _caption(step: Step, words: Words | None) -> str:
-    if isinstance(step, SayStep | AskStep):
-        return f"{step.kind} {_said(step.response, words)}"
-    if isinstance(step, CollectStep):
-        return f"collect {step.slot} ({step.validation[0]})"
-    if isinstance(step, WaitStep):
-        return f"wait {duration_text(step.duration)}"
-    if isinstance(step, CallStep):
-        return f"call {step.flow}"
-    if isinstance(step, HandoffStep):
-        return f"handoff: {step.reason}"
-    if isinstance(step, SetStep):
-        return "set " + ", ".join(f for f, _ in step.values)
-    if isinstance(step, RecordStep):
-        return f"record event {step.event}"
-    return step.kind
-
-
 def _node(step: Step, words: Words | None = None) -> str:
-    if isinstance(step, EndStep):
+    if step.kind == "end":
         return f"{step.id}((end))"
-    opening, closing = _SHAPES[step.kind]
-    return f'{step.id}{opening}"{_label(_caption(step, words))}"{closing}'
+    opening, text, closing = _BOXES[step.kind]
+    return f'{step.id}{opening}"{_label(text(step, words))}"{closing}'
 
 
 def mermaid(flow: Flow, words: Words | None = None) -> str:

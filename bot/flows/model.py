@@ -37,6 +37,7 @@ TRIGGER_KINDS = ("intent", "event", "stage", "link")
 VALIDATORS = ("text", "email", "number", "integer", "phone", "date", "regex", "choice")
 ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _RESPONSE = re.compile(r"^utter_[\w/.-]+$")
+_URL = re.compile(r"^https?://")
 _EVENT = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 SETTABLE = ("email", "language", "timezone", "preferred_channel", "display_name")
 P = TypeVar("P", bound="Part")
@@ -118,13 +119,13 @@ class Part(BaseModel):
     line: int | None = _runtime(None)
 
 
-def located(model: type[P], info: ValidationInfo, *below: str | int, **update: Any) -> P:
-    """The part ``below`` the one being validated, as a ``model`` with its line (and
-    ``update``); its problems raise :class:`~bot.content.loader.ContentError` (file:line)."""
+def _located(model: type[P], info: ValidationInfo, *below: str | int) -> P:
+    """The part ``below`` the one being validated, as a ``model`` with its line; its problems
+    raise :class:`~bot.content.loader.ContentError` (file:line)."""
     where = _where(info)
     at: PathKey = (*where.at, *below)
     part = where.doc.validate(model, at, context=replace(where, at=at))
-    return part.model_copy(update={"line": where.doc.line(at), **update})
+    return part.model_copy(update={"line": where.doc.line(at)})
 
 
 class Trigger(Part):
@@ -141,17 +142,24 @@ class Trigger(Part):
     within: Duration | None = None  # events: not for events older than this (backfills)
     first: StrictBool = False  # events: only the person's first event of that type
 
-    @property
+    @cached_property
     def kind(self) -> str:
         return next(k for k in TRIGGER_KINDS if getattr(self, k))
 
-    @property
+    @cached_property
     def value(self) -> str:
         value: str = getattr(self, self.kind)
         return value
 
     def describe(self) -> str:
         return f"{self.kind}: {self.value}" + (" (first)" if self.first else "")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise FieldError("a trigger is a mapping, e.g. {event: delivered}")
+        return data
 
     @model_validator(mode="after")
     def _one_kind(self, info: ValidationInfo) -> Trigger:
@@ -179,16 +187,7 @@ class Choice(Part):
     title: Response  # response name
     value: Annotated[str, BeforeValidator(str)] | None = None
     next: Target | None = None  # step id | "end" | None (the step's next)
-    url: (
-        Annotated[
-            str,
-            _matching(
-                lambda v: v.startswith(("https://", "http://")),
-                "url: an http(s) address, not {0!r}",
-            ),
-        ]
-        | None
-    ) = None
+    url: Annotated[str, _matching(_URL.match, "url: an http(s) address, not {0!r}")] | None = None
 
     @model_validator(mode="after")
     def _link_or_answer(self) -> Choice:
@@ -212,6 +211,9 @@ Buttons = Annotated[
 ]
 
 
+STEPS: dict[str, type[Step]] = {}  # kind: its class
+
+
 class Step(Part):
     """The keys every step has; ``response``, ``choices`` and ``slot`` are those of the kinds
     that have them (say, ask, collect) and empty for the others."""
@@ -223,6 +225,10 @@ class Step(Part):
     response: str | None = _runtime(None)  # the text
     choices: tuple[Choice, ...] = _runtime(())  # buttons (answers, links)
     slot: str | None = _runtime(None)  # where the answer goes
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        STEPS[cls.kind] = cls
 
     @property
     def interactive(self) -> bool:
@@ -403,37 +409,7 @@ class EndStep(Step):
         return self
 
 
-STEPS: dict[str, type[Step]] = {
-    c.kind: c
-    for c in (
-        SayStep,
-        AskStep,
-        CollectStep,
-        WaitStep,
-        BranchStep,
-        CallStep,
-        HandoffStep,
-        SetStep,
-        RecordStep,
-        EndStep,
-    )
-}
-STEP_KINDS = tuple(STEPS)
-
-
-def _trigger_list(raw: Any, info: ValidationInfo) -> tuple[Trigger, ...]:
-    """One trigger or a list of them."""
-    many = isinstance(raw, list)
-    for i, t in enumerate(raw if many else [raw]):
-        if not isinstance(t, Mapping):
-            where = _where(info)
-            raise where.doc.error(
-                (*where.at, "trigger", *((i,) if many else ())),
-                "a trigger is a mapping, e.g. {event: delivered}",
-            )
-    if not many:
-        return (located(Trigger, info, "trigger"),)
-    return tuple(located(Trigger, info, "trigger", i) for i in range(len(raw)))
+STEP_KINDS = tuple(STEPS)  # say, ask, ... end: in the order they are declared
 
 
 def _step(raw: Any, i: int, info: ValidationInfo) -> Step:
@@ -451,7 +427,7 @@ def _step(raw: Any, i: int, info: ValidationInfo) -> Step:
     if len(kinds) != 1:
         found = ", ".join(kinds) if kinds else "none"
         raise doc.error(at, f"a step has exactly one of {', '.join(STEP_KINDS)} (found {found})")
-    step = located(STEPS[kinds[0]], info, "steps", i)
+    step = _located(STEPS[kinds[0]], info, "steps", i)
     return step if step.id else step.model_copy(update={"id": default_id})
 
 
@@ -468,7 +444,10 @@ class Flow(Part):
     @field_validator("triggers", mode="before")
     @classmethod
     def _triggers(cls, raw: Any, info: ValidationInfo) -> tuple[Trigger, ...]:
-        return () if raw is None else _trigger_list(raw, info)
+        """None, one trigger or a list of them."""
+        if isinstance(raw, list):
+            return tuple(_located(Trigger, info, "trigger", i) for i in range(len(raw)))
+        return () if raw is None else (_located(Trigger, info, "trigger"),)
 
     @field_validator("steps", mode="before")
     @classmethod
