@@ -6,8 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.content.durations import duration_text
-from bot.flows.loader import successors
-from bot.flows.model import END, AskStep, BranchStep, Flow, Step
+from bot.flows.model import END, Flow, Step
 
 Words = Callable[[str], str | None]
 """A response name -> the text a customer sees in the chosen language (None: unknown)."""
@@ -67,20 +66,10 @@ def mermaid(flow: Flow, words: Words | None = None) -> str:
         return f"{END}_" if target == END else target
 
     for step in flow.steps:
-        if isinstance(step, AskStep) and any(c.url is None for c in step.choices):
-            default = flow.following(step)
-            for c in step.choices:
-                if c.url is None:
-                    title = _label(_said(c.title, words))
-                    lines.append(f'  {step.id} -- "{title}" --> {ref(c.next or default)}')
-            continue
-        if isinstance(step, BranchStep):
-            for i, b in enumerate(step.branches):
-                label = "else" if b.when is None else f"if #{i + 1}"
-                lines.append(f'  {step.id} -- "{label}" --> {ref(b.then)}')
-            if step.branches[-1].when is not None:
-                lines.append(f'  {step.id} -- "otherwise" --> {ref(flow.following(step))}')
-            continue
-        for target in dict.fromkeys(successors(flow, step)):
-            lines.append(f"  {step.id} --> {ref(target)}")
+        for via, target in flow.edges(step):
+            if via is None:
+                lines.append(f"  {step.id} --> {ref(target)}")
+            else:
+                label = via if isinstance(via, str) else _label(_said(via.title, words))
+                lines.append(f'  {step.id} -- "{label}" --> {ref(target)}')
     return "\n".join(lines) + "\n"

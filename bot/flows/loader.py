@@ -37,7 +37,7 @@ from typing import Any
 
 from bot.content.conditions import Env
 from bot.content.loader import ContentError, Doc, PathKey, Problem, walk_files
-from bot.flows.model import END, ID, AskStep, BranchStep, EndStep, Flow, FlowBook, Step, Where
+from bot.flows.model import END, ID, Flow, FlowBook, Where
 
 OTHER_FILES = ("lifecycle.yml", "prompts.yml")  # other features' files in flows/
 
@@ -116,24 +116,6 @@ def parse_flow(doc: Doc, flow_id: str, raw: Any, env: Env) -> Flow:
     return flow.model_copy(update={"id": flow_id, "path": str(doc.path), "line": doc.line(at)})
 
 
-def successors(flow: Flow, step: Step) -> list[str]:
-    """Where the flow may go after ``step`` (``end`` included)."""
-    if isinstance(step, EndStep):
-        return []
-    if isinstance(step, BranchStep):
-        out = [b.then for b in step.branches]
-        if step.branches[-1].when is not None:  # no else: falls through
-            out.append(flow.following(step))
-        return out
-    if isinstance(step, AskStep):
-        answers = [c for c in step.choices if c.url is None]
-        out = [c.next or flow.following(step) for c in answers]
-        if not answers or any(c.next is None for c in answers):
-            out.append(flow.following(step))
-        return out
-    return [flow.following(step)]
-
-
 def check_flow(doc: Doc, flow: Flow) -> list[Problem]:
     """Checks inside one flow: jump targets exist, every step is reachable."""
     problems: list[Problem] = []
@@ -158,7 +140,7 @@ def check_flow(doc: Doc, flow: Flow) -> list[Problem]:
         seen.add(sid)
         cur = flow.step(sid)
         assert cur is not None
-        todo.extend(successors(flow, cur))
+        todo.extend(target for _, target in flow.edges(cur))
     for i, step in enumerate(flow.steps):
         if step.id not in seen:
             problems.append(

@@ -485,6 +485,21 @@ class Flow(Part):
         i = self.by_id[step.id] + 1
         return self.steps[i].id if i < len(self.steps) else END
 
+    def edges(self, step: Step) -> list[tuple[Choice | str | None, str]]:
+        """Where the flow may go after ``step`` (``end`` included), each with what leads there:
+        an answer, a branch ("if #1", "else", "otherwise") or None (it just goes on)."""
+        if isinstance(step, EndStep):
+            return []
+        after = self.following(step)
+        if isinstance(step, BranchStep):
+            out: list[tuple[Choice | str | None, str]] = [
+                ("else" if b.when is None else f"if #{i + 1}", b.then)
+                for i, b in enumerate(step.branches)
+            ]
+            return out + ([("otherwise", after)] if step.branches[-1].when is not None else [])
+        answers = [c for c in step.choices if c.url is None] if isinstance(step, AskStep) else []
+        return [(c, c.next or after) for c in answers] or [(None, after)]
+
     def calls(self) -> list[CallStep]:
         return [s for s in self.steps if isinstance(s, CallStep)]
 
