@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.flows import validators
-from bot.flows.model import END, AskStep, CollectStep
+from bot.flows.model import END, AskStep, Choice, CollectStep, Flow, Step
 from bot.flows.words import control_word, normalize, word_language
 from bot.lifecycle.models import (
     ACTIVE,
@@ -100,20 +100,12 @@ class TurnPolicy(Interpreter):
                 _store(run.contact, step.save, value, run.now)
             await self._advance(run, st, flow.following(step), others=states)
             return True
-        answers = [(i, c) for i, c in enumerate(step.choices) if c.url is None]
+        answers = [c for c in step.choices if c.url is None]
         if answers:
             picked = self._match(run, answers, text)
             if picked is None:
                 return False
-            _, choice = picked
-            if step.slot:
-                value = (
-                    choice.value
-                    if choice.value is not None
-                    else self.text(choice.title, run.language)
-                )
-                st.slots = {**(st.slots or {}), step.slot: value}
-            await self._advance(run, st, choice.next or flow.following(step), others=states)
+            await self._choose(run, st, flow, step, picked, states)
             return True
         if step.slot:  # a free answer
             if _digression(turn) or not text.strip():
@@ -123,7 +115,7 @@ class TurnPolicy(Interpreter):
             return True
         return False  # a "Next" page: only next/continue moves it (control words, button)
 
-    def _match(self, run: Run, answers: list[tuple[int, Any]], text: str) -> tuple[int, Any] | None:
+    def _match(self, run: Run, answers: list[Choice], text: str) -> Choice | None:
         """The answer whose title (in the turn's language, else in another) or value was typed."""
         said = normalize(text)
         if not said:
@@ -132,11 +124,11 @@ class TurnPolicy(Interpreter):
             lang for lang in self.runtime.settings.languages if lang != run.language
         ]
         for lang in langs:
-            for i, c in answers:
+            for c in answers:
                 title = normalize(self.text(c.title, lang))
                 if said == title or (c.value is not None and said == normalize(c.value)):
                     self._speak(run, lang)
-                    return i, c
+                    return c
         return None
 
     def _speak(self, run: Run, language: str | None) -> None:
@@ -164,12 +156,22 @@ class TurnPolicy(Interpreter):
         if choice.url:
             self._prompt(run, st, flow, step)
             return
+        await self._choose(run, st, flow, step, choice, states)
+
+    async def _choose(
+        self,
+        run: Run,
+        st: FlowState,
+        flow: Flow,
+        step: Step,
+        c: Choice,
+        states: Sequence[FlowState],
+    ) -> None:
+        """An answer (typed or pressed): its value (else its title) in the step's slot, on."""
         if step.slot:
-            value = (
-                choice.value if choice.value is not None else self.text(choice.title, run.language)
-            )
+            value = c.value if c.value is not None else self.text(c.title, run.language)
             st.slots = {**(st.slots or {}), step.slot: value}
-        await self._advance(run, st, choice.next or flow.following(step), others=states)
+        await self._advance(run, st, c.next or flow.following(step), others=states)
 
     async def control(
         self,
