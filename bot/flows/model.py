@@ -1,8 +1,8 @@
 """Flows as data (design §3): a flow, its triggers and each kind of step, as frozen Pydantic
 models. The same classes read ``flows/*.yml`` and run: :mod:`bot.flows.loader` validates each
-flow with :meth:`bot.content.loader.Doc.validate` (errors name ``file:line``), with the
-validation context a :class:`Where`; conditions become
-:class:`~bot.content.conditions.Cond` objects while validating, and each part gets its line.
+flow with :meth:`bot.content.loader.Doc.validate` (errors name ``file:line``) and a
+:class:`Where` as context; conditions become :class:`~bot.content.conditions.Cond` objects
+while validating, and each part gets its line. Nothing is validated after loading.
 """
 
 from __future__ import annotations
@@ -105,12 +105,14 @@ Condition = Annotated[Cond, BeforeValidator(_cond)]
 
 
 def _runtime(default: Any) -> Any:
-    """A field the loader fills (a line, an id): never a key of the file."""
+    """A field the loader fills (a line, a flow's id) or a kind of step does not have (a say
+    step's slot): never a key of the file, so a key of that name is an unknown key."""
     return Field(default, validation_alias="\0")
 
 
 class Part(BaseModel):
-    """Unknown keys are errors: a typo must not be ignored."""
+    """Unknown keys are errors: a typo must not be ignored. Fields are read by their names in
+    the file (aliases: ``say``, ``if``...); ``line``: where the part starts."""
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, validate_by_name=False, arbitrary_types_allowed=True
