@@ -113,7 +113,9 @@ def parse_flow(doc: Doc, flow_id: str, raw: Any, env: Env) -> Flow:
         raise doc.error(at, "a flow is a mapping (description, trigger, steps)")
     in_flow = Env(env.segments, env.rfm, True, env.stages)
     flow = doc.validate(Flow, at, context=Where(doc, at, in_flow))
-    return flow.model_copy(update={"id": flow_id, "path": str(doc.path), "line": doc.line(at)})
+    by_id = {s.id: i for i, s in enumerate(flow.steps)}
+    where = {"id": flow_id, "path": str(doc.path), "line": doc.line(at)}
+    return flow.model_copy(update={**where, "by_id": by_id})
 
 
 def check_flow(doc: Doc, flow: Flow) -> list[Problem]:

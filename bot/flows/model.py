@@ -221,6 +221,7 @@ class Step(Part):
     that have them (say, ask, collect) and empty for the others."""
 
     kind: ClassVar[str]
+    interactive: ClassVar[bool] = False  # waits for the person (ask, collect)
     id: StepId = ""  # the loader names a step without one step_<n>
     next: Target | None = None  # explicit next step id | "end"; None: the following step
     progress: StrictBool | None = None  # counts in "Step 2 of 5" (ask/collect by default)
@@ -232,9 +233,6 @@ class Step(Part):
         super().__init_subclass__(**kwargs)
         STEPS[cls.kind] = cls
 
-    @property
-    def interactive(self) -> bool:
-        return isinstance(self, AskStep | CollectStep)
 
     def targets(self) -> Iterator[str]:
         """Step ids this step may jump to explicitly."""
@@ -262,6 +260,7 @@ class SayStep(Step):
 
 class AskStep(Step):
     kind = "ask"
+    interactive = True
     response: Response = Field(alias="ask")
     choices: Buttons = Field((), alias="buttons")
     slot: Slot | None = None
@@ -293,6 +292,7 @@ def _validator(raw: Any) -> tuple[str, str | None, tuple[str, ...]]:
 
 class CollectStep(Step):
     kind = "collect"
+    interactive = True
     slot: Annotated[
         str,
         _matching(ID.match, "collect: the slot name (lower-case letters, digits, _), not {0!r}"),
@@ -436,6 +436,7 @@ def _step(raw: Any, i: int, info: ValidationInfo) -> Step:
 class Flow(Part):
     id: str = _runtime("")
     path: str = _runtime("")
+    by_id: dict[str, int] = _runtime({})  # step id: its index in steps
     title: Response | None = None  # response name: the flow's name for people
     description: Annotated[str, BeforeValidator(str)] = ""
     purpose: Literal["service", "marketing"] = "service"
@@ -467,10 +468,6 @@ class Flow(Part):
                 raise where.doc.error(at, "'end' is reserved: it means the end of the flow")
             steps[step.id] = step
         return tuple(steps.values())
-
-    @cached_property
-    def by_id(self) -> dict[str, int]:
-        return {s.id: i for i, s in enumerate(self.steps)}
 
     def first(self) -> str | None:
         return self.steps[0].id if self.steps else None
