@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    TypeAdapter,
     ValidationInfo,
     WrapValidator,
     field_validator,
@@ -205,10 +206,10 @@ def _lines(choices: tuple[Choice, ...], info: ValidationInfo) -> tuple[Choice, .
     return tuple(c.model_copy(update={"line": line((*at, i))}) for i, c in enumerate(choices))
 
 
+_BUTTONS = TypeAdapter(Annotated[list[Choice], Field(min_length=1)])  # a list, as in YAML
 Buttons = Annotated[
     tuple[Choice, ...],
-    Field(min_length=1),
-    WrapValidator(lambda v, inner: () if v is None else inner(v)),
+    WrapValidator(lambda v, inner: () if v is None else inner(_BUTTONS.validate_python(v))),
     AfterValidator(_lines),
 ]
 
@@ -232,7 +233,6 @@ class Step(Part):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         STEPS[cls.kind] = cls
-
 
     def targets(self) -> Iterator[str]:
         """Step ids this step may jump to explicitly."""
