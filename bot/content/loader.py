@@ -164,13 +164,13 @@ class Doc:
         return Problem(str(self.path), self.line(at), message, severity)
 
     def validate(
-        self, model: type[M], at: PathKey = (), data: Any = None, context: Any = None
+        self, model: type[M], at: PathKey = (), data: Any = None, *, context: Any = None
     ) -> M:
         """The part at ``at`` (or ``data`` found there) as a ``model``; the first problem as a
         :class:`ContentError` naming its line and field path (``prompts.2.delay: ...``).
-        ``context``: what the model's validators read besides the data (Pydantic's context)."""
-        part = self.get(at) if data is None else data
-        return validate(model, part, self.path, self.line, at, context)
+        ``context``: the models' validation context."""
+        data = self.get(at) if data is None else data
+        return validate(model, data, self.path, self.line, at, context=context)
 
 
 def validate(
@@ -179,10 +179,12 @@ def validate(
     path: Path,
     line_of: Callable[[PathKey], int | None],
     at: PathKey = (),
+    *,
     context: Any = None,
 ) -> M:
     """``data`` as a ``model``; the first problem as ``file:line: field.path: message``, the
-    line from ``line_of(field path)``."""
+    line from ``line_of(field path)``. A :class:`ContentError` a validator raised (a part it
+    validated itself) stands as it is."""
     try:
         return model.model_validate(data, context=context)
     except ValidationError as e:
@@ -191,6 +193,8 @@ def validate(
         where = (*at, *loc)
         dotted = ".".join(str(p) for p in where)
         stated = first.get("ctx", {}).get("error")
+        if isinstance(stated, ContentError):
+            raise stated from None
         if isinstance(stated, FieldError):
             raise ContentError(path, line_of((*where, *stated.at)), str(stated)) from None
         if first["type"] == "missing":

@@ -9,7 +9,8 @@ segments: :mod:`bot.prompts.definitions`); they share the types here.
 from __future__ import annotations
 
 import re
-from datetime import date
+from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,6 +28,9 @@ from pydantic import (
     model_validator,
 )
 
+from bot.content.durations import parse_duration
+from bot.content.loader import FieldError
+
 
 def _zone(name: str) -> str:
     try:
@@ -38,6 +42,36 @@ def _zone(name: str) -> str:
 
 TimeZoneName = Annotated[str, AfterValidator(_zone)]
 """An IANA time zone name: ``Europe/Berlin``."""
+
+
+def matching(ok: Callable[[str], object], message: str) -> BeforeValidator:
+    """A text ``ok`` accepts; else ``message`` (``{0!r}``: the value) as a :class:`FieldError`."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not ok(value):
+            raise FieldError(message.format(value))
+        return value
+
+    return BeforeValidator(check)
+
+
+def named(kind: str) -> BeforeValidator:
+    """A non-empty text: ``<kind>: a name, not ...``."""
+    return matching(bool, kind + ": a name, not {0!r}")
+
+
+def duration(value: Any) -> timedelta:
+    """A duration (``90m``, ``7d``; :func:`bot.content.durations.parse_duration`)."""
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise FieldError(str(e)) from None
+
+
+_RESPONSE = re.compile(r"^utter_[\w/.-]+$")
+Response = Annotated[str, matching(_RESPONSE.match, "a response name (utter_...), not {0!r}")]
+"""A response's name: ``utter_...``."""
+Duration = Annotated[timedelta, BeforeValidator(duration)]
 
 
 class ContentModel(BaseModel):

@@ -33,7 +33,7 @@ from bot.engine.turn import (
     TurnState,
     parse_payload,
 )
-from bot.engine.writer import Reply
+from bot.engine.writer import Reply, replies
 
 __all__ = [
     "COMMAND_INTENTS",
@@ -57,5 +57,6 @@ __all__ = [
     "offer_person",
     "opt_out_policy",
     "parse_payload",
+    "replies",
     "topic_title",
 ]

@@ -418,21 +418,18 @@ class Engine:
         self, turn: Turn, item: _Pending, contact_id: int, conversation_id: int
     ) -> list[Reply]:
         """The turn's replies to write, keyed by the inbound message's id."""
-        return [
-            Reply(
-                channel=turn.inbound.channel,
-                address=turn.inbound.reply_address,
-                message=m,
-                idempotency_key=f"reply:{turn.message.id}:{i}",
-                contact_id=contact_id,
-                conversation_id=conversation_id,
-                language=turn.language,
-                meta=turn.answer_meta,
-                sent=item.deliver_inline,
-                at=turn.now,
-            )
-            for i, m in enumerate(turn.replies)
-        ]
+        return writer.replies(
+            turn.replies,
+            f"reply:{turn.message.id}",
+            channel=turn.inbound.channel,
+            address=turn.inbound.reply_address,
+            contact_id=contact_id,
+            conversation_id=conversation_id,
+            language=turn.language,
+            meta=turn.answer_meta,
+            sent=item.deliver_inline,
+            at=turn.now,
+        )
 
     async def _write_turns(self, s: AsyncSession, turns: list[list[Reply]]) -> list[list[int]]:
         """Each turn's replies in one batch (its keys are new: no look-up for them); each

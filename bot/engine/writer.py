@@ -52,6 +52,15 @@ class Reply:
     at: datetime | None = None
 
 
+def replies(messages: Sequence[Outbound], key: str, *, first: int = 0, **same: Any) -> list[Reply]:
+    """One reply per message, keyed ``<key>:<n>`` from ``first`` on; ``same``: the other
+    :class:`Reply` fields, alike for all."""
+    return [
+        Reply(message=m, idempotency_key=f"{key}:{first + i}", **same)
+        for i, m in enumerate(messages)
+    ]
+
+
 async def write(
     s: AsyncSession,
     replies: Sequence[Reply],

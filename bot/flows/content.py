@@ -120,18 +120,15 @@ def _languages(content_dir: Path, texts: dict[str, dict[str, list[Variant]]]) ->
 def _check_calls(book: FlowBook) -> list[Problem]:
     out: list[Problem] = []
     for flow in book.flows.values():
-        for step in flow.steps:
-            if step.kind == "call" and step.flow not in book.flows:
+        for step in flow.calls():
+            if step.flow not in book.flows:
                 out.append(
                     Problem(
                         flow.path, step.line, f"step {step.id!r} calls unknown flow {step.flow!r}"
                     )
                 )
     # a flow that (through others) calls itself would never end
-    graph = {
-        f.id: {s.flow for s in f.steps if s.kind == "call" and s.flow in book.flows}
-        for f in book.flows.values()
-    }
+    graph = {f.id: {s.flow for s in f.calls() if s.flow in book.flows} for f in book.flows.values()}
     for start in graph:
         stack, seen = [start], set()
         while stack:
@@ -204,7 +201,7 @@ def _intents(content_dir: Path) -> set[str]:
 def _check_triggers(content_dir: Path, book: FlowBook, lifecycle: LifecycleConfig) -> list[Problem]:
     out: list[Problem] = []
     intents = _intents(content_dir)
-    called = {s.flow for f in book.flows.values() for s in f.steps if s.kind == "call"}
+    called = {s.flow for f in book.flows.values() for s in f.calls()}
     for flow in book.flows.values():
         for t in flow.triggers:
             if t.kind == "intent" and intents and t.value not in intents:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from bot.content.durations import duration_text
-from bot.flows.loader import successors
 from bot.flows.model import END, Flow, Step
 
 Words = Callable[[str], str | None]
@@ -29,28 +29,25 @@ def _said(name: str | None, words: Words | None) -> str:
     return one_line if len(one_line) <= MAX_TEXT else one_line[: MAX_TEXT - 1] + "…"
 
 
+_BOXES: dict[str, tuple[str, Callable[[Any, Words | None], str], str]] = {
+    # kind: (the box's opening mark, its text, its closing mark)
+    "say": ("[", lambda s, w: f"say {_said(s.response, w)}", "]"),
+    "ask": ("{{", lambda s, w: f"ask {_said(s.response, w)}", "}}"),
+    "collect": ("[/", lambda s, w: f"collect {s.slot} ({s.validation[0]})", "/]"),
+    "wait": ("([", lambda s, w: f"wait {duration_text(s.duration)}", "])"),
+    "branch": ("{", lambda s, w: "branch", "}"),
+    "call": ("[[", lambda s, w: f"call {s.flow}", "]]"),
+    "handoff": (">", lambda s, w: f"handoff: {s.reason}", "]"),
+    "set": ("[", lambda s, w: "set " + ", ".join(f for f, _ in s.values), "]"),
+    "record": ("[", lambda s, w: f"record event {s.event}", "]"),
+}
+
+
 def _node(step: Step, words: Words | None = None) -> str:
-    k, sid = step.kind, step.id
-    if k == "say":
-        return f'{sid}["say {_label(_said(step.response, words))}"]'
-    if k == "ask":
-        return f'{sid}{{{{"ask {_label(_said(step.response, words))}"}}}}'
-    if k == "collect":
-        return f'{sid}[/"collect {step.slot} ({step.validate})"/]'
-    if k == "wait":
-        return f'{sid}(["wait {duration_text(step.duration) if step.duration else "?"}"])'
-    if k == "branch":
-        return f'{sid}{{"branch"}}'
-    if k == "call":
-        return f'{sid}[["call {step.flow}"]]'
-    if k == "handoff":
-        return f'{sid}>"handoff: {step.reason}"]'
-    if k == "set":
-        fields = ", ".join(f for f, _ in step.values)
-        return f'{sid}["set {_label(fields)}"]'
-    if k == "record":
-        return f'{sid}["record event {step.event}"]'
-    return f"{sid}((end))"
+    if step.kind == "end":
+        return f"{step.id}((end))"
+    opening, text, closing = _BOXES[step.kind]
+    return f'{step.id}{opening}"{_label(text(step, words))}"{closing}'
 
 
 def mermaid(flow: Flow, words: Words | None = None) -> str:
@@ -69,20 +66,10 @@ def mermaid(flow: Flow, words: Words | None = None) -> str:
         return f"{END}_" if target == END else target
 
     for step in flow.steps:
-        if step.kind == "ask" and any(c.url is None for c in step.choices):
-            default = flow.following(step)
-            for c in step.choices:
-                if c.url is None:
-                    title = _label(_said(c.title, words))
-                    lines.append(f'  {step.id} -- "{title}" --> {ref(c.next or default)}')
-            continue
-        if step.kind == "branch":
-            for i, b in enumerate(step.branches):
-                label = "else" if b.when is None else f"if #{i + 1}"
-                lines.append(f'  {step.id} -- "{label}" --> {ref(b.then)}')
-            if step.branches[-1].when is not None:
-                lines.append(f'  {step.id} -- "otherwise" --> {ref(flow.following(step))}')
-            continue
-        for target in dict.fromkeys(successors(flow, step)):
-            lines.append(f"  {step.id} --> {ref(target)}")
+        for via, target in flow.edges(step):
+            if via is None:
+                lines.append(f"  {step.id} --> {ref(target)}")
+            else:
+                label = via if isinstance(via, str) else _label(_said(via.title, words))
+                lines.append(f'  {step.id} -- "{label}" --> {ref(target)}')
     return "\n".join(lines) + "\n"

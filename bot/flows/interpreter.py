@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.content.conditions import Facts
 from bot.content.fill import fill
 from bot.engine import StateKey
-from bot.flows.model import END, Flow, FlowBook, Step, Trigger
+from bot.flows.model import (
+    END,
+    AskStep,
+    BranchStep,
+    CallStep,
+    Flow,
+    FlowBook,
+    HandoffStep,
+    RecordStep,
+    SayStep,
+    SetStep,
+    Step,
+    Trigger,
+    WaitStep,
+)
 from bot.lifecycle.models import (
     ACTIVE,
     CANCELLED,
@@ -51,6 +65,12 @@ _PREFETCHED = StateKey[tuple[int, list[FlowState]]]("flows.prefetched")  # (cont
 _HANDLED = StateKey[bool]("flows.handled")
 
 RecordEvent = Callable[[AsyncSession, Contact, str, dict[str, Any], datetime, str], Awaitable[None]]
+
+
+def with_status(states: Iterable[FlowState], *statuses: str) -> FlowState | None:
+    """The first of ``states`` (newest first, as :meth:`Interpreter.open_states` orders them)
+    in one of ``statuses``."""
+    return next((st for st in states if st.status in statuses), None)
 
 
 @dataclass
@@ -240,26 +260,24 @@ class Interpreter:
                 self._close(st, CANCELLED, run.now)
                 return
             st.step_id = step.id
-            kind = step.kind
-            if kind == "say":
+            if isinstance(step, SayStep):
                 run.emit(self._say(run, st, flow, step))
                 target = flow.following(step)
-            elif kind in ("ask", "collect"):
+            elif step.interactive:
                 for other in others:
                     if other is not st and other.status == ACTIVE:
                         other.status = PAUSED
                         other.updated_at = run.now
                 self._prompt(run, st, flow, step)
                 return
-            elif kind == "wait":
-                assert step.duration is not None
+            elif isinstance(step, WaitStep):
                 st.status = WAITING
                 st.due_at = run.now + step.duration
                 return
-            elif kind == "branch":
+            elif isinstance(step, BranchStep):
                 target = self._branch(run, st, flow, step)
-            elif kind == "call":
-                callee = self.book.get(step.flow or "")
+            elif isinstance(step, CallStep):
+                callee = self.book.get(step.flow)
                 if callee is None or callee.first() is None:
                     log.warning("flow %s calls unknown flow %s", flow.id, step.flow)
                     target = flow.following(step)
@@ -271,13 +289,13 @@ class Interpreter:
                 st.flow_id = callee.id
                 st.history = []
                 target = callee.first() or END
-            elif kind == "handoff":
+            elif isinstance(step, HandoffStep):
                 await self._handoff(run, step)
                 target = flow.following(step)
-            elif kind == "set":
+            elif isinstance(step, SetStep):
                 self._set(run, st, step)
                 target = flow.following(step)
-            elif kind == "record":
+            elif isinstance(step, RecordStep):
                 if self.record_event is not None and step.event:
                     props = {k: v for k, v in (st.slots or {}).items() if v is not None}
                     props["flow"] = st.flow_id
@@ -296,7 +314,7 @@ class Interpreter:
         st.finished_at = now
 
     def _offer_paused(self, run: Run, st: FlowState, others: Sequence[FlowState]) -> None:
-        paused = next((o for o in others if o is not st and o.status == PAUSED), None)
+        paused = with_status((o for o in others if o is not st), PAUSED)
         if paused is None:
             return
         flow = self.book.get(paused.flow_id)
@@ -352,7 +370,7 @@ class Interpreter:
         if where:
             text = f"{where}\n{text}"
         buttons: list[Button] = list(out.buttons) if out else []
-        if step.kind == "ask":
+        if isinstance(step, AskStep):
             answers = [c for c in step.choices if c.url is None]
             for i, c in enumerate(step.choices):
                 title = self.text(c.title, lang)
@@ -380,7 +398,7 @@ class Interpreter:
             )
         )
 
-    def _branch(self, run: Run, st: FlowState, flow: Flow, step: Step) -> str:
+    def _branch(self, run: Run, st: FlowState, flow: Flow, step: BranchStep) -> str:
         facts = Facts(run.contact, run.now, st.slots or {}, st.context.get("event") or {})
         for b in step.branches:
             if b.when is None:
@@ -392,7 +410,7 @@ class Interpreter:
                 log.exception("branch condition of %s/%s failed", flow.id, step.id)
         return flow.following(step)
 
-    def _set(self, run: Run, st: FlowState, step: Step) -> None:
+    def _set(self, run: Run, st: FlowState, step: SetStep) -> None:
         values = self._values(run, st)
         for field_name, raw in step.values:
             value = raw
@@ -400,7 +418,7 @@ class Interpreter:
                 value = raw.format_map(_Blank(values))
             _store(run.contact, field_name, value, run.now)
 
-    async def _handoff(self, run: Run, step: Step) -> None:
+    async def _handoff(self, run: Run, step: HandoffStep) -> None:
         """Hand the conversation to staff: the handoff feature when it is there (in a turn),
         otherwise offer a person with the ``/request_human`` button."""
         turn = run.turn

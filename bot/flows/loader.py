@@ -31,15 +31,13 @@ flows:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.content import conditions
-from bot.content.conditions import Cond, ConditionError, Env
+from bot.content.conditions import Env
 from bot.content.loader import ContentError, Doc, PathKey, Problem, walk_files
-from bot.flows.model import END, STEP_KINDS, Branch, Choice, Flow, FlowBook, Step, Trigger
-from bot.flows.schema import ID, STEPS, FlowSpec, TriggerSpec
+from bot.flows.model import END, ID, Flow, FlowBook, Where
 
 OTHER_FILES = ("lifecycle.yml", "prompts.yml")  # other features' files in flows/
 
@@ -113,111 +111,11 @@ def parse_flow(doc: Doc, flow_id: str, raw: Any, env: Env) -> Flow:
     at: PathKey = ("flows", flow_id)
     if not isinstance(raw, Mapping):
         raise doc.error(at, "a flow is a mapping (description, trigger, steps)")
-    spec = doc.validate(FlowSpec, at)
-    flow = Flow(flow_id, str(doc.path), doc.line(at), spec.description, spec.title)
-    flow.purpose, flow.progress = spec.purpose, spec.progress
-    if spec.trigger is not None:
-        many = isinstance(spec.trigger, list)
-        base = (*at, "trigger")
-        flow.triggers = tuple(
-            _trigger(doc, (*base, i) if many else base, env)
-            for i in range(len(spec.trigger) if many else 1)
-        )
-    for i in range(len(spec.steps)):
-        step = _step(doc, (*at, "steps", i), i, env)
-        if step.id in flow.by_id:
-            raise doc.error((*at, "steps", i), f"step id {step.id!r} is used twice in the flow")
-        if step.id == END:
-            raise doc.error((*at, "steps", i), "'end' is reserved: it means the end of the flow")
-        flow.by_id[step.id] = len(flow.steps)
-        flow.steps.append(step)
-    return flow
-
-
-def _trigger(doc: Doc, at: PathKey, env: Env) -> Trigger:
-    if not isinstance(doc.get(at), Mapping):
-        raise doc.error(at, "a trigger is a mapping, e.g. {event: delivered}")
-    t = doc.validate(TriggerSpec, at)
-    value = getattr(t, t.kind)
-    if t.kind == "stage" and env.stages and value not in env.stages:
-        raise doc.error(
-            (*at, "stage"), f"unknown stage {value!r} (stages: {', '.join(env.stages)})"
-        )
-    when = _cond(doc, t.when, env, (*at, "when"))
-    return Trigger(t.kind, value, when, t.within, doc.line(at), t.first)
-
-
-def _step(doc: Doc, at: PathKey, index: int, env: Env) -> Step:
-    raw = doc.get(at)
-    if raw == END:
-        return Step(f"step_{index + 1}", "end", doc.line(at))
-    if not isinstance(raw, Mapping):
-        raise doc.error(at, f"a step is a mapping with one of {', '.join(STEP_KINDS)} (or 'end')")
-    kinds = [k for k in raw if k in STEP_KINDS]
-    if "collect" in kinds and "ask" in kinds:  # a collect step's question is its "ask"
-        kinds.remove("ask")
-    if len(kinds) != 1:
-        found = ", ".join(kinds) if kinds else "none"
-        raise doc.error(at, f"a step has exactly one of {', '.join(STEP_KINDS)} (found {found})")
-    kind = kinds[0]
-    s: Any = doc.validate(STEPS[kind], at)
-    step = Step(s.id or f"step_{index + 1}", kind, doc.line(at), s.next, progress=s.progress)
-    if kind in ("say", "ask"):
-        buttons = (*at, "buttons")
-        choices = tuple(
-            Choice(b.title, b.value, b.next, b.url, doc.line((*buttons, i)))
-            for i, b in enumerate(s.buttons or ())
-        )
-        slot = s.slot if kind == "ask" else None
-        return replace(step, response=getattr(s, kind), choices=choices, slot=slot)
-    if kind == "collect":
-        validate, pattern, options = s.validate_
-        return replace(
-            step,
-            response=s.ask,
-            slot=s.collect,
-            validate=validate,
-            pattern=pattern,
-            options=options,
-            invalid=s.invalid,
-            save=s.save,
-        )
-    if kind == "branch":
-        branches = []
-        for i, b in enumerate(s.branch):
-            here = (*at, "branch", i)
-            cond = None if b.else_ else _cond(doc, b.if_, env, (*here, "if"))
-            branches.append(Branch(cond, b.else_ or b.then, doc.line(here)))
-        return replace(step, branches=tuple(branches))
-    fields = {"wait": "duration", "call": "flow", "handoff": "reason", "set": "values"}
-    if kind in fields:
-        return replace(step, **{fields[kind]: getattr(s, kind)})
-    return replace(step, event=s.record) if kind == "record" else step
-
-
-def _cond(doc: Doc, raw: Any, env: Env, at: PathKey) -> Cond:
-    try:
-        return conditions.parse(raw, Env(env.segments, env.rfm, True, env.stages))
-    except ConditionError as e:
-        raise ContentError(doc.path, doc.line((*at, *e.at)), str(e)) from None
-
-
-def successors(flow: Flow, step: Step) -> list[str]:
-    """Where the flow may go after ``step`` (``end`` included)."""
-    if step.kind == "end":
-        return []
-    if step.kind == "branch":
-        out = [b.then for b in step.branches]
-        if step.branches[-1].when is not None:  # no else: falls through
-            out.append(flow.following(step))
-        return out
-    if step.kind == "ask":
-        answers = [c for c in step.choices if c.url is None]
-        out = [c.next or flow.following(step) for c in answers]
-        if not answers or any(c.next is None for c in answers):
-            out.append(flow.following(step))
-        return out
-    return [flow.following(step)]
+    in_flow = Env(env.segments, env.rfm, True, env.stages)
+    flow = doc.validate(Flow, at, context=Where(doc, at, in_flow))
+    by_id = {s.id: i for i, s in enumerate(flow.steps)}
+    where = {"id": flow_id, "path": str(doc.path), "line": doc.line(at)}
+    return flow.model_copy(update={**where, "by_id": by_id})
 
 
 def check_flow(doc: Doc, flow: Flow) -> list[Problem]:
@@ -244,7 +142,7 @@ def check_flow(doc: Doc, flow: Flow) -> list[Problem]:
         seen.add(sid)
         cur = flow.step(sid)
         assert cur is not None
-        todo.extend(successors(flow, cur))
+        todo.extend(target for _, target in flow.edges(cur))
     for i, step in enumerate(flow.steps):
         if step.id not in seen:
             problems.append(

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.engine import Reply
+from bot.engine import replies
 from bot.flows.interpreter import Interpreter, Run
 from bot.flows.model import END, Flow
 from bot.lifecycle.models import (
@@ -138,21 +138,19 @@ class FlowOutreach(Interpreter):
         s, c = run.s, run.contact
         engine = self.runtime.engine
         conv = await engine.open_conversation(s, c, run.now)
-        replies = [
-            Reply(
-                contact_id=c.id,
-                conversation_id=conv.id,
-                channel=to.channel,
-                address=to.address,
-                message=m,
-                idempotency_key=f"flow:{st.id}:{st.seq + i}",
-                meta={"flow": st.flow_id},
-                language=run.language,
-            )
-            for i, m in enumerate(run.out)
-        ]
+        queued = replies(
+            run.out,
+            f"flow:{st.id}",
+            first=st.seq,
+            contact_id=c.id,
+            conversation_id=conv.id,
+            channel=to.channel,
+            address=to.address,
+            meta={"flow": st.flow_id},
+            language=run.language,
+        )
         st.seq += len(run.out)
-        ids = [i for got in await engine.write(s, replies, now=run.now) for i in got]
+        ids = [i for got in await engine.write(s, queued, now=run.now) for i in got]
         attrs = c.attributes or {}
         c.attributes = {
             **attrs,

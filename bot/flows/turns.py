@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.flows import validators
-from bot.flows.model import END
+from bot.flows.model import END, AskStep, Choice, CollectStep, Flow, Step
 from bot.flows.words import control_word, normalize, word_language
 from bot.lifecycle.models import (
     ACTIVE,
@@ -40,6 +40,7 @@ from bot.flows.interpreter import (
     Interpreter,
     Run,
     _store,
+    with_status,
 )
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class TurnPolicy(Interpreter):
         if flow is None or step is None or not step.interactive:
             return False
         text = turn.inbound.text
-        if step.kind == "collect":
+        if isinstance(step, CollectStep):
             value = validators.check(step, text)
             if value is None:
                 if _digression(turn):
@@ -94,26 +95,17 @@ class TurnPolicy(Interpreter):
                 )
                 self._prompt(run, st, flow, step)
                 return True
-            assert step.slot is not None
             st.slots = {**(st.slots or {}), step.slot: value}
             if step.save:
                 _store(run.contact, step.save, value, run.now)
             await self._advance(run, st, flow.following(step), others=states)
             return True
-        answers = [(i, c) for i, c in enumerate(step.choices) if c.url is None]
+        answers = [c for c in step.choices if c.url is None]
         if answers:
             picked = self._match(run, answers, text)
             if picked is None:
                 return False
-            _, choice = picked
-            if step.slot:
-                value = (
-                    choice.value
-                    if choice.value is not None
-                    else self.text(choice.title, run.language)
-                )
-                st.slots = {**(st.slots or {}), step.slot: value}
-            await self._advance(run, st, choice.next or flow.following(step), others=states)
+            await self._choose(run, st, flow, step, picked, states)
             return True
         if step.slot:  # a free answer
             if _digression(turn) or not text.strip():
@@ -123,7 +115,7 @@ class TurnPolicy(Interpreter):
             return True
         return False  # a "Next" page: only next/continue moves it (control words, button)
 
-    def _match(self, run: Run, answers: list[tuple[int, Any]], text: str) -> tuple[int, Any] | None:
+    def _match(self, run: Run, answers: list[Choice], text: str) -> Choice | None:
         """The answer whose title (in the turn's language, else in another) or value was typed."""
         said = normalize(text)
         if not said:
@@ -132,11 +124,11 @@ class TurnPolicy(Interpreter):
             lang for lang in self.runtime.settings.languages if lang != run.language
         ]
         for lang in langs:
-            for i, c in answers:
+            for c in answers:
                 title = normalize(self.text(c.title, lang))
                 if said == title or (c.value is not None and said == normalize(c.value)):
                     self._speak(run, lang)
-                    return i, c
+                    return c
         return None
 
     def _speak(self, run: Run, language: str | None) -> None:
@@ -164,12 +156,22 @@ class TurnPolicy(Interpreter):
         if choice.url:
             self._prompt(run, st, flow, step)
             return
+        await self._choose(run, st, flow, step, choice, states)
+
+    async def _choose(
+        self,
+        run: Run,
+        st: FlowState,
+        flow: Flow,
+        step: Step,
+        c: Choice,
+        states: Sequence[FlowState],
+    ) -> None:
+        """An answer (typed or pressed): its value (else its title) in the step's slot, on."""
         if step.slot:
-            value = (
-                choice.value if choice.value is not None else self.text(choice.title, run.language)
-            )
+            value = c.value if c.value is not None else self.text(c.title, run.language)
             st.slots = {**(st.slots or {}), step.slot: value}
-        await self._advance(run, st, choice.next or flow.following(step), others=states)
+        await self._advance(run, st, c.next or flow.following(step), others=states)
 
     async def control(
         self,
@@ -181,10 +183,10 @@ class TurnPolicy(Interpreter):
         step_id: str | None = None,
     ) -> bool:
         """pause / continue / skip / back. False when there is no flow to apply it to."""
-        active = next((st for st in states if st.status == ACTIVE), None)
+        active = with_status(states, ACTIVE)
         lang = run.language
         if word == "pause":
-            target = active or next((st for st in states if st.status == WAITING), None)
+            target = active or with_status(states, WAITING)
             if target is None:
                 return False
             flow = self.book.get(target.flow_id)
@@ -207,14 +209,14 @@ class TurnPolicy(Interpreter):
                     self._prompt(run, active, flow, step)  # an old Next button
                     return True
                 answers = [c for c in step.choices if c.url is None]
-                if step.kind == "ask" and not answers and not step.slot:
+                if isinstance(step, AskStep) and not answers and not step.slot:
                     await self._advance(run, active, flow.following(step), others=states)
-                elif step.kind == "ask" and len(answers) == 1:
+                elif isinstance(step, AskStep) and len(answers) == 1:
                     await self.pick(run, active, step.id, step.choices.index(answers[0]), states)
                 else:
                     self._prompt(run, active, flow, step)  # a real question: ask it again
                 return True
-            chosen = chosen or next((st for st in states if st.status in (PAUSED, PENDING)), None)
+            chosen = chosen or with_status(states, PAUSED, PENDING)
             if chosen is None:
                 return False
             await self.resume(run, chosen, states, welcome=chosen.status == PAUSED)
@@ -263,7 +265,7 @@ class TurnPolicy(Interpreter):
                 turn.answer_meta.update(intent=f"flow_{word}", confidence=1.0)
                 turn.state.set(_HANDLED, True)
                 return True
-            active = next((st for st in states if st.status == ACTIVE), None)
+            active = with_status(states, ACTIVE)
             if active is not None and await self.answer(run, active, states):
                 turn.answer_meta.update(intent=f"flow:{active.flow_id}", confidence=turn.confidence)
                 turn.state.set(_HANDLED, True)
@@ -292,7 +294,7 @@ class TurnPolicy(Interpreter):
                 return True
             await self.start(run, flow, trigger=f"link:{flow.id}", states=states)
             return True
-        active = next((st for st in states if st.status == ACTIVE), None)
+        active = with_status(states, ACTIVE)
         if intent == "flow_answer":
             if active is None:
                 return await self._nothing_open(run, states)
@@ -337,7 +339,7 @@ class TurnPolicy(Interpreter):
         run = Run(turn.session, c, turn.now, turn.language, turn)
         if turn.state.get(_HANDLED):
             return
-        active = next((st for st in states if st.status == ACTIVE), None)
+        active = with_status(states, ACTIVE)
         if active is not None:
             flow = self.book.get(active.flow_id)
             if flow is None:
@@ -372,7 +374,7 @@ class TurnPolicy(Interpreter):
             st = fresh[0]
             await self._advance(run, st, st.step_id or END, others=states)
             return
-        paused = next((st for st in states if st.status == PAUSED), None)
+        paused = with_status(states, PAUSED)
         if paused is not None and turn.intent == "greet":
             flow = self.book.get(paused.flow_id)
             if flow is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from bot.flows.model import Step
+from bot.flows.model import CollectStep
 
 EMAIL = re.compile(r"^[\w.+'-]+@[\w-]+(\.[\w-]+)*\.[A-Za-z]{2,}$")
 PHONE = re.compile(r"^\+?[\d\s()./-]{6,24}$")
@@ -13,11 +13,11 @@ _DATE_DMY = re.compile(r"^(\d{1,2})[./](\d{1,2})[./](\d{4})$")
 MAX_TEXT = 500
 
 
-def check(step: Step, text: str) -> str | None:
+def check(step: CollectStep, text: str) -> str | None:
     value = text.strip()
     if not value or len(value) > MAX_TEXT:
         return None
-    kind = step.validate
+    kind, pattern, options = step.validation
     if kind == "text":
         return value
     if kind == "email":
@@ -47,10 +47,10 @@ def check(step: Step, text: str) -> str | None:
             except ValueError:
                 return None
     if kind == "regex":
-        return value if step.pattern and re.fullmatch(step.pattern, value) else None
+        return value if pattern and re.fullmatch(pattern, value) else None
     if kind == "choice":
         folded = value.casefold()
-        for option in step.options:
+        for option in options:
             if option.casefold() == folded:
                 return option
         return None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.engine import Reply
+from bot.engine import Reply, replies
 from bot.handoff.console import STAFF_PLATFORM
 from bot.handoff.models import ASSIGNED, RESOLVED, WAITING, Handoff
 from bot.storage import seen
@@ -188,19 +188,16 @@ class StaffDesk:
                             ),
                         )
                     )
-                replies = [
-                    Reply(
-                        contact_id=contact.id,
-                        conversation_id=conv.id,
-                        channel=h.channel,
-                        address=h.address,
-                        message=m,
-                        idempotency_key=f"{action}:{h.id}:{i}",
-                        language=lang,
-                    )
-                    for i, m in enumerate(messages)
-                ]
-                await self.service.engine.write(s, replies, now=now)
+                queued = replies(
+                    messages,
+                    f"{action}:{h.id}",
+                    contact_id=contact.id,
+                    conversation_id=conv.id,
+                    channel=h.channel,
+                    address=h.address,
+                    language=lang,
+                )
+                await self.service.engine.write(s, queued, now=now)
                 verb = "resolved" if action == "resolve" else "handed back to the bot"
                 await self.service.console.to_thread(
                     s, h, f"{staff} {verb} this.", key=f"{action}:{h.id}"

@@ -54,8 +54,17 @@ from pydantic import (
 
 from bot.content.conditions import Always, Cond, ConditionError, Env, parse
 from bot.content.loader import Doc, FieldError
-from bot.content.models import ContentModel, Names, PromptsFile, listed
-from bot.flows.schema import Duration, Response, _duration, _matching, _name
+from bot.content.models import (
+    ContentModel,
+    Duration,
+    Names,
+    PromptsFile,
+    Response,
+    duration,
+    listed,
+    matching,
+    named,
+)
 
 TRIGGERS = ("stage", "event", "attribute", "schedule", "segment", "nps")
 Suppression = Literal["handoff", "complaint", "low_csat"]
@@ -96,7 +105,7 @@ def _local_time(value: Any) -> time:
 
 def _signed_duration(value: Any) -> timedelta:
     text = str(value).strip()
-    return (-1 if text.startswith("-") else 1) * _duration(text.lstrip("+-"))
+    return (-1 if text.startswith("-") else 1) * duration(text.lstrip("+-"))
 
 
 Audience = Annotated[Cond, BeforeValidator(_condition)]
@@ -112,13 +121,13 @@ class Trigger(PromptPart):
     """Exactly one of :data:`TRIGGERS` (``{event: delivered}``), maybe a ``delay`` and a local
     ``at`` time."""
 
-    stage: Annotated[str, _name("stage")] | None = None
-    event: Annotated[str, _name("event")] | None = None
-    attribute: Annotated[str, _name("attribute")] | None = None
+    stage: Annotated[str, named("stage")] | None = None
+    event: Annotated[str, named("event")] | None = None
+    attribute: Annotated[str, named("attribute")] | None = None
     schedule: (
         Annotated[
             str,
-            _matching(
+            matching(
                 croniter.is_valid, "schedule {0!r} is not a cron expression (m h dom mon dow)"
             ),
         ]
@@ -181,7 +190,7 @@ class Trigger(PromptPart):
 class Variant(PromptPart):
     id: Annotated[
         str,
-        _matching(
+        matching(
             lambda v: bool(_VARIANT_ID.match(v)) and v != "holdout",
             "variant id {0!r}: short, lower-case, not 'holdout'",
         ),
@@ -218,7 +227,7 @@ class Goal(PromptPart):
 class Prompt(PromptPart):
     """One entry of ``prompts:``; ``response: X`` is the one variant ``{id: a, response: X}``."""
 
-    id: Annotated[str, _matching(_ID.match, "prompt id {0!r}: lower-case letters, digits and _")]
+    id: Annotated[str, matching(_ID.match, "prompt id {0!r}: lower-case letters, digits and _")]
     description: Annotated[str, BeforeValidator(str)] = ""
     kind: Literal["message", "review", "nps"] = "message"
     purpose: Literal["service", "marketing"] = "service"
