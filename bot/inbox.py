@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +62,6 @@ def contact_matches(like: str, *more: ColumnElement[bool]) -> ColumnElement[bool
         .exists(),
         *more,
     )
-
-
-def sla_state(waiting: timedelta | None, sla: timedelta) -> str:
-    """``ok`` (under half the SLA), ``warn`` (under the SLA), ``late``; ``none`` when nobody waits."""
-    if waiting is None:
-        return "none"
-    if waiting < sla / 2:
-        return "ok"
-    return "warn" if waiting < sla else "late"
 
 
 @dataclass

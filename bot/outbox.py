@@ -30,7 +30,6 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import BindParameter, Table, bindparam, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from tenacity import (
     AsyncRetrying,
@@ -42,7 +41,6 @@ from tenacity import (
 from bot.clock import Clock, SystemClock
 from bot.ratelimit import RateLimiter
 from bot.storage.db import Database
-from bot.storage.dialect import rowcount
 from bot.storage.models import Identity, OutboxMessage
 from bot.types import (
     Delivery,
@@ -478,13 +476,3 @@ _MARK_SENT = (
         last_error=None,
     )
 )
-
-
-async def requeue_dead(session: AsyncSession, outbox_id: int, now: datetime) -> bool:
-    """Put a dead-lettered row back in the queue (admin action)."""
-    res = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == DEAD)
-        .values(status=PENDING, attempts=0, next_attempt_at=now, last_error=None)
-    )
-    return rowcount(res) > 0

@@ -82,10 +82,6 @@ class ServiceBase:
         return self.runtime.settings.content_dir
 
     @property
-    def company_tz(self) -> str:
-        return self.calendar.timezone
-
-    @property
     def calendar_path(self) -> Path:
         return self.config.calendar_file or self.content_dir / "updates" / "calendar.yml"
 

@@ -8,21 +8,10 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.internal.models import Employee
-
-CSV_COLUMNS = (
-    "slack_user_id",
-    "email",
-    "name",
-    "department",
-    "title",
-    "language",
-    "timezone",
-    "joined_at",
-)
 
 
 @dataclass
@@ -144,7 +133,8 @@ async def upsert_employees(
 
 
 def read_employee_csv(path: Path, default_timezone: str | None = None) -> list[EmployeeRecord]:
-    """People from a CSV file with a header row (any of :data:`CSV_COLUMNS`).
+    """People from a CSV file with a header row (any of slack_user_id, email, name, department,
+    title, language, timezone, joined_at; other columns are ignored).
 
     Errors name the file and line: ``people.csv:4: joined_at '2026-13-01' is not a date``.
     """
@@ -189,11 +179,3 @@ def read_employee_csv(path: Path, default_timezone: str | None = None) -> list[E
                 )
             )
     return records
-
-
-async def count_active(s: AsyncSession) -> int:
-    return int(
-        (
-            await s.execute(select(func.count()).select_from(Employee).where(Employee.active))
-        ).scalar_one()
-    )
