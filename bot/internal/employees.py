@@ -132,7 +132,7 @@ async def upsert_employees(
     return result
 
 
-def read_employee_csv(path: Path, default_timezone: str | None = None) -> list[EmployeeRecord]:
+def read_employee_csv(path: Path) -> list[EmployeeRecord]:
     """People from a CSV file with a header row (any of slack_user_id, email, name, department,
     title, language, timezone, joined_at; other columns are ignored).
 
