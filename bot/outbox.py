@@ -25,7 +25,6 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -58,13 +57,6 @@ log = logging.getLogger(__name__)
 CLAIM_LOCK = 0x436F6E63_6F757462  # 'Concoutb'
 
 PENDING, SENDING, SENT, DEAD, CANCELLED = "pending", "sending", "sent", "dead", "cancelled"
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryOutcome:
-    outbox_id: int
-    status: str
-    error: str | None = None
 
 
 class DeliveryWorker:
@@ -195,8 +187,7 @@ class DeliveryWorker:
             if self._stopping:  # shutting down: finish what is on the wire, hand back the rest
                 await self._release(rows[i:])
                 return
-            outcome = await self._deliver(row)
-            if outcome.status != SENT:
+            if await self._deliver(row) != SENT:
                 # keep order: the rest of this address waits for the failed one
                 await self._release(rows[i + 1 :])
                 return
@@ -216,7 +207,8 @@ class DeliveryWorker:
                 .execution_options(synchronize_session=False)
             )
 
-    async def _deliver(self, row: OutboxMessage) -> DeliveryOutcome:
+    async def _deliver(self, row: OutboxMessage) -> str:
+        """Send one row; returns its status now (``SENDING``: sent, not written down yet)."""
         sender = self.senders[row.channel]
         delivery = Delivery(
             outbox_id=row.id,
@@ -237,7 +229,7 @@ class DeliveryWorker:
                 # too little of the lease is left to send and write it down before another
                 # worker may take the row: handed back, claimed afresh
                 await self._release([row])
-                return DeliveryOutcome(row.id, PENDING, "lease too short")
+                return PENDING
             try:
                 for hook in self.before_send:
                     delivery = await hook(delivery)
@@ -264,14 +256,14 @@ class DeliveryWorker:
             # still in doubt until written down: the slot is held until then
             try:
                 await self._record_sent(row.id, result.platform_message_id, row.locked_until)
-            except Exception as e:
-                return DeliveryOutcome(row.id, SENDING, f"sent, not recorded: {e}")
+            except Exception:
+                return SENDING
         for after in self.after_sent:
             try:
                 await after(delivery, result)
             except Exception:
                 log.exception("after-sent hook failed for outbox %s", row.id)
-        return DeliveryOutcome(row.id, SENT)
+        return SENT
 
     def _slot(self, channel: str) -> asyncio.Semaphore:
         slot = self._slots.get(channel)
@@ -344,7 +336,7 @@ class DeliveryWorker:
         delay: float | None = None,
         count_attempt: bool = True,
         delivery: Delivery | None = None,
-    ) -> DeliveryOutcome:
+    ) -> str:
         if count_attempt and row.attempts >= self.max_attempts:
             return await self._dead(
                 row, f"gave up after {row.attempts} attempts: {reason}", delivery
@@ -363,11 +355,9 @@ class DeliveryWorker:
                 update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values)
             )
         log.info("outbox %s: retry in %.1fs (%s)", row.id, wait, reason)
-        return DeliveryOutcome(row.id, PENDING, reason)
+        return PENDING
 
-    async def _dead(
-        self, row: OutboxMessage, reason: str, delivery: Delivery | None = None
-    ) -> DeliveryOutcome:
+    async def _dead(self, row: OutboxMessage, reason: str, delivery: Delivery | None = None) -> str:
         async with self.db.session() as s:
             await s.execute(
                 update(OutboxMessage)
@@ -381,7 +371,7 @@ class DeliveryWorker:
                     await hook(delivery, reason)
                 except Exception:
                     log.exception("after-dead hook failed for outbox %s", row.id)
-        return DeliveryOutcome(row.id, DEAD, reason)
+        return DEAD
 
     async def _mark_unreachable(self, row: OutboxMessage, reason: str) -> None:
         """The person blocked us (or left): mark the identity, and do not try their other
