@@ -516,7 +516,6 @@ def audience(
                     members = sorted(read_member_csv(csv_file))
                 except (OSError, AudienceError) as e:
                     raise fail(str(e)) from None
-                expr = f"audience:{save}"
             else:
                 try:
                     parse_audience(spec)
