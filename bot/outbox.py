@@ -24,7 +24,7 @@ import contextlib
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -258,11 +258,7 @@ class DeliveryWorker:
                 await self._record_sent(row.id, result.platform_message_id, row.locked_until)
             except Exception:
                 return SENDING
-        for after in self.after_sent:
-            try:
-                await after(delivery, result)
-            except Exception:
-                log.exception("after-sent hook failed for outbox %s", row.id)
+        await _call_hooks(self.after_sent, "after-sent", row.id, delivery, result)
         return SENT
 
     def _slot(self, channel: str) -> asyncio.Semaphore:
@@ -366,11 +362,7 @@ class DeliveryWorker:
             )
         log.warning("outbox %s dead-lettered: %s", row.id, reason)
         if delivery is not None:
-            for hook in self.after_dead:
-                try:
-                    await hook(delivery, reason)
-                except Exception:
-                    log.exception("after-dead hook failed for outbox %s", row.id)
+            await _call_hooks(self.after_dead, "after-dead", row.id, delivery, reason)
         return DEAD
 
     async def _mark_unreachable(self, row: OutboxMessage, reason: str) -> None:
@@ -455,6 +447,19 @@ def _claim_statements(postgres: bool) -> tuple[Any, Any]:
 
 
 _OUTBOX_TABLE = cast(Table, OutboxMessage.__table__)
+
+
+async def _call_hooks(
+    hooks: Sequence[Callable[..., Awaitable[None]]], kind: str, row_id: int, *args: Any
+) -> None:
+    """Every hook, each on its own: one that fails is logged and the others still run."""
+    for hook in hooks:
+        try:
+            await hook(*args)
+        except Exception:
+            log.exception("%s hook failed for outbox %s", kind, row_id)
+
+
 _MARK_SENT = (
     update(_OUTBOX_TABLE)
     .where(_OUTBOX_TABLE.c.id == bindparam("row_id"))
