@@ -66,21 +66,26 @@ async def upsert_employees(
     by_email = {e.email.casefold(): e for e in existing if e.email}
     seen: set[int] = set()
     for r in records:
+        # what the directory says (None: it does not know, the stored value stays)
+        values = {
+            "slack_user_id": r.slack_user_id,
+            "email": r.email,
+            "name": r.name or None,
+            "department": r.department,
+            "title": r.title,
+            "language": r.language,
+            "timezone": r.timezone,
+            "joined_at": r.joined_at,
+            "groups": r.groups,
+        }
         emp = by_slack.get(r.slack_user_id) if r.slack_user_id else None
         if emp is None and r.email:
             emp = by_email.get(r.email.casefold())
         if emp is None:
+            new = {"name": r.name, "joined_at": r.joined_at or (None if first_sync else now)}
             emp = Employee(
-                slack_user_id=r.slack_user_id,
-                email=r.email,
-                name=r.name,
-                department=r.department,
-                title=r.title,
-                language=r.language,
-                timezone=r.timezone,
-                joined_at=r.joined_at or (None if first_sync else now),
+                **{**values, **new, "groups": r.groups or []},
                 active=r.active,
-                groups=r.groups or [],
                 subscriptions=[],
                 opted_down=[],
                 source=source,
@@ -98,17 +103,6 @@ async def upsert_employees(
             continue
         seen.add(emp.id)
         changed = False
-        values = {
-            "slack_user_id": r.slack_user_id,
-            "email": r.email,
-            "name": r.name or None,
-            "department": r.department,
-            "title": r.title,
-            "language": r.language,
-            "timezone": r.timezone,
-            "joined_at": r.joined_at,
-            "groups": r.groups,
-        }
         for attr, value in values.items():
             if value is not None and getattr(emp, attr) != value:
                 setattr(emp, attr, value)
