@@ -380,7 +380,7 @@ def shop(threshold: float) -> None:
     for lang, d in data.items():
         for e in d.examples:
             total += 1
-            right += full.detect_language(e.text)[0] == lang
+            right += full.detect_language(e.text) == lang
     print(f"reference shop: language identification {right / total:.4f} ({total} examples)")
     oos = [full.parse(t, threshold=threshold) for ts in OOS.values() for t in ts]
     rejected = sum(r.intent == FALLBACK for r in oos) / len(oos)

@@ -10,21 +10,26 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from bot.cli_common import DbOpt, fail
+
 staff_app = typer.Typer(help="Staff accounts of the admin console.", no_args_is_help=True)
 contacts_app = typer.Typer(
     help="A person's data: export it, erase it (data protection).", no_args_is_help=True
 )
 
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--database-url", help="SQLAlchemy URL (default: sqlite file concierge.db)"),
+RefArg = Annotated[
+    str,
+    typer.Argument(
+        help="contact id, telegram:<chat id>, slack:<user id>, web:<visitor id>, "
+        "user:<shop user id> or email:<address>"
+    ),
 ]
 T = TypeVar("T")
 
 
 def _with_db(database_url: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(db)`` on a migrated database; database errors are one line, exit 2."""
-    from bot.cli_common import fail, settings_from
+    from bot.cli_common import settings_from
     from bot.storage.db import Database, DatabaseError
 
     settings = settings_from(None, database_url)
@@ -62,7 +67,6 @@ def staff_add(
     database_url: DbOpt = None,
 ) -> None:
     """Create a staff account (the password is stored as an argon2id hash)."""
-    from bot.cli_common import fail
     from bot.clock import utcnow
     from bot.staff import StaffError, create_account, log_action
 
@@ -110,19 +114,12 @@ def _ref_or_exit(ref: str) -> None:
     try:
         parse_ref(ref)
     except RefError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(str(e)) from None
 
 
 @contacts_app.command("export")
 def contacts_export(
-    ref: Annotated[
-        str,
-        typer.Argument(
-            help="contact id, telegram:<chat id>, slack:<user id>, web:<visitor id>, "
-            "user:<shop user id> or email:<address>"
-        ),
-    ],
+    ref: RefArg,
     database_url: DbOpt = None,
 ) -> None:
     """Print one JSON document with everything stored about a person."""
@@ -137,20 +134,13 @@ def contacts_export(
 
     doc = _with_db(database_url, work)
     if doc is None:
-        typer.echo(f"error: nobody is stored under {ref}", err=True)
-        raise typer.Exit(1)
+        raise fail(f"nobody is stored under {ref}", 1)
     typer.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
 
 
 @contacts_app.command("erase")
 def contacts_erase(
-    ref: Annotated[
-        str,
-        typer.Argument(
-            help="contact id, telegram:<chat id>, slack:<user id>, web:<visitor id>, "
-            "user:<shop user id> or email:<address>"
-        ),
-    ],
+    ref: RefArg,
     yes: Annotated[
         bool, typer.Option("--yes", help="Really erase (without it: nothing changes)")
     ] = (False),
@@ -179,8 +169,7 @@ def contacts_erase(
 
     found = _with_db(database_url, work)
     if found is None:
-        typer.echo(f"error: nobody is stored under {ref}", err=True)
-        raise typer.Exit(1)
+        raise fail(f"nobody is stored under {ref}", 1)
     cid, counts = found
     rows = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
     if not yes:

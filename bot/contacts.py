@@ -22,13 +22,11 @@ async def resolve_identity(
     language: str | None = None,
 ) -> tuple[Contact, Identity]:
     """The contact and identity behind ``(channel, external_id)``, created on first contact."""
-    row = (
-        await session.execute(_IDENTITY, {"channel": channel, "external_id": external_id})
-    ).first()
-    if row is not None:
-        identity, contact = row
+    found = await find_identity(session, channel, external_id)
+    if found is not None:
+        contact, identity = found
         seen(identity, contact, now=now, address=address, display_name=display_name)
-        return contact, identity
+        return found
     contact, identity = _new_person(channel, external_id, address, display_name, now, language)
     session.add(contact)
     await session.flush()
@@ -36,6 +34,16 @@ async def resolve_identity(
     session.add(identity)
     await session.flush()
     return contact, identity
+
+
+async def find_identity(
+    session: AsyncSession, channel: str, external_id: str
+) -> tuple[Contact, Identity] | None:
+    """The contact and identity behind ``(channel, external_id)``, if there are any."""
+    row = (
+        await session.execute(_IDENTITY, {"channel": channel, "external_id": external_id})
+    ).first()
+    return None if row is None else (row[1], row[0])
 
 
 # built once: a statement's construction costs more than its (cached) compilation

@@ -60,11 +60,6 @@ def own_fields(model: type[BaseSettings]) -> dict[str, FieldInfo]:
     }
 
 
-def all_setting_names() -> list[str]:
-    """Every ``CONCIERGE_*`` variable the settings models read."""
-    return [env_name(m, f) for _, _, m in setting_models() for f in own_fields(m)]
-
-
 def _type_text(annotation: Any, info: FieldInfo) -> str:
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     origin = typing.get_origin(annotation)

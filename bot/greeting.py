@@ -47,17 +47,11 @@ class Greetings:
         if out.buttons:
             return out
         buttons = tuple(
-            Button(self.title(intent, language), f"/{intent}")
+            Button(r.topic_title(intent, language), f"/{intent}")
             for intent in shop.suggestions
             if r.has(f"utter_{intent}", language)
         )
         return Outbound(text=out.text, buttons=buttons)
-
-    def title(self, intent: str, language: str) -> str:
-        name = f"utter_ask_{intent}"
-        if self.runtime.responses.has(name, language):
-            return self.runtime.responses.text(name, language)
-        return intent.split("/")[-1].replace("_", " ").capitalize()
 
     async def for_contact(
         self, s: AsyncSession, contact: Contact | None, language: str

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +64,6 @@ def contact_matches(like: str, *more: ColumnElement[bool]) -> ColumnElement[bool
     )
 
 
-def sla_state(waiting: timedelta | None, sla: timedelta) -> str:
-    """``ok`` (under half the SLA), ``warn`` (under the SLA), ``late``; ``none`` when nobody waits."""
-    if waiting is None:
-        return "none"
-    if waiting < sla / 2:
-        return "ok"
-    return "warn" if waiting < sla else "late"
-
-
 @dataclass
 class InboxItem:
     handoff: Handoff
@@ -114,12 +105,11 @@ async def inbox_items(
         return []
     convs = {h.conversation_id for h, _ in rows}
     # the last customer message per conversation, and the last staff one
-    last_in: dict[int, tuple[int, str, datetime]] = {}
+    last_in: dict[int, tuple[str, datetime]] = {}
     last_staff: dict[int, datetime] = {}
-    for conv_id, mid, direction, sender, text, at in await s.execute(
+    for conv_id, direction, sender, text, at in await s.execute(
         select(
             Message.conversation_id,
-            Message.id,
             Message.direction,
             Message.sender,
             Message.text,
@@ -133,15 +123,14 @@ async def inbox_items(
         )
     ):
         if direction == "in":
-            last_in[conv_id] = (mid, text, at)
+            last_in[conv_id] = (text, at)
         elif sender == "staff":
             last_staff[conv_id] = max(at, last_staff.get(conv_id, at))
     named = await names(s, (c for _, c in rows))
     items = []
     for h, c in rows:
         found = last_in.get(h.conversation_id)
-        text = found[1] if found else ""
-        asked: datetime | None = found[2] if found else None
+        text, asked = found if found else ("", None)
         waiting: datetime | None = None
         if h.status in ACTIVE and asked is not None:
             staff_at = last_staff.get(h.conversation_id)

@@ -24,13 +24,11 @@ import contextlib
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import BindParameter, Table, bindparam, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from tenacity import (
     AsyncRetrying,
@@ -42,7 +40,6 @@ from tenacity import (
 from bot.clock import Clock, SystemClock
 from bot.ratelimit import RateLimiter
 from bot.storage.db import Database
-from bot.storage.dialect import rowcount
 from bot.storage.models import Identity, OutboxMessage
 from bot.types import (
     Delivery,
@@ -60,13 +57,6 @@ log = logging.getLogger(__name__)
 CLAIM_LOCK = 0x436F6E63_6F757462  # 'Concoutb'
 
 PENDING, SENDING, SENT, DEAD, CANCELLED = "pending", "sending", "sent", "dead", "cancelled"
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryOutcome:
-    outbox_id: int
-    status: str
-    error: str | None = None
 
 
 class DeliveryWorker:
@@ -197,8 +187,7 @@ class DeliveryWorker:
             if self._stopping:  # shutting down: finish what is on the wire, hand back the rest
                 await self._release(rows[i:])
                 return
-            outcome = await self._deliver(row)
-            if outcome.status != SENT:
+            if await self._deliver(row) != SENT:
                 # keep order: the rest of this address waits for the failed one
                 await self._release(rows[i + 1 :])
                 return
@@ -218,7 +207,8 @@ class DeliveryWorker:
                 .execution_options(synchronize_session=False)
             )
 
-    async def _deliver(self, row: OutboxMessage) -> DeliveryOutcome:
+    async def _deliver(self, row: OutboxMessage) -> str:
+        """Send one row; returns its status now (``SENDING``: sent, not written down yet)."""
         sender = self.senders[row.channel]
         delivery = Delivery(
             outbox_id=row.id,
@@ -239,7 +229,7 @@ class DeliveryWorker:
                 # too little of the lease is left to send and write it down before another
                 # worker may take the row: handed back, claimed afresh
                 await self._release([row])
-                return DeliveryOutcome(row.id, PENDING, "lease too short")
+                return PENDING
             try:
                 for hook in self.before_send:
                     delivery = await hook(delivery)
@@ -266,14 +256,10 @@ class DeliveryWorker:
             # still in doubt until written down: the slot is held until then
             try:
                 await self._record_sent(row.id, result.platform_message_id, row.locked_until)
-            except Exception as e:
-                return DeliveryOutcome(row.id, SENDING, f"sent, not recorded: {e}")
-        for after in self.after_sent:
-            try:
-                await after(delivery, result)
             except Exception:
-                log.exception("after-sent hook failed for outbox %s", row.id)
-        return DeliveryOutcome(row.id, SENT)
+                return SENDING
+        await _call_hooks(self.after_sent, "after-sent", row.id, delivery, result)
+        return SENT
 
     def _slot(self, channel: str) -> asyncio.Semaphore:
         slot = self._slots.get(channel)
@@ -346,7 +332,7 @@ class DeliveryWorker:
         delay: float | None = None,
         count_attempt: bool = True,
         delivery: Delivery | None = None,
-    ) -> DeliveryOutcome:
+    ) -> str:
         if count_attempt and row.attempts >= self.max_attempts:
             return await self._dead(
                 row, f"gave up after {row.attempts} attempts: {reason}", delivery
@@ -365,11 +351,9 @@ class DeliveryWorker:
                 update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values)
             )
         log.info("outbox %s: retry in %.1fs (%s)", row.id, wait, reason)
-        return DeliveryOutcome(row.id, PENDING, reason)
+        return PENDING
 
-    async def _dead(
-        self, row: OutboxMessage, reason: str, delivery: Delivery | None = None
-    ) -> DeliveryOutcome:
+    async def _dead(self, row: OutboxMessage, reason: str, delivery: Delivery | None = None) -> str:
         async with self.db.session() as s:
             await s.execute(
                 update(OutboxMessage)
@@ -378,12 +362,8 @@ class DeliveryWorker:
             )
         log.warning("outbox %s dead-lettered: %s", row.id, reason)
         if delivery is not None:
-            for hook in self.after_dead:
-                try:
-                    await hook(delivery, reason)
-                except Exception:
-                    log.exception("after-dead hook failed for outbox %s", row.id)
-        return DeliveryOutcome(row.id, DEAD, reason)
+            await _call_hooks(self.after_dead, "after-dead", row.id, delivery, reason)
+        return DEAD
 
     async def _mark_unreachable(self, row: OutboxMessage, reason: str) -> None:
         """The person blocked us (or left): mark the identity, and do not try their other
@@ -467,6 +447,19 @@ def _claim_statements(postgres: bool) -> tuple[Any, Any]:
 
 
 _OUTBOX_TABLE = cast(Table, OutboxMessage.__table__)
+
+
+async def _call_hooks(
+    hooks: Sequence[Callable[..., Awaitable[None]]], kind: str, row_id: int, *args: Any
+) -> None:
+    """Every hook, each on its own: one that fails is logged and the others still run."""
+    for hook in hooks:
+        try:
+            await hook(*args)
+        except Exception:
+            log.exception("%s hook failed for outbox %s", kind, row_id)
+
+
 _MARK_SENT = (
     update(_OUTBOX_TABLE)
     .where(_OUTBOX_TABLE.c.id == bindparam("row_id"))
@@ -478,13 +471,3 @@ _MARK_SENT = (
         last_error=None,
     )
 )
-
-
-async def requeue_dead(session: AsyncSession, outbox_id: int, now: datetime) -> bool:
-    """Put a dead-lettered row back in the queue (admin action)."""
-    res = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == DEAD)
-        .values(status=PENDING, attempts=0, next_attempt_at=now, last_error=None)
-    )
-    return rowcount(res) > 0

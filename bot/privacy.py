@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import bot.storage.registry  # noqa: F401  (every feature's tables)
 from bot.handoff.models import Handoff
 from bot.staff import log_action
+from bot.storage.dialect import rowcount
 from bot.storage.models import Base, Contact, Identity, Message, OutboxMessage
 
 if TYPE_CHECKING:
@@ -185,14 +186,14 @@ async def erase_contact(
     ids = await _outbox_ids(s, contact)
     for i in range(0, len(ids), 500):
         res = await s.execute(delete(ob).where(ob.c.id.in_(ids[i : i + 500])))
-        counts["outbox"] = counts.get("outbox", 0) + int(getattr(res, "rowcount", 0) or 0)
+        counts["outbox"] = counts.get("outbox", 0) + rowcount(res)
     for t in _person_tables():
         if t.name in KEEP_ROWS:
             if t.c.contact_id.nullable and t.name != "staff_actions":
                 await s.execute(update(t).where(t.c.contact_id == cid).values(contact_id=None))
             continue
         res = await s.execute(delete(t).where(t.c.contact_id == cid))
-        n = int(getattr(res, "rowcount", 0) or 0)
+        n = rowcount(res)
         if n:
             counts[t.name] = n
     s.expunge(contact)

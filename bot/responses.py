@@ -42,6 +42,11 @@ def applicable(variants: list[Variant], slots: Mapping[str, Any] | None) -> list
     return [v for v in variants if v.conditions and v.fits(slots)] or plain
 
 
+def intent_title(intent: str) -> str:
+    """An intent's name as a title: ``faq/return_policy`` -> ``Return policy``."""
+    return intent.split("/")[-1].replace("_", " ").capitalize()
+
+
 class Responses:
     """``render("utter_faq/returns", "de")`` -> an :class:`Outbound` (a random variant)."""
 
@@ -90,6 +95,15 @@ class Responses:
 
     def has(self, name: str, language: str | None = None) -> bool:
         return bool(self.variants(name, language or self.default_language))
+
+    def topic_title(
+        self, intent: str, language: str, *, slots: Mapping[str, Any] | None = None
+    ) -> str:
+        """A button title for a topic: ``utter_ask_<intent>`` if the shop wrote one."""
+        name = f"utter_ask_{intent}"
+        if self.has(name, language):
+            return self.text(name, language, slots=slots)
+        return intent_title(intent)
 
     def text(
         self, name: str, language: str, *, slots: Mapping[str, Any] | None = None, **values: Any

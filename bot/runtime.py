@@ -170,6 +170,8 @@ class Runtime:
 
     def add_sender(self, sender: Sender, limiter: RateLimiter | None = None) -> None:
         self.senders[sender.channel] = sender
+        if sender.capabilities.text_limit:  # longer texts are split (Engine.text_limits)
+            self.engine.text_limits[sender.channel] = sender.capabilities.text_limit
         if limiter is not None:
             if self.peers is not None:
                 limiter.share(self.peers.count)

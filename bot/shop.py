@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 FILE_NAME = "shop.yml"
 DEFAULT_HOURS = "mon-fri 09:00-17:00"
-REGISTERS = ("informal", "formal")
 
 
 @dataclass(frozen=True)

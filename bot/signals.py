@@ -10,13 +10,12 @@ whatever it writes commits or rolls back with the cause.
   gets one call per batch (``items``: ``[{"contact": ..., "old": ...}, ...]`` plus the shared
   arguments) and can answer it with set-based SQL; the others are called once per item.
 - ``opted_out(session, contact, channel, now)``: the person said stop (marketing).
-- ``handoff_changed(session, handoff, old_status, new_status, now)``: a handoff ticket moved.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
@@ -51,36 +50,9 @@ class StageChanged(Protocol):
     ) -> None: ...
 
 
-class StagesChanged(Protocol):
-    """The batch form of :class:`StageChanged` (``items``: contact and old stage each)."""
-
-    async def __call__(
-        self,
-        *,
-        session: AsyncSession,
-        items: Sequence[Mapping[str, Any]],
-        new: str,
-        now: datetime,
-        **extra: Any,
-    ) -> None: ...
-
-
 class OptedOut(Protocol):
     async def __call__(
         self, *, session: AsyncSession, contact: Contact, channel: str, now: datetime, **extra: Any
-    ) -> None: ...
-
-
-class HandoffChanged(Protocol):
-    async def __call__(
-        self,
-        *,
-        session: AsyncSession,
-        handoff: Any,
-        old_status: str | None,
-        new_status: str,
-        now: datetime,
-        **extra: Any,
     ) -> None: ...
 
 
@@ -139,4 +111,3 @@ class Signals:
         self.event_recorded: Signal[EventRecorded] = Signal("event_recorded")
         self.stage_changed: Signal[StageChanged] = Signal("stage_changed")
         self.opted_out: Signal[OptedOut] = Signal("opted_out")
-        self.handoff_changed: Signal[HandoffChanged] = Signal("handoff_changed")

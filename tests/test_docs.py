@@ -17,7 +17,7 @@ import typer.main
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from bot.docs import all_setting_names, settings_reference
+from bot.docs import env_name, own_fields, setting_models, settings_reference
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.models import Contact
@@ -28,6 +28,11 @@ SETTINGS_MD = REPO / "docs" / "settings.md"
 REGENERATE = "regenerate it with `concierge docs settings`"
 # variables read by the scripts and the tests, not by the product
 NOT_SETTINGS = {"CONCIERGE_TEST_POSTGRES_URL", "CONCIERGE_TEST_SETUP"}
+
+
+def all_setting_names() -> list[str]:
+    """Every ``CONCIERGE_*`` variable the settings models read."""
+    return [env_name(m, f) for _, _, m in setting_models() for f in own_fields(m)]
 
 
 def test_every_setting_is_in_the_settings_reference() -> None:

@@ -2,9 +2,7 @@
 
 - ``{name}`` takes ``values["name"]``; ``None`` renders as nothing.
 - A placeholder without a value stays as written (``{name}``), so a typo shows in the message
-  instead of silently vanishing, and a warning names it in the log (once per text). Checks at
-  load time use :func:`placeholders` to report such names as ``file:line`` where the values
-  are known in advance.
+  instead of silently vanishing, and a warning names it in the log (once per text).
 - A text that is not a valid template (a lone ``{``) is sent as it is, with a warning.
 - Format specs work as in :meth:`str.format` (``{total:.2f}``); attribute and index lookups
   (``{a.b}``, ``{a[0]}``) are not filled: texts come from content files, not code.
@@ -20,14 +18,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 _FORMATTER = Formatter()
-
-
-def placeholders(text: str) -> set[str]:
-    """The placeholder names of ``text`` (empty for a text that is not a valid template)."""
-    try:
-        return {name for _, name, _, _ in _FORMATTER.parse(text) if name}
-    except ValueError:
-        return set()
 
 
 def fill(text: str, values: Mapping[str, Any]) -> str:

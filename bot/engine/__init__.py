@@ -10,23 +10,18 @@
 
 from bot.engine.core import Engine
 from bot.engine.policies import (
-    COMMAND_INTENTS,
     STOP_WORDS,
     faq_policy,
     feedback_buttons_hook,
     feedback_policy,
     is_command,
-    is_opt_out,
     offer_person,
     opt_out_policy,
-    topic_title,
 )
 from bot.engine.turn import (
     FALLBACK,
     NLU,
-    AfterTurn,
     Policy,
-    Prefetch,
     StateKey,
     Turn,
     TurnResult,
@@ -36,14 +31,11 @@ from bot.engine.turn import (
 from bot.engine.writer import Reply, replies
 
 __all__ = [
-    "COMMAND_INTENTS",
     "FALLBACK",
     "NLU",
     "STOP_WORDS",
-    "AfterTurn",
     "Engine",
     "Policy",
-    "Prefetch",
     "Reply",
     "StateKey",
     "Turn",
@@ -53,10 +45,8 @@ __all__ = [
     "feedback_buttons_hook",
     "feedback_policy",
     "is_command",
-    "is_opt_out",
     "offer_person",
     "opt_out_policy",
     "parse_payload",
     "replies",
-    "topic_title",
 ]

@@ -144,7 +144,10 @@ async def faq_policy(turn: Turn) -> bool:
         )
     ][:3]
     if candidates:
-        buttons = [Button(topic_title(turn, c), f"/{c}") for c in candidates]
+        topic_title = turn.engine.responses.topic_title
+        buttons = [
+            Button(topic_title(c, turn.language, slots=turn.slots), f"/{c}") for c in candidates
+        ]
         if person:
             buttons.append(Button(turn.text("utter_button_human"), "/request_human"))
         buttons.append(Button(turn.text("utter_clarify_none"), "/clarify_none"))
@@ -165,14 +168,6 @@ def offer_person(turn: Turn) -> Outbound:
             Button(turn.text("utter_button_rephrase"), "/rephrase"),
         ),
     )
-
-
-def topic_title(turn: Turn, intent: str) -> str:
-    """A button title for a topic: ``utter_ask_<intent>`` if the shop wrote one."""
-    name = f"utter_ask_{intent}"
-    if turn.engine.responses.has(name, turn.language):
-        return turn.text(name)
-    return intent.split("/")[-1].replace("_", " ").capitalize()
 
 
 async def feedback_buttons_hook(turn: Turn) -> None:

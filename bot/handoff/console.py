@@ -66,9 +66,7 @@ class StaffConsole:
             s, h.staff_channel, text, key=key, thread_ts=h.thread_ts or f"handoff:{h.id}"
         )
 
-    async def post_summary(
-        self, s: AsyncSession, h: Handoff, contact: Contact, now: datetime
-    ) -> None:
+    async def post_summary(self, s: AsyncSession, h: Handoff, contact: Contact) -> None:
         if not h.staff_channel:
             return
         rows = list(

@@ -172,7 +172,7 @@ class HandoffService:
         else:
             turn.say("utter_handoff_offhours", when=self.when_text(turn))
             conv.state = {**conv.state, "await_email": h.id}
-        await self.console.post_summary(s, h, turn.contact, now)
+        await self.console.post_summary(s, h, turn.contact)
         self.notify(h.id)
         return h
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.contacts import resolve_identity
+from bot.contacts import find_identity, resolve_identity
 from bot.engine import Reply
 from bot.internal.audiences import (
     Directory,
@@ -80,10 +80,6 @@ class ServiceBase:
     @property
     def content_dir(self) -> Path:
         return self.runtime.settings.content_dir
-
-    @property
-    def company_tz(self) -> str:
-        return self.calendar.timezone
 
     @property
     def calendar_path(self) -> Path:
@@ -242,17 +238,7 @@ class ServiceBase:
         assert channel is not None
         found = cache.people.get(str(emp.slack_user_id))
         if found is None:
-            row = (
-                await s.execute(
-                    select(Identity, Contact)
-                    .join(Contact, Contact.id == Identity.contact_id)
-                    .where(
-                        Identity.channel == self.channel, Identity.external_id == emp.slack_user_id
-                    )
-                )
-            ).first()
-            if row is not None:
-                found = (row[1], row[0])
+            found = await find_identity(s, channel, str(emp.slack_user_id))
         if found is None:
             contact, identity = await resolve_identity(
                 s,

@@ -7,14 +7,14 @@ import calendar as cal_mod
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy import func, select
 
-from bot.cli_common import DbOpt
+from bot.cli_common import DbOpt, fail
 from bot.internal.content import ContentError, load_file, parse_schedule
 from bot.settings import SettingsError
 from bot.storage.db import DatabaseError
@@ -44,12 +44,6 @@ ContentOpt = Annotated[
     Path | None,
     typer.Option("--content", help="Content folder with updates/ and flows/", show_default=False),
 ]
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    from bot.cli_common import fail as core_fail
-
-    return core_fail(message, code)
 
 
 def _run(content: Path | None, database_url: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -325,13 +319,8 @@ def render_month(cal: Any, year: int, month: int, planned: dict[date, list[Any]]
 
 
 def _days_in(c: Any, year: int, month: int) -> list[date]:
-    out = []
-    d = c.start
-    while d <= c.end:
-        if (d.year, d.month) == (year, month):
-            out.append(d)
-        d = date.fromordinal(d.toordinal() + 1)
-    return out
+    days = (c.start + timedelta(days=n) for n in range((c.end - c.start).days + 1))
+    return [d for d in days if (d.year, d.month) == (year, month)]
 
 
 @app.command()
@@ -364,8 +353,6 @@ def report(
     async def work(svc: Any) -> None:
         now = _now(svc)
         if team:
-            from datetime import timedelta
-
             async with svc.db.session() as s:
                 data = await team_digest_data(
                     s,
@@ -529,7 +516,6 @@ def audience(
                     members = sorted(read_member_csv(csv_file))
                 except (OSError, AudienceError) as e:
                     raise fail(str(e)) from None
-                expr = f"audience:{save}"
             else:
                 try:
                     parse_audience(spec)

@@ -8,21 +8,10 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.internal.models import Employee
-
-CSV_COLUMNS = (
-    "slack_user_id",
-    "email",
-    "name",
-    "department",
-    "title",
-    "language",
-    "timezone",
-    "joined_at",
-)
 
 
 @dataclass
@@ -77,21 +66,26 @@ async def upsert_employees(
     by_email = {e.email.casefold(): e for e in existing if e.email}
     seen: set[int] = set()
     for r in records:
+        # what the directory says (None: it does not know, the stored value stays)
+        values = {
+            "slack_user_id": r.slack_user_id,
+            "email": r.email,
+            "name": r.name or None,
+            "department": r.department,
+            "title": r.title,
+            "language": r.language,
+            "timezone": r.timezone,
+            "joined_at": r.joined_at,
+            "groups": r.groups,
+        }
         emp = by_slack.get(r.slack_user_id) if r.slack_user_id else None
         if emp is None and r.email:
             emp = by_email.get(r.email.casefold())
         if emp is None:
+            new = {"name": r.name, "joined_at": r.joined_at or (None if first_sync else now)}
             emp = Employee(
-                slack_user_id=r.slack_user_id,
-                email=r.email,
-                name=r.name,
-                department=r.department,
-                title=r.title,
-                language=r.language,
-                timezone=r.timezone,
-                joined_at=r.joined_at or (None if first_sync else now),
+                **{**values, **new, "groups": r.groups or []},
                 active=r.active,
-                groups=r.groups or [],
                 subscriptions=[],
                 opted_down=[],
                 source=source,
@@ -109,17 +103,6 @@ async def upsert_employees(
             continue
         seen.add(emp.id)
         changed = False
-        values = {
-            "slack_user_id": r.slack_user_id,
-            "email": r.email,
-            "name": r.name or None,
-            "department": r.department,
-            "title": r.title,
-            "language": r.language,
-            "timezone": r.timezone,
-            "joined_at": r.joined_at,
-            "groups": r.groups,
-        }
         for attr, value in values.items():
             if value is not None and getattr(emp, attr) != value:
                 setattr(emp, attr, value)
@@ -143,8 +126,9 @@ async def upsert_employees(
     return result
 
 
-def read_employee_csv(path: Path, default_timezone: str | None = None) -> list[EmployeeRecord]:
-    """People from a CSV file with a header row (any of :data:`CSV_COLUMNS`).
+def read_employee_csv(path: Path) -> list[EmployeeRecord]:
+    """People from a CSV file with a header row (any of slack_user_id, email, name, department,
+    title, language, timezone, joined_at; other columns are ignored).
 
     Errors name the file and line: ``people.csv:4: joined_at '2026-13-01' is not a date``.
     """
@@ -189,11 +173,3 @@ def read_employee_csv(path: Path, default_timezone: str | None = None) -> list[E
                 )
             )
     return records
-
-
-async def count_active(s: AsyncSession) -> int:
-    return int(
-        (
-            await s.execute(select(func.count()).select_from(Employee).where(Employee.active))
-        ).scalar_one()
-    )

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import MetaData, Table, bindparam, func, inspect, select, union
+from sqlalchemy import func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.handoff.models import Handoff
 from bot.internal.models import (
     Employee,
     EngagementEvent,
@@ -22,8 +23,8 @@ from bot.internal.models import (
     Update,
     UpdateDelivery,
 )
+from bot.responses import intent_title
 from bot.storage.models import Identity, Message, OutboxMessage
-from bot.storage.types import UTCDateTime
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -332,65 +333,20 @@ async def team_digest_data(
 
 
 def _topic_title(runtime: Runtime | None, intent: str) -> str:
-    if runtime is not None:
-        name = f"utter_ask_{intent}"
-        lang = runtime.settings.default_language
-        if runtime.responses.has(name, lang):
-            return runtime.responses.text(name, lang)
-    return intent.split("/")[-1].replace("_", " ").capitalize()
-
-
-HANDOFF_TABLES = ("handoffs", "handoff_tickets", "handoff")
-CSAT_TABLES = ("csat_ratings", "csat_responses", "handoff_csat", "csat")
-TIME_COLUMNS = ("created_at", "requested_at", "opened_at", "answered_at")
-SCORE_COLUMNS = ("score", "rating", "csat", "csat_score", "value")
+    if runtime is None:
+        return intent_title(intent)
+    return runtime.responses.topic_title(intent, runtime.settings.default_language)
 
 
 async def _handoff_figures(
     s: AsyncSession, since: datetime, until: datetime
-) -> tuple[int | None, dict[str, Any] | None]:
-    """Handoff count and CSAT from the handoff feature's tables, read-only; None when absent."""
-
-    def reflect(conn: Any) -> dict[str, Table]:
-        names = set(inspect(conn).get_table_names())
-        md = MetaData()
-        out = {}
-        for n in (*HANDOFF_TABLES, *CSAT_TABLES):
-            if n in names:
-                out[n] = Table(n, md, autoload_with=conn)
-        return out
-
-    conn = await s.connection()
-    tables = await conn.run_sync(reflect)
-
-    def window(t: Table) -> list[Any]:
-        col = next((t.c[c] for c in TIME_COLUMNS if c in t.c), None)
-        if col is None:
-            return []
-        return [
-            col >= bindparam(None, since, type_=UTCDateTime()),
-            col < bindparam(None, until, type_=UTCDateTime()),
-        ]
-
-    handoffs = None
-    h = next((tables[n] for n in HANDOFF_TABLES if n in tables), None)
-    if h is not None:
-        handoffs = int(
-            (await s.execute(select(func.count()).select_from(h).where(*window(h)))).scalar_one()
-        )
-    csat = None
-    sources = [tables[n] for n in CSAT_TABLES if n in tables]
-    if h is not None:
-        sources.append(h)
-    for t in sources:
-        col = next((t.c[c] for c in SCORE_COLUMNS if c in t.c), None)
-        if col is None:
-            continue
-        avg, n = (
-            await s.execute(
-                select(func.avg(col), func.count(col)).where(*window(t), col.is_not(None))
+) -> tuple[int, dict[str, Any]]:
+    """Handoffs opened in the range, and the average of their CSAT ratings."""
+    count, avg, rated = (
+        await s.execute(
+            select(func.count(), func.avg(Handoff.csat), func.count(Handoff.csat)).where(
+                Handoff.created_at >= since, Handoff.created_at < until
             )
-        ).one()
-        csat = {"score": float(avg) if avg is not None else None, "count": int(n)}
-        break
-    return handoffs, csat
+        )
+    ).one()
+    return int(count), {"score": float(avg) if avg is not None else None, "count": int(rated)}

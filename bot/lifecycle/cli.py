@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bot.cli_common import ContentOpt, DbOpt
+from bot.cli_common import ContentOpt, DbOpt, fail, settings_from
 
 if TYPE_CHECKING:
     from bot.lifecycle.schema import EventIn
-    from bot.settings import Settings
 
 events_app = typer.Typer(
     help="Shop events (the events API's twin for files).", no_args_is_help=True
@@ -22,22 +22,10 @@ events_app = typer.Typer(
 lifecycle_app = typer.Typer(help="Lifecycle stages: sweep, link tokens.", no_args_is_help=True)
 
 
-def _settings(content: Path | None, database_url: str | None) -> Settings:
-    from bot.cli_common import settings_from
-
-    return settings_from(content, database_url)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
-
-
-def _read(path: Path, now: Any, tolerance: Any) -> tuple[int, list[str]]:
-    """First pass: count the events and find every bad line (nothing is imported yet)."""
+def _events(path: Path) -> Iterator[tuple[int, EventIn | None, list[str]]]:
+    """Each line that is not blank: its number, its event (None if bad) and its problems."""
     from bot.lifecycle.schema import parse_one
 
-    count, errors = 0, []
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -45,41 +33,37 @@ def _read(path: Path, now: Any, tolerance: Any) -> tuple[int, list[str]]:
             try:
                 raw = json.loads(line)
             except json.JSONDecodeError as e:
-                errors.append(f"{path}:{n}: not JSON: {e.msg} (column {e.colno})")
+                yield n, None, [f"{path}:{n}: not JSON: {e.msg} (column {e.colno})"]
                 continue
             if not isinstance(raw, dict):
-                errors.append(f"{path}:{n}: an event is a JSON object")
+                yield n, None, [f"{path}:{n}: an event is a JSON object"]
                 continue
             ev, errs = parse_one(raw)
-            if ev is None:
-                errors += [f"{path}:{n}: {e['field']}: {e['message']}" for e in errs]
-                continue
-            if ev.occurred_at > now + tolerance:
-                errors.append(f"{path}:{n}: occurred_at: is in the future")
-                continue
+            yield n, ev, [f"{path}:{n}: {e['field']}: {e['message']}" for e in errs]
+
+
+def _read(path: Path, now: Any, tolerance: Any) -> tuple[int, list[str]]:
+    """First pass: count the events and find every bad line (nothing is imported yet)."""
+    count, errors = 0, []
+    for n, ev, problems in _events(path):
+        if ev is None:
+            errors += problems
+        elif ev.occurred_at > now + tolerance:
+            errors.append(f"{path}:{n}: occurred_at: is in the future")
+        else:
             count += 1
     return count, errors
 
 
-def _batches(path: Path, size: int) -> Any:
-    from bot.lifecycle.schema import parse_one
-
+def _batches(path: Path, size: int) -> Iterator[list[EventIn]]:
     batch: list[EventIn] = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            ev, _ = parse_one(raw) if isinstance(raw, dict) else (None, [])
-            if ev is None:
-                continue
-            batch.append(ev)
-            if len(batch) >= size:
-                yield batch
-                batch = []
+    for _, ev, _ in _events(path):
+        if ev is None:
+            continue
+        batch.append(ev)
+        if len(batch) >= size:
+            yield batch
+            batch = []
     if batch:
         yield batch
 
@@ -116,8 +100,8 @@ def import_events(
     from bot.storage.db import DatabaseError
 
     if not file.is_file():
-        raise _fail(f"{file} is not a file")
-    settings = _settings(content, database_url)
+        raise fail(f"{file} is not a file")
+    settings = settings_from(content, database_url)
     runtime = Runtime(settings, start_worker=False)
     svc = service_of(runtime)
     total, errors = _read(file, runtime.clock.now(), svc.settings.future_tolerance)
@@ -126,7 +110,7 @@ def import_events(
     if len(errors) > 20:
         typer.secho(f"... and {len(errors) - 20} more", fg=typer.colors.RED, err=True)
     if errors and not skip_invalid:
-        raise _fail(
+        raise fail(
             f"{len(errors)} bad line(s): nothing imported (--skip-invalid imports the rest)", 1
         )
 
@@ -159,7 +143,7 @@ def import_events(
     try:
         accepted, dup, moved = asyncio.run(go())
     except DatabaseError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     typer.secho(
         f"{accepted} events imported, {dup} already known, {moved} stage changes",
         fg=typer.colors.GREEN,
@@ -181,7 +165,6 @@ def simulate(
     from rich.console import Console
     from rich.table import Table
 
-    from bot.cli_common import settings_from
     from bot.lifecycle.simulate import SimulationError, format_timeline, read_events
     from bot.lifecycle.simulate import simulate as run
 
@@ -189,11 +172,11 @@ def simulate(
     try:
         evs = read_events(events, user)
     except SimulationError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     if not evs:
         typer.secho(f"note: no events of user {user!r} in {events}", fg=typer.colors.YELLOW)
     if channel not in ("web", "telegram", "slack"):
-        raise _fail(f"--channel {channel!r}: use web, telegram or slack")
+        raise fail(f"--channel {channel!r}: use web, telegram or slack")
     timeline, figures = asyncio.run(run(settings, user, evs, days, channel=channel))
     table = Table(title=f"{user}: {days} days", show_lines=False)
     table.add_column("when", no_wrap=True)
@@ -224,7 +207,7 @@ def sweep(content: ContentOpt = None, database_url: DbOpt = None) -> None:
     from bot.lifecycle.service import service_of
     from bot.runtime import Runtime
 
-    runtime = Runtime(_settings(content, database_url), start_worker=False)
+    runtime = Runtime(settings_from(content, database_url), start_worker=False)
 
     async def go() -> dict[str, int]:
         try:
@@ -256,15 +239,15 @@ def link_token(
     """A signed token (and Telegram deep link) that connects a chat to USER_ID."""
     from bot.lifecycle.links import deep_link, make_start_token
 
-    settings = _settings(None, None)
+    settings = settings_from(None, None)
     lifecycle = settings.lifecycle
     secret = lifecycle.link_secret or settings.events_secret or settings.web_identity_secret
     if not secret:
-        raise _fail("set CONCIERGE_EVENTS_SECRET (or CONCIERGE_LIFECYCLE_LINK_SECRET) first")
+        raise fail("set CONCIERGE_EVENTS_SECRET (or CONCIERGE_LIFECYCLE_LINK_SECRET) first")
     try:
         token = make_start_token(secret, user_id, ttl_days=days or lifecycle.link_ttl_days)
     except ValueError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     typer.echo(token)
     if settings.telegram_bot_username:
         typer.echo(deep_link(settings.telegram_bot_username, token))

@@ -257,7 +257,3 @@ def openapi(base_path: str = "/api/v1") -> dict[str, Any]:
             },
         },
     }
-
-
-def event_time(ev: EventIn) -> datetime:
-    return ev.occurred_at

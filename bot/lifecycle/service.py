@@ -87,17 +87,6 @@ class LifecycleService:
         return self.runtime.clock.now()
 
     # --- events in ---------------------------------------------------------------------------
-    def check_times(
-        self, events: Sequence[EventIn], now: datetime | None = None
-    ) -> list[dict[str, Any]]:
-        """Events dated in the future (beyond a little clock skew) are refused."""
-        edge = (now or self.now()) + self.settings.future_tolerance
-        return [
-            {"index": i, "id": e.id, "field": "occurred_at", "message": "is in the future"}
-            for i, e in enumerate(events)
-            if e.occurred_at > edge
-        ]
-
     async def ingest(
         self,
         events: Sequence[EventIn],
@@ -337,7 +326,7 @@ class LifecycleService:
         )
         c.lifecycle_stage = m.new
         c.stage_entered_at = replayed.stage_entered_at or now
-        await self._record_move(s, c, m, now, event_row=evs[-1], moved=True)
+        await self._record_move(s, c, m, now, event_row=evs[-1])
         to_start += self._stage_flows(c, m, now, dict(evs[-1].properties or {}))
         return 1
 
@@ -349,7 +338,6 @@ class LifecycleService:
         now: datetime,
         *,
         event_row: Event | None,
-        moved: bool = True,
     ) -> None:
         s.add(
             StageTransition(

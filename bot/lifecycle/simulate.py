@@ -190,7 +190,7 @@ async def _run(
         timeline.append(Entry(e.occurred_at, "note", f"event {e.type} is after the last day"))
     clock.set(end)
     figures = await _figures(runtime, user, end)
-    timeline += await seen.collect(runtime, final=True)
+    timeline += await seen.collect(runtime)
     return timeline, figures
 
 
@@ -229,7 +229,7 @@ class _Seen:
         self.flows: dict[int, tuple[str, str | None]] = {}
         self.prompts: dict[int, tuple[str, datetime, str | None]] = {}
 
-    async def collect(self, runtime: Any, final: bool = False) -> list[Entry]:
+    async def collect(self, runtime: Any) -> list[Entry]:
         out: list[Entry] = []
         async with runtime.db.session() as s:
             for t in await _after(s, StageTransition, self.transition):
@@ -247,7 +247,7 @@ class _Seen:
                 if before == state:
                     continue
                 self.flows[f.id] = state
-                out.append(Entry(f.updated_at, "flow", _flow_text(f, before is None, final)))
+                out.append(Entry(f.updated_at, "flow", _flow_text(f, before is None)))
             out += await self._prompts(s)
             for m in await _after(s, OutboxMessage, self.outbox):
                 self.outbox = m.id
@@ -306,7 +306,7 @@ class _Seen:
         return out
 
 
-def _flow_text(f: FlowState, new: bool, final: bool) -> str:
+def _flow_text(f: FlowState, new: bool) -> str:
     where = f" at {f.step_id}" if f.step_id and f.status != DONE else ""
     what = {
         "active": "waits for an answer",
@@ -334,7 +334,7 @@ async def _figures(runtime: Any, user: str, now: datetime) -> dict[str, Any]:
             "monetary": str(c.monetary_total),
             "rfm": f"{r}{f}{m}",
             "segments": segments,
-            "attributes": {k: v for k, v in (c.attributes or {}).items()},
+            "attributes": dict(c.attributes or {}),
         }
 
 

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bot.cli_common import fail
 from bot.nlu.data import ContentError, load_content
 from bot.nlu.encoder import EncoderError, load_encoder
 from bot.nlu.evaluate import intent_report
@@ -25,11 +26,6 @@ nlu_app = typer.Typer(
 data_app = typer.Typer(help="Check content files.", no_args_is_help=True)
 faq_app = typer.Typer(help="FAQ reports.", no_args_is_help=True)
 console = Console()
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(2)
 
 
 def _default_encoder() -> str:
@@ -57,7 +53,7 @@ def train(
         enc = load_encoder(encoder or _default_encoder())
         model = EmbeddedNLU.train(load_content(data), content_hash=content_hash(data), encoder=enc)
     except (ContentError, ValueError, EncoderError) as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     path = model.save(out)
     typer.echo(
         f"trained {', '.join(model.languages)} (encoder {model.encoder_name}) in "
@@ -85,7 +81,7 @@ def test(
         model = EmbeddedNLU.load(model_dir)
         test_data = load_content(data)
     except (ContentError, ValueError, OSError) as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     if threshold is None:
         threshold = 0.9 if model.calibrator is not None else 0.3
     gold, pred, errors = [], [], []

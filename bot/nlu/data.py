@@ -17,6 +17,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.content.loader import ContentError as ContentError  # re-exported: the nlu CLI
 from bot.content.loader import compose
+from bot.nlu.text import fold
 
 FAQ_PREFIX = "faq/"
 _ENTITY = re.compile(
@@ -227,12 +228,6 @@ def _nlu_item(item: Node, path: Path, data: TrainingData) -> None:
     else:
         for text, _ in lines:
             data.lookups.setdefault(name, []).append(text)
-
-
-def fold(text: str) -> str:
-    from bot.nlu.text import fold as _fold
-
-    return _fold(text)
 
 
 def language_folders(content: Path) -> dict[str, Path]:

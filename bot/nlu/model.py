@@ -73,7 +73,6 @@ class ParseResult:
     confidence: float
     ranking: list[tuple[str, float]]
     language: str | None
-    language_confidence: float = 1.0
     entities: list[dict[str, Any]] = field(default_factory=list)
     out_of_scope: bool = False  # far from every topic: fall back honestly, no "did you mean"
     language_not_served: str | None = None  # clearly written in a language not configured
@@ -211,12 +210,12 @@ class EmbeddedNLU:
             raise RuntimeError("this model has no encoder")
         return np.asarray(enc.encode([text])[0], dtype=np.float32)
 
-    def detect_language(self, text: str, hint: str | None = None) -> tuple[str, float]:
+    def detect_language(self, text: str, hint: str | None = None) -> str:
         lang, conf = self.langid.predict(text)
         # a short or ambiguous text ("ok", "Klarna?") keeps the person's known language
         if hint in self.languages and lang != hint and (conf < 0.6 or len(text) < 12):
-            return str(hint), conf
-        return lang, conf
+            return str(hint)
+        return lang
 
     def parse(
         self, text: str, language_hint: str | None = None, **options: Unpack[ParseOptions]
@@ -251,10 +250,9 @@ class EmbeddedNLU:
                 confidence=1.0,
                 ranking=[],
                 language=None,
-                language_confidence=0.0,
                 language_not_served=foreign,
             )
-        lang, lconf = self.detect_language(text, language_hint)
+        lang = self.detect_language(text, language_hint)
         clf = self.intents[lang]
         p_ng, near_ng = clf.scores(text)
         far = False
@@ -288,7 +286,6 @@ class EmbeddedNLU:
             confidence=conf,
             ranking=ranking,
             language=lang,
-            language_confidence=lconf,
             entities=self.entities[lang].extract(text),
             out_of_scope=far,
         )

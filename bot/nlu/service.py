@@ -111,7 +111,7 @@ class RasaBackend:
             data.setdefault("intent_ranking", [])
             data.setdefault("text", text)
             if not data.get("language"):
-                data["language"] = self.fallback.model.detect_language(text, language_hint)[0]
+                data["language"] = self.fallback.model.detect_language(text, language_hint)
             return data
         except (httpx.HTTPError, ValueError) as e:
             self.failures += 1
@@ -142,8 +142,3 @@ def build_backend(settings: Settings) -> EmbeddedBackend | RasaBackend:
             settings.rasa_url, embedded, token=settings.rasa_token, timeout=settings.rasa_timeout
         )
     return embedded
-
-
-async def build_backend_async(settings: Settings) -> EmbeddedBackend | RasaBackend:
-    """Train in a thread so the event loop keeps serving meanwhile."""
-    return await asyncio.to_thread(build_backend, settings)

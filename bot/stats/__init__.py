@@ -39,29 +39,21 @@ figures) and :mod:`~bot.stats.rollup_job` (the job that builds them; ``setup`` r
 
 from __future__ import annotations
 
-from bot.stats.chart import Chart, ChartFn
+from bot.stats.chart import Chart
 from bot.stats.charts import CHARTS
-from bot.stats.filters import MAX_DAYS, FilterError, Filters
-from bot.stats.rollup_job import ROLLUP_BATCH_DAYS, RollupJob, build_rollups, setup
-from bot.stats.rollups import ALL, CLOSED_AFTER, DONE, NONE, DailyStat, prepare
-from bot.stats.turns import OUTCOMES
+from bot.stats.filters import FilterError, Filters
+from bot.stats.rollup_job import RollupJob, setup
+from bot.stats.rollups import CLOSED_AFTER, DONE, DailyStat, prepare
 
 __all__ = [
-    "ALL",
     "CHARTS",
     "CLOSED_AFTER",
     "DONE",
-    "MAX_DAYS",
-    "NONE",
-    "OUTCOMES",
-    "ROLLUP_BATCH_DAYS",
     "Chart",
-    "ChartFn",
     "DailyStat",
     "FilterError",
     "Filters",
     "RollupJob",
-    "build_rollups",
     "prepare",
     "setup",
 ]

@@ -88,7 +88,7 @@ async def prompts(s: AsyncSession, f: Filters) -> Chart:
         g = figs[pid]["groups"]
         te = sum(v[0] for k, v in g.items() if k != HOLDOUT)
         tc = sum(v[1] for k, v in g.items() if k != HOLDOUT)
-        he, hc = g[HOLDOUT] if HOLDOUT in g else (0, 0)
+        he, hc = g.get(HOLDOUT, (0, 0))
         t_rate, h_rate = ratio(tc, te), ratio(hc, he)
         lift = None if t_rate is None or h_rate is None else t_rate - h_rate
         ci = difference_ci(tc, te, hc, he)

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bot.content.fill import fill, placeholders
+from bot.content.fill import fill
 
 
 def test_values_fill_their_placeholders() -> None:
@@ -42,8 +42,3 @@ def test_a_broken_template_is_sent_as_written(caplog: pytest.LogCaptureFixture) 
     with caplog.at_level(logging.WARNING, logger="bot.content.fill"):
         assert fill("50% off {today", {"today": 1}) == "50% off {today"
     assert "not a valid template" in caplog.text
-
-
-def test_placeholders_lists_the_names() -> None:
-    assert placeholders("Hi {name}, {n:d} {{not}}") == {"name", "n"}
-    assert placeholders("broken {") == set()

@@ -24,11 +24,11 @@ def test_the_calendar_is_read_again_when_its_file_changes(
     svc: InternalService, content: Content
 ) -> None:
     content.calendar("timezone: Europe/Berlin\n")
-    assert svc.company_tz == "Europe/Berlin"
+    assert svc.calendar.timezone == "Europe/Berlin"
     path = content.calendar("timezone: Asia/Tokyo\n")
     st = path.stat()
     os.utime(path, (st.st_atime, st.st_mtime + 5))
-    assert svc.company_tz == "Asia/Tokyo"
+    assert svc.calendar.timezone == "Asia/Tokyo"
 
 
 async def test_send_to_makes_the_employee_a_marked_contact_once(
