@@ -394,7 +394,6 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         )
     channel = SlackChannel(runtime)
     runtime.add_sender(channel.sender, limiter())
-    runtime.engine.text_limits[CHANNEL] = MAX_TEXT
     runtime.on_start(channel.start)
     runtime.on_stop(channel.stop)
     runtime.register(channel)

@@ -6,8 +6,9 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,8 +23,9 @@ events_app = typer.Typer(
 lifecycle_app = typer.Typer(help="Lifecycle stages: sweep, link tokens.", no_args_is_help=True)
 
 
-def _events(path: Path) -> Iterator[tuple[int, EventIn | None, list[str]]]:
-    """Each line that is not blank: its number, its event (None if bad) and its problems."""
+def _events(path: Path, latest: datetime) -> Iterator[tuple[int, EventIn | None, list[str]]]:
+    """Each line that is not blank: its number, its event (None if bad: not an event, or it
+    occurred after ``latest``) and its problems."""
     from bot.lifecycle.schema import parse_one
 
     with path.open(encoding="utf-8") as f:
@@ -39,25 +41,28 @@ def _events(path: Path) -> Iterator[tuple[int, EventIn | None, list[str]]]:
                 yield n, None, [f"{path}:{n}: an event is a JSON object"]
                 continue
             ev, errs = parse_one(raw)
+            if ev is not None and ev.occurred_at > latest:
+                yield n, None, [f"{path}:{n}: occurred_at: is in the future"]
+                continue
             yield n, ev, [f"{path}:{n}: {e['field']}: {e['message']}" for e in errs]
 
 
-def _read(path: Path, now: Any, tolerance: Any) -> tuple[int, list[str]]:
+def _read(path: Path, latest: datetime) -> tuple[int, list[str]]:
     """First pass: count the events and find every bad line (nothing is imported yet)."""
     count, errors = 0, []
-    for n, ev, problems in _events(path):
+    for _, ev, problems in _events(path, latest):
         if ev is None:
             errors += problems
-        elif ev.occurred_at > now + tolerance:
-            errors.append(f"{path}:{n}: occurred_at: is in the future")
         else:
             count += 1
     return count, errors
 
 
-def _batches(path: Path, size: int) -> Iterator[list[EventIn]]:
+def _batches(path: Path, latest: datetime, size: int) -> Iterator[list[EventIn]]:
+    """Second pass: the good events, ``size`` at a time (the bad lines the first pass named
+    are left out)."""
     batch: list[EventIn] = []
-    for _, ev, _ in _events(path):
+    for _, ev, _ in _events(path, latest):
         if ev is None:
             continue
         batch.append(ev)
@@ -104,7 +109,8 @@ def import_events(
     settings = settings_from(content, database_url)
     runtime = Runtime(settings, start_worker=False)
     svc = service_of(runtime)
-    total, errors = _read(file, runtime.clock.now(), svc.settings.future_tolerance)
+    latest = runtime.clock.now() + svc.settings.future_tolerance
+    total, errors = _read(file, latest)
     for e in errors[:20]:
         typer.secho(e, fg=typer.colors.RED, err=True)
     if len(errors) > 20:
@@ -128,7 +134,7 @@ def import_events(
                 task = progress.add_task("events", total=total, rate="")
                 started = time.perf_counter()
                 done = 0
-                for part in _batches(file, batch):
+                for part in _batches(file, latest, batch):
                     r = await svc.ingest(part, source="import", trigger_flows=flows)
                     accepted += len(r.accepted)
                     dup += len(r.duplicates)

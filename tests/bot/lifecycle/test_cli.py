@@ -45,9 +45,12 @@ def test_bad_lines_are_named_and_nothing_is_imported(tmp_path: Path, db_url: str
 
 def test_skip_invalid_imports_the_good_lines_once(tmp_path: Path, db_url: str) -> None:
     path = tmp_path / "events.jsonl"
-    path.write_text("\n".join([_event("e1"), "{not json", _event("e2")]) + "\n", "utf-8")
+    future = _event("e3", at="2999-01-01T00:00:00Z")
+    path.write_text("\n".join([_event("e1"), "{not json", _event("e2"), future]) + "\n", "utf-8")
     code, out = _import(path, db_url, "--skip-invalid")
     assert code == 0, out
+    assert f"{path}:4: occurred_at: is in the future" in out
+    # the line named as bad is not imported either (an event from the future is refused)
     assert "2 events imported, 0 already known" in out
     code, out = _import(path, db_url, "--skip-invalid")
     assert code == 0, out
