@@ -29,6 +29,7 @@ from bot.lifecycle.models import (
     FlowState,
 )
 from bot.outreach.reach import Decision, Person, Reach, capabilities, choose_reach
+from bot.storage.dialect import rowcount
 from bot.storage.models import Consent, Contact, Conversation, Identity
 
 log = logging.getLogger(__name__)
@@ -227,4 +228,4 @@ class FlowOutreach(Interpreter):
             .values(status=CANCELLED, updated_at=now, finished_at=now)
             .execution_options(synchronize_session=False)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return rowcount(result)
