@@ -9,7 +9,8 @@ segments: :mod:`bot.prompts.definitions`); they share the types here.
 from __future__ import annotations
 
 import re
-from datetime import date
+from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,6 +28,9 @@ from pydantic import (
     model_validator,
 )
 
+from bot.content.durations import parse_duration
+from bot.content.loader import FieldError
+
 
 def _zone(name: str) -> str:
     try:
@@ -38,6 +42,28 @@ def _zone(name: str) -> str:
 
 TimeZoneName = Annotated[str, AfterValidator(_zone)]
 """An IANA time zone name: ``Europe/Berlin``."""
+
+
+def matching(ok: Callable[[str], object], message: str) -> BeforeValidator:
+    """A text ``ok`` accepts; else ``message`` (``{0!r}``: the value) as a :class:`FieldError`."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not ok(value):
+            raise FieldError(message.format(value))
+        return value
+
+    return BeforeValidator(check)
+
+
+def _duration(value: Any) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise FieldError(str(e)) from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+"""``30s 90m 36h 7d 2w`` or a number of days (:mod:`bot.content.durations`)."""
 
 
 class ContentModel(BaseModel):
@@ -194,7 +220,7 @@ Thresholds = Annotated[tuple[StrictInt | StrictFloat, ...], AfterValidator(_thre
 class LifecycleRfm(ContentModel):
     """``rfm:``: score thresholds (see :class:`bot.content.conditions.Rfm`)."""
 
-    amount_property: str | None = None
+    amount_property: str = "amount"  # the purchase and refund events' money
     recency_days: Thresholds | None = None
     frequency: Thresholds | None = None
     monetary: Thresholds | None = None
