@@ -71,8 +71,7 @@ DEFAULT_STAGES = (
 
 
 def _stage(value: Any, info: ValidationInfo) -> str:
-    """A stage of the file: of the context (an entry, see :func:`parse`), else of the
-    ``stages`` validated before (``initial``)."""
+    """A stage of the context's (see :func:`parse`), else of the ``stages`` validated before."""
     stages = (info.context or info.data).get("stages", {})
     if not isinstance(value, str) or value not in stages:
         raise FieldError(f"unknown stage {value!r} (stages: {', '.join(stages)})")
@@ -125,9 +124,8 @@ class StageInfo(ContentModel):
 
 
 class LifecyclePart(ContentModel):
-    """An entry of a list of the file; conditions are :class:`Cond` objects, not models. The
-    stages, the conditions' :class:`Env` and the entry's ``line`` come from the validation
-    context (see :func:`parse`)."""
+    """An entry of a list of the file (conditions are :class:`Cond` objects); the stages, the
+    conditions' :class:`Env` and the entry's ``line`` come from the context (see :func:`parse`)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     _line: int | None = PrivateAttr(None)
