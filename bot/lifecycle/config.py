@@ -71,7 +71,7 @@ DEFAULT_STAGES = (
 
 
 def _stage(value: Any, info: ValidationInfo) -> str:
-    """A stage of the context's (see :func:`parse`), else of the ``stages`` validated before."""
+    """A stage named in the context (see :func:`parse`), else in ``stages`` (validated first)."""
     stages = (info.context or info.data).get("stages", {})
     if not isinstance(value, str) or value not in stages:
         raise FieldError(f"unknown stage {value!r} (stages: {', '.join(stages)})")
