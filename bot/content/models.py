@@ -72,6 +72,7 @@ _RESPONSE = re.compile(r"^utter_[\w/.-]+$")
 Response = Annotated[str, matching(_RESPONSE.match, "a response name (utter_...), not {0!r}")]
 """A response's name: ``utter_...``."""
 Duration = Annotated[timedelta, BeforeValidator(duration)]
+"""``30s 90m 36h 7d 2w`` or a number of days (:mod:`bot.content.durations`)."""
 
 
 class ContentModel(BaseModel):
@@ -228,7 +229,7 @@ Thresholds = Annotated[tuple[StrictInt | StrictFloat, ...], AfterValidator(_thre
 class LifecycleRfm(ContentModel):
     """``rfm:``: score thresholds (see :class:`bot.content.conditions.Rfm`)."""
 
-    amount_property: str | None = None
+    amount_property: str = "amount"  # the purchase and refund events' money
     recency_days: Thresholds | None = None
     frequency: Thresholds | None = None
     monetary: Thresholds | None = None

@@ -1,9 +1,11 @@
 """The shop's lifecycle from ``flows/lifecycle.yml``: stages, event and inactivity rules,
-segments, RFM thresholds, stage-aware follow-ups. Problems raise ``file:line`` errors.
+segments, RFM thresholds, stage-aware follow-ups. Each part is a Pydantic model (the
+transitions, inactivity rules and follow-ups are the runtime types themselves) read through
+:meth:`bot.content.loader.Doc.validate`, so every problem names ``file:line``.
 
 ```yaml
-initial: awareness
-stages: {awareness: {description: ...}, consideration: {}, ...}
+initial: awareness            # omitted: the first stage
+stages: {awareness: {description: ...}, consideration: {}, ...}   # or a list of names
 events:                       # known shop events; activity: false = not something the person did
   purchased: {purchase: true}
   refunded: {refund: true, activity: false}
@@ -23,17 +25,36 @@ followups:                    # after an answer to an intent, by segment (first 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from bot.content import conditions
-from bot.content.conditions import Cond, ConditionError, Env, Rfm
-from bot.content.durations import parse_duration
-from bot.content.loader import ContentError, Doc, PathKey, Problem
-from bot.content.models import LifecycleEvent, LifecycleRfm
+from bot.content.conditions import Always, Cond, ConditionError, Env, Rfm
+from bot.content.durations import duration_text
+from bot.content.loader import Doc, FieldError, PathKey, Problem
+from bot.content.models import (
+    ContentModel,
+    Duration,
+    LifecycleEvent,
+    LifecycleRfm,
+    listed,
+    matching,
+)
 
 FILE_NAME = "lifecycle.yml"
 DEFAULT_STAGES = (
@@ -47,35 +68,104 @@ DEFAULT_STAGES = (
     "churned",
     "reactivated",
 )
-_TOP = (
-    "version",
-    "initial",
-    "stages",
-    "events",
-    "rfm",
-    "transitions",
-    "inactivity",
-    "segments",
-    "followups",
-)
 
 
-@dataclass(frozen=True)
-class EventInfo:
-    name: str
-    description: str = ""
-    activity: bool = True  # the person did something: resets the inactivity clock
-    purchase: bool = False
-    refund: bool = False
+def _stage(value: Any, info: ValidationInfo) -> str:
+    """A stage named in the context (see :func:`parse`), else in ``stages`` (validated first)."""
+    stages = (info.context or info.data).get("stages", {})
+    if not isinstance(value, str) or value not in stages:
+        raise FieldError(f"unknown stage {value!r} (stages: {', '.join(stages)})")
+    return value
 
 
-@dataclass(frozen=True)
-class Transition:
-    on: str
-    to: str
-    sources: tuple[str, ...] | None  # None: from any stage
-    when: Cond
-    line: int | None
+def _condition(raw: Any, info: ValidationInfo) -> Cond:
+    """A condition, naming the segments of the context's ``env``."""
+    if isinstance(raw, Cond):
+        return raw
+    try:
+        return conditions.parse(raw, (info.context or {}).get("env", Env()))
+    except ConditionError as e:
+        raise FieldError(str(e), e.at) from None
+
+
+def _positive(after: timedelta) -> timedelta:
+    if after <= timedelta(0):
+        raise FieldError("'after' must be longer than zero")
+    return after
+
+
+def _named(value: Any) -> Any:
+    """``stages: [a, b]`` is ``{a: {}, b: {}}``."""
+    if isinstance(value, list) and all(isinstance(v, Hashable) for v in value):
+        return dict.fromkeys(value)
+    return value
+
+
+StageName = Annotated[
+    str, matching(lambda v: 0 < len(v) <= 32, "stage name {0!r}: a text of 1 to 32 characters")
+]
+SegmentName = Annotated[
+    str, matching(conditions._NAME.match, "segment name {0!r}: letters, digits, _")
+]
+Stage = Annotated[str, BeforeValidator(_stage)]
+Stages = Annotated[tuple[Stage, ...], BeforeValidator(listed), Field(min_length=1)]
+Condition = Annotated[Cond, BeforeValidator(_condition)]
+
+
+class StageInfo(ContentModel):
+    """A stage's value: ``{description: ...}``, the description alone, or nothing."""
+
+    description: Annotated[str, BeforeValidator(str)] = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        return {"description": data} if isinstance(data, str) else data or {}
+
+
+class LifecyclePart(ContentModel):
+    """An entry of a list of the file (conditions are :class:`Cond` objects); the stages, the
+    conditions' :class:`Env` and the entry's ``line`` come from the context (see :func:`parse`)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    _line: int | None = PrivateAttr(None)
+
+    @property
+    def line(self) -> int | None:
+        return self._line
+
+    @model_validator(mode="after")
+    def _at(self, info: ValidationInfo) -> Self:
+        self._line = (info.context or {}).get("line")
+        return self
+
+
+class _Move(LifecyclePart):
+    """A rule moving people ``from`` stages ``to`` another."""
+
+    to: Stage
+    sources: Stages | None = Field(default=None, alias="from")  # None: from any stage
+
+    @model_validator(mode="after")
+    def _away(self) -> Self:
+        if self.to in (self.sources or ()):
+            raise FieldError(f"'from' contains the target stage {self.to!r}", ("from",))
+        return self
+
+
+class Transition(_Move):
+    """``{on: EVENT, from: [STAGE, ...], to: STAGE, when: CONDITION}``."""
+
+    on: Annotated[StrictStr, Field(min_length=1)]
+    when: Condition = Always()  # may look at the event's properties (event.*)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_on(cls, data: Any) -> Any:
+        """YAML 1.1 reads a bare ``on`` key as true."""
+        if isinstance(data, dict):
+            return {("on" if k is True else k): v for k, v in data.items()}
+        return data
 
     def describe(self) -> str:
         src = ",".join(self.sources) if self.sources else "*"
@@ -85,25 +175,90 @@ class Transition:
         return stage != self.to and (self.sources is None or stage in self.sources)
 
 
-@dataclass(frozen=True)
-class InactivityRule:
-    sources: tuple[str, ...]
-    after: timedelta
-    to: str
-    line: int | None
+class InactivityRule(_Move):
+    """``{from: [STAGE, ...], after: DURATION, to: STAGE}``."""
+
+    sources: Stages = Field(alias="from")
+    after: Annotated[Duration, AfterValidator(_positive)]
 
     def describe(self) -> str:
-        from bot.content.durations import duration_text
-
         return f"inactive {duration_text(self.after)}: {','.join(self.sources)} -> {self.to}"
 
 
-@dataclass(frozen=True)
-class Followup:
-    when: Cond
-    response: str
-    line: int | None
-    purpose: str = "service"  # marketing: only with consent, once a conversation
+class Followup(LifecyclePart):
+    """``{segment: NAME, response: utter_...}`` or ``{when: CONDITION, response: ...}``;
+    ``line`` is the response's."""
+
+    when: Condition = Always()
+    response: StrictStr
+    purpose: Literal["service", "marketing"] = "service"  # marketing: with consent, once
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inline(cls, data: Any, info: ValidationInfo) -> Any:
+        """The keys besides response and purpose (``segment: customer``) are the condition
+        (of a follow-up: without a response, that is the problem to report)."""
+        if not isinstance(data, dict) or "response" not in data:
+            return data
+        cond = {k: v for k, v in data.items() if k not in ("response", "purpose")}
+        if not cond.keys() - {"when"}:
+            return data
+        return {k: v for k, v in data.items() if k not in cond} | {"when": _condition(cond, info)}
+
+
+class _Segments(dict[str, Cond]):
+    """The file's segments, each parsed when first named, so that one may name another in
+    any order; segments naming each other in a loop are an error."""
+
+    def __init__(self, raw: dict[str, Any], rfm: Rfm, stages: tuple[str, ...]) -> None:
+        super().__init__()
+        self.raw, self.env, self.naming = raw, Env(self, rfm, False, stages), list[str]()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.raw
+
+    def __iter__(self) -> Iterator[str]:  # the names an unknown segment's problem lists
+        return iter(self.raw)
+
+    def __missing__(self, name: str) -> Cond:
+        if name in self.naming:
+            loop = " -> ".join([*self.naming, name])
+            raise FieldError(f"segments refer to each other: {loop}", (name,))
+        self.naming.append(name)
+        try:
+            self[name] = conditions.parse(self.raw[name], self.env)
+        except ConditionError as e:
+            raise FieldError(str(e), (name, *e.at)) from None
+        self.naming.pop()
+        return self[name]
+
+
+def _scores(rfm: LifecycleRfm) -> Rfm:
+    return Rfm(**rfm.model_dump(exclude={"amount_property"}, exclude_none=True))
+
+
+class LifecycleFile(ContentModel):
+    """``flows/lifecycle.yml``'s top level. The entries of its lists need the stages and
+    segments, so :func:`parse` validates them one by one after."""
+
+    version: Any = None
+    stages: Annotated[dict[StageName, StageInfo], BeforeValidator(_named), Field(min_length=1)] = (
+        Field(default_factory=lambda: dict.fromkeys(DEFAULT_STAGES, StageInfo()))
+    )
+    initial: Stage | None = None  # omitted: the first stage
+    events: dict[str, Annotated[LifecycleEvent, BeforeValidator(lambda v: v or {})]] = {}
+    rfm: LifecycleRfm = LifecycleRfm()
+    segments: dict[SegmentName, Any] = {}  # parsed into conditions (Cond)
+    transitions: list[Any] = []
+    inactivity: list[Any] = []
+    followups: dict[str, list[Any]] = {}
+
+    @field_validator("segments")
+    @classmethod
+    def _resolve(cls, raw: dict[str, Any], info: ValidationInfo) -> dict[str, Cond]:
+        rfm = _scores(info.data.get("rfm", LifecycleRfm()))
+        segments = _Segments(raw, rfm, tuple(info.data.get("stages", ())))
+        return {name: segments[name] for name in raw}
 
 
 @dataclass
@@ -111,7 +266,7 @@ class LifecycleConfig:
     path: Path | None
     initial: str = "awareness"
     stages: dict[str, str] = field(default_factory=lambda: dict.fromkeys(DEFAULT_STAGES, ""))
-    events: dict[str, EventInfo] = field(default_factory=dict)
+    events: dict[str, LifecycleEvent] = field(default_factory=dict)
     transitions: list[Transition] = field(default_factory=list)
     inactivity: list[InactivityRule] = field(default_factory=list)
     segments: dict[str, Cond] = field(default_factory=dict)
@@ -120,8 +275,8 @@ class LifecycleConfig:
     followups: dict[str, list[Followup]] = field(default_factory=dict)
     warnings: list[Problem] = field(default_factory=list)
 
-    def event(self, name: str) -> EventInfo:
-        return self.events.get(name) or EventInfo(name)
+    def event(self, name: str) -> LifecycleEvent:
+        return self.events.get(name) or LifecycleEvent()
 
     def env(self, *, in_flow: bool = False) -> Env:
         return Env(self.segments, self.rfm, in_flow, tuple(self.stages))
@@ -146,192 +301,44 @@ def load(path: Path | None) -> LifecycleConfig:
     return parse(Doc.load(path))
 
 
+P = TypeVar("P", bound=LifecyclePart)
+
+
 def parse(doc: Doc) -> LifecycleConfig:
-    data = doc.data
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise doc.error((), "the lifecycle file is a mapping (stages:, transitions:, ...)")
-    for key in data:
-        if key not in _TOP:
-            raise doc.error((key,), f"unknown key {key!r} (use {', '.join(_TOP)})")
-    cfg = LifecycleConfig(doc.path)
-
-    raw_stages = data.get("stages")
-    if raw_stages is not None:
-        if isinstance(raw_stages, list):
-            raw_stages = dict.fromkeys(raw_stages)
-        if not isinstance(raw_stages, Mapping) or not raw_stages:
-            raise doc.error(("stages",), "stages: a mapping of stage name to {description}")
-        cfg.stages = {}
-        for name, info in raw_stages.items():
-            if not isinstance(name, str) or not name:
-                raise doc.error(("stages",), f"a stage name must be text, not {name!r}")
-            if len(name) > 32:
-                raise doc.error(("stages", name), f"stage name {name!r} is longer than 32")
-            desc = info.get("description", "") if isinstance(info, Mapping) else (info or "")
-            cfg.stages[name] = str(desc)
-    stages = tuple(cfg.stages)
-
-    def stage(value: Any, at: PathKey) -> str:
-        if value not in cfg.stages:
-            raise doc.error(at, f"unknown stage {value!r} (stages: {', '.join(stages)})")
-        return str(value)
-
-    def stage_list(value: Any, at: PathKey) -> tuple[str, ...]:
-        items = value if isinstance(value, list) else [value]
-        if not items:
-            raise doc.error(at, "an empty list of stages")
-        return tuple(
-            stage(v, (*at, i) if isinstance(value, list) else at) for i, v in enumerate(items)
-        )
-
-    cfg.initial = stage(data.get("initial", stages[0]), ("initial",))
-
-    raw_events = data.get("events") or {}
-    if not isinstance(raw_events, Mapping):
-        raise doc.error(("events",), "events: a mapping of event type to {activity, purchase}")
-    for name in raw_events:
-        e = doc.validate(LifecycleEvent, ("events", name)) if raw_events[name] else None
-        cfg.events[str(name)] = (
-            EventInfo(str(name), e.description, e.activity, e.purchase, e.refund)
-            if e
-            else EventInfo(str(name))
-        )
-    rfm = doc.validate(LifecycleRfm, ("rfm",)) if data.get("rfm") is not None else LifecycleRfm()
-    if rfm.amount_property is not None:
-        cfg.amount_property = rfm.amount_property
-    cfg.rfm = Rfm(
-        **{k: v for k, v in rfm.model_dump(exclude={"amount_property"}).items() if v is not None}
+    top = doc.validate(LifecycleFile, data={} if doc.data is None else doc.data)
+    cfg = LifecycleConfig(
+        doc.path,
+        initial=top.initial or next(iter(top.stages)),
+        stages={name: stage.description for name, stage in top.stages.items()},
+        events=top.events,
+        segments=top.segments,
+        rfm=_scores(top.rfm),
+        amount_property=top.rfm.amount_property,
     )
 
-    _segments(doc, data.get("segments"), cfg)
-    env = cfg.env(in_flow=True)  # transitions may look at event.* properties
+    def entry(model: type[P], at: PathKey, env: Env, line_of: PathKey = ()) -> P:
+        context = {"stages": cfg.stages, "env": env, "line": doc.line((*at, *line_of))}
+        return doc.validate(model, at, context=context)
 
-    raw_tr = data.get("transitions") or []
-    if not isinstance(raw_tr, list):
-        raise doc.error(("transitions",), "transitions: a list of {on, from, to, when}")
-    for i, t in enumerate(raw_tr):
-        at: PathKey = ("transitions", i)
-        if not isinstance(t, Mapping):
-            raise doc.error(at, "a transition is a mapping {on, from, to, when}")
-        # YAML 1.1 reads a bare ``on`` key as true
-        t = {("on" if k is True else k): v for k, v in t.items()}
-        for k in t:
-            if k not in ("on", "from", "to", "when"):
-                raise doc.error((*at, k), f"unknown key {k!r} in a transition (on, from, to, when)")
-        if "on" not in t or "to" not in t:
-            raise doc.error(at, "a transition needs 'on' (an event type) and 'to' (a stage)")
-        on = t["on"]
-        if not isinstance(on, str) or not on:
-            raise doc.error((*at, "on"), "'on' is an event type")
-        if on not in cfg.events and raw_events:
-            cfg.warnings.append(
-                doc.problem((*at, "on"), f"event {on!r} is not listed under events:", "warning")
-            )
-        to = stage(t["to"], (*at, "to"))
-        sources = stage_list(t["from"], (*at, "from")) if "from" in t else None
-        if sources is not None and to in sources:
-            raise doc.error((*at, "from"), f"'from' contains the target stage {to!r}")
-        when = _cond(doc, t.get("when"), env, (*at, "when"))
-        cfg.transitions.append(Transition(on, to, sources, when, doc.line(at)))
-
-    raw_in = data.get("inactivity") or []
-    if not isinstance(raw_in, list):
-        raise doc.error(("inactivity",), "inactivity: a list of {from, after, to}")
-    for i, r in enumerate(raw_in):
-        at = ("inactivity", i)
-        if not isinstance(r, Mapping) or not {"from", "after", "to"} <= set(r):
-            raise doc.error(
-                at, "an inactivity rule needs 'from' (stages), 'after' (e.g. 45d), 'to'"
-            )
-        for k in r:
-            if k not in ("from", "after", "to"):
-                raise doc.error((*at, k), f"unknown key {k!r} in an inactivity rule")
-        try:
-            after = parse_duration(r["after"])
-        except ValueError as e:
-            raise doc.error((*at, "after"), str(e)) from None
-        if after <= timedelta(0):
-            raise doc.error((*at, "after"), "'after' must be longer than zero")
-        to = stage(r["to"], (*at, "to"))
-        sources = stage_list(r["from"], (*at, "from"))
-        if to in sources:
-            raise doc.error((*at, "from"), f"'from' contains the target stage {to!r}")
-        cfg.inactivity.append(InactivityRule(sources, after, to, doc.line(at)))
-
-    raw_f = data.get("followups") or {}
-    if not isinstance(raw_f, Mapping):
-        raise doc.error(("followups",), "followups: a mapping of intent to [{segment, response}]")
-    seg_env = cfg.env()
-    for intent, items in raw_f.items():
-        at = ("followups", intent)
-        if not isinstance(items, list):
-            raise doc.error(at, "a list of {when or segment, response}")
-        out = []
-        for j, item in enumerate(items):
-            here: PathKey = (*at, j)
-            if not isinstance(item, Mapping) or "response" not in item:
-                raise doc.error(
-                    here, "a follow-up is {segment: NAME or when: {...}, response: utter_...}"
-                )
-            cond_raw = {k: v for k, v in item.items() if k not in ("response", "purpose")}
-            cond_raw = cond_raw.get("when", cond_raw) if set(cond_raw) == {"when"} else cond_raw
-            cond = _cond(doc, cond_raw, seg_env, here)
-            purpose = str(item.get("purpose") or "service")
-            if purpose not in ("service", "marketing"):
-                raise doc.error((*here, "purpose"), "purpose: service or marketing")
-            out.append(
-                Followup(cond, str(item["response"]), doc.line((*here, "response")), purpose)
-            )
-        cfg.followups[str(intent)] = out
+    flow = cfg.env(in_flow=True)  # transitions may look at event.* properties
+    cfg.transitions = [
+        entry(Transition, ("transitions", i), flow) for i in range(len(top.transitions))
+    ]
+    cfg.inactivity = [
+        entry(InactivityRule, ("inactivity", i), flow) for i in range(len(top.inactivity))
+    ]
+    cfg.followups = {
+        intent: [
+            entry(Followup, ("followups", intent, j), cfg.env(), ("response",))
+            for j in range(len(items))
+        ]
+        for intent, items in top.followups.items()
+    }
+    cfg.warnings = [
+        doc.problem(
+            ("transitions", i, "on"), f"event {t.on!r} is not listed under events:", "warning"
+        )
+        for i, t in enumerate(cfg.transitions)
+        if cfg.events and t.on not in cfg.events
+    ]
     return cfg
-
-
-def _cond(doc: Doc, raw: Any, env: Env, at: PathKey) -> Cond:
-    try:
-        return conditions.parse(raw, env)
-    except ConditionError as e:
-        raise ContentError(doc.path, doc.line((*at, *e.at)), str(e)) from None
-
-
-def _segments(doc: Doc, raw: Any, cfg: LifecycleConfig) -> None:
-    if raw is None:
-        return
-    if not isinstance(raw, Mapping):
-        raise doc.error(("segments",), "segments: a mapping of name to condition")
-    resolved: dict[str, Cond] = {}
-    visiting: list[str] = []
-
-    class _Lazy(dict[str, Cond]):
-        def __contains__(self, name: object) -> bool:
-            return name in raw
-
-        def __getitem__(self, name: str) -> Cond:
-            return resolve(name)
-
-        def __iter__(self) -> Iterator[str]:
-            return iter(raw)
-
-        def __len__(self) -> int:
-            return len(raw)
-
-    def resolve(name: str) -> Cond:
-        if name in resolved:
-            return resolved[name]
-        if name in visiting:
-            raise doc.error(
-                ("segments", name),
-                f"segments refer to each other: {' -> '.join([*visiting, name])}",
-            )
-        visiting.append(name)
-        env = Env(_Lazy(), cfg.rfm, False, tuple(cfg.stages))
-        resolved[name] = _cond(doc, raw[name], env, ("segments", name))
-        visiting.pop()
-        return resolved[name]
-
-    for name in raw:
-        if not isinstance(name, str) or not conditions._NAME.match(name):
-            raise doc.error(("segments",), f"segment name {name!r}: letters, digits, _")
-        resolve(name)
-    cfg.segments = {name: resolved[name] for name in raw}

@@ -3,7 +3,7 @@ that every problem names file:line and the field path."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from bot.content.models import ShopFile, UpdateFile
 from bot.internal.content import load_file
 from bot.lifecycle.config import load as load_lifecycle
 from bot.shop import load_shop
+from bot.storage.models import Contact
 from tests.conftest import REPO
 
 
@@ -112,6 +113,38 @@ def test_an_update_file_reads_into_its_spec(tmp_path: Path) -> None:
         ("events:\n  bought:\n    purchse: true\n", 3, "events.bought.purchse: unknown key"),
         ("rfm:\n  frequency: [1, 3, 2, 4]\n", 2, "rfm.frequency: four ascending numbers"),
         ("rfm:\n  monetary: [1, 2, 3]\n", 2, "rfm.monetary: four ascending numbers"),
+        ("initial: gone\n", 1, "unknown stage 'gone' (stages: awareness, retention)"),
+        ("transitions:\n  - {to: retention}\n", 2, "'on' is missing"),
+        (
+            "transitions:\n  - {on: paid, to: retention, if: {}}\n",
+            2,
+            "transitions.0.if: unknown key",
+        ),
+        (
+            "transitions:\n  - on: paid\n    to: retention\n    from: [awareness, retention]\n",
+            4,
+            "'from' contains the target stage 'retention'",
+        ),
+        ("inactivity:\n  - {from: awareness, to: retention}\n", 2, "'after' is missing"),
+        (
+            "inactivity:\n  - from: awareness\n    after: 0d\n    to: retention\n",
+            3,
+            "'after' must be longer than zero",
+        ),
+        ("segments:\n  ok: {}\n  bad-name: {}\n", 3, "segment name 'bad-name': letters"),
+        ("segments:\n  x: {not: {segment: x}}\n", 2, "segments refer to each other: x -> x"),
+        ("followups:\n  greet:\n    - {segment: vip}\n", 3, "'response' is missing"),
+        (
+            "followups:\n  greet:\n    - response: utter_x\n      purchase_count: 1\n"
+            "      stage: gone\n",
+            5,
+            "unknown stage 'gone'",
+        ),
+        (
+            "followups:\n  greet:\n    - {response: utter_x, purpose: spam}\n",
+            3,
+            "followups.greet.0.purpose: Input should be 'service' or 'marketing'",
+        ),
     ],
 )
 def test_lifecycle_sections_name_line_and_field(
@@ -135,3 +168,24 @@ def test_lifecycle_sections_read(tmp_path: Path) -> None:
     assert cfg.events["bought"].purchase and cfg.events["signed_up"].activity
     assert cfg.amount_property == "total" and cfg.rfm.monetary == (10, 20, 30.5, 40)
     assert cfg.rfm.frequency == (2, 3, 5, 10)  # the default
+
+
+def test_lifecycle_entries_read(tmp_path: Path) -> None:
+    """A bare ``on`` (YAML 1.1: true), inline follow-up conditions, and a warning for an event
+    that ``events:`` does not list."""
+    path = tmp_path / "lifecycle.yml"
+    path.write_text(
+        "stages: [a, b]\nevents: {paid: {purchase: true}}\ntransitions:\n"
+        "  - {on: paid, from: a, to: b}\n  - {on: gifted, to: b}\n"
+        "followups:\n  greet:\n    - {stage: a, response: utter_a, purpose: marketing}\n",
+        encoding="utf-8",
+    )
+    cfg = load_lifecycle(path)
+    assert cfg.initial == "a" and cfg.stages == {"a": "", "b": ""}
+    assert [t.describe() for t in cfg.transitions] == ["on paid: a -> b", "on gifted: * -> b"]
+    [warning] = cfg.warnings
+    assert (warning.line, warning.severity) == (5, "warning")
+    assert warning.message == "event 'gifted' is not listed under events:"
+    [followup] = cfg.followups["greet"]
+    assert followup.purpose == "marketing" and cfg.responses() == [("utter_a", 8)]
+    assert followup.when.matches(Contact(lifecycle_stage="a"), datetime.now(UTC))

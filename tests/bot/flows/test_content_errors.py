@@ -162,7 +162,7 @@ def test_broken_flow_files(tmp_path: Path, text: str, expected: str) -> None:
         ),
         (
             "stages: [a, b]\ntransitions:\n  - {from: [a], to: b}\n",
-            "flows/lifecycle.yml:3: error: a transition needs 'on'",
+            "flows/lifecycle.yml:3: error: 'on' is missing",
         ),
         (
             "stages: [a, b]\ninactivity:\n  - from: [a]\n    after: soon\n    to: b\n",
@@ -180,7 +180,7 @@ def test_broken_flow_files(tmp_path: Path, text: str, expected: str) -> None:
             "stages: [a, b]\nfollowups:\n  greet:\n    - {when: {stage: a}, response: utter_missing}\n",
             "flows/lifecycle.yml:4: error: unknown response 'utter_missing' (in no language)",
         ),
-        ("stages: [a, b]\nrules: []\n", "flows/lifecycle.yml:2: error: unknown key 'rules'"),
+        ("stages: [a, b]\nrules: []\n", "flows/lifecycle.yml:2: error: rules: unknown key 'rules'"),
     ],
     ids=["stage", "on", "after", "segment cycle", "number", "follow-up response", "top key"],
 )
