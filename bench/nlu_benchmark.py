@@ -311,6 +311,8 @@ def paraphrases(encoder: Encoder | None) -> None:
     for lang in paraphrase_set.LANGUAGES:
         s = paraphrase_set.score(parse, paraphrase_set.load(lang))
         print(f"paraphrases {lang} [{name_of(encoder)}] at {threshold}: {s.line()}", flush=True)
+        if model.calibrator is not None:  # the confidence is P(right): the gap, other targets
+            print(f"  {lang} gap: {s.gap()} | {s.at(0.95)} | {s.at(0.8)} | {s.at(0.7)}", flush=True)
     print(
         f"paraphrases [{name_of(encoder)}]: demo content trained in {secs:.1f} s; parse of "
         f"{len(lat)} distinct texts (encoder cache cold) p50 {statistics.median(lat):.2f} ms "

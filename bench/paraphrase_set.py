@@ -4,7 +4,7 @@ scoring. Measurement only: nothing in the product is tuned on it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,33 @@ class Scores:
     oos_far: int = 0
     language_right: int = 0
     n_all: int = 0
+    # in scope: (confidence, top intent right, far from every topic); out of scope: (confidence,
+    # far): what the split would be at another threshold (see ``at``)
+    parses: list[tuple[float, bool, bool]] = field(default_factory=list)
+    oos_parses: list[tuple[float, bool]] = field(default_factory=list)
+
+    def gap(self) -> str:
+        """Where the top intent was right but the question not answered: below the threshold
+        (clarified), or flagged far from every topic (rejected)."""
+        n = self.n or 1
+        low = sum(ok and not far for c, ok, far in self.parses) - self.right
+        far = sum(ok and far for _, ok, far in self.parses)
+        return (
+            f"top-1 right {self.top1 / n:.2f} = answered {self.right / n:.2f} + held back "
+            f"below the threshold {low / n:.2f} + flagged far {far / n:.2f}"
+        )
+
+    def at(self, threshold: float) -> str:
+        """The split had the model answered at ``threshold`` (meaningful when the confidence
+        is the calibrated one)."""
+        n = self.n or 1
+        right = sum(c >= threshold and ok and not far for c, ok, far in self.parses)
+        wrong = sum(c >= threshold and not ok and not far for c, ok, far in self.parses)
+        oos = sum(c < threshold or far for c, far in self.oos_parses)
+        return (
+            f"at {threshold}: right {right / n:.2f} wrong {wrong / n:.2f} "
+            f"OOS not answered {oos / max(1, self.n_oos):.2f}"
+        )
 
     def line(self) -> str:
         n = self.n or 1
@@ -68,6 +95,8 @@ def score(parse: Callable[[str, str], dict[str, Any]], s: ParaphraseSet) -> Scor
         out.language_right += r.get("language") == s.language
         out.top1 += bool(ranking) and ranking[0] == gold
         out.top3 += gold in ranking[:3]
+        top_right = bool(ranking) and ranking[0] == gold
+        out.parses.append((r["intent"]["confidence"], top_right, bool(r.get("out_of_scope"))))
         if name == gold:
             out.right += 1
         elif name != FALLBACK:
@@ -81,6 +110,7 @@ def score(parse: Callable[[str, str], dict[str, Any]], s: ParaphraseSet) -> Scor
         out.n_oos += 1
         out.n_all += 1
         out.language_right += r.get("language") == s.language
+        out.oos_parses.append((r["intent"]["confidence"], bool(r.get("out_of_scope"))))
         if r["intent"]["name"] == FALLBACK:
             out.oos_not_answered += 1
             out.oos_far += bool(r.get("out_of_scope"))

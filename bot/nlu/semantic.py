@@ -77,9 +77,11 @@ def features(p: np.ndarray, extra: list[float]) -> list[float]:
 
 
 class Calibrator:
-    """P(top intent is right) from :func:`features`, fitted on out-of-fold parses."""
+    """P(top intent is right) from :func:`features`, fitted on out-of-fold parses; ``c``: the
+    inverse strength of the logistic regression's L2 penalty."""
 
-    def __init__(self) -> None:
+    def __init__(self, c: float = 1.0) -> None:
+        self.c = c
         self.coef = np.zeros(0)
         self.intercept = 0.0
         self.constant: float | None = None
@@ -89,7 +91,7 @@ class Calibrator:
         if len(set(y.tolist())) < 2:  # all right (or all wrong): nothing to separate
             self.constant = float(y.mean()) if len(y) else 0.5
             return self
-        lr = LogisticRegression(C=1.0, max_iter=1000)
+        lr = LogisticRegression(C=self.c, max_iter=5000)
         lr.fit(np.array(x, dtype=np.float64), y)
         self.coef = lr.coef_[0].astype(np.float64)
         self.intercept = float(lr.intercept_[0])

@@ -24,6 +24,12 @@ OTHER_RESPONSE_WEIGHT = 0.3  # ... in another language
 CV_FOLDS = 5
 CV_LARGE = 3000  # more examples of a language than this: one 80/20 split instead of 5 folds
 FAR_QUANTILE = 0.02  # out-of-fold examples of the training data closer to no topic than this
+# The fused calibrator's penalty (inverse): its seven features are all in [0, 1], and C=1 held
+# the top confidences back. Chosen by the out-of-fold log loss of the calibrator itself (nested
+# 5-fold on nlu_data/, C in 0.3..1000: 0.197 at C=1, 0.193 at C=10, 0.196 at C=100); share of
+# held-out examples answered right at 0.9 0.739 -> 0.755, answered wrong 0.009 -> 0.011. The
+# n-gram calibrator keeps C=1 (it decides which parses skip the encoder).
+FUSED_CALIBRATOR_C = 10.0
 
 
 def training_pool(
@@ -134,7 +140,7 @@ def cross_validate(
         fused_x.append(feats)
         right_fused.append(int(np.argmax(p)) == gold_index)
         nearest_any.append(near_all)
-    calibrator = Calibrator().fit(fused_x, right_fused)
+    calibrator = Calibrator(FUSED_CALIBRATOR_C).fit(fused_x, right_fused)
     return Calibration(
         fusion_weight=weight,
         fast_calibrator=Calibrator().fit(fast_x, right_fast),
