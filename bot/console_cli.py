@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 from collections.abc import Awaitable, Callable
@@ -10,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from bot.cli_common import DbOpt, fail
+from bot.cli_common import DbOpt, fail, migrated, run_async, settings_from
 
 staff_app = typer.Typer(help="Staff accounts of the admin console.", no_args_is_help=True)
 contacts_app = typer.Typer(
@@ -29,23 +28,16 @@ T = TypeVar("T")
 
 def _with_db(database_url: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(db)`` on a migrated database; database errors are one line, exit 2."""
-    from bot.cli_common import settings_from
-    from bot.storage.db import Database, DatabaseError
+    from bot.storage.db import Database
 
     settings = settings_from(None, database_url)
 
     async def go() -> T:
         db = Database(settings.database_url)
-        try:
-            await db.upgrade()
+        async with migrated(db):
             return await work(db)
-        finally:
-            await db.dispose()
 
-    try:
-        return asyncio.run(go())
-    except DatabaseError as e:
-        raise fail(str(e)) from None
+    return run_async(go())
 
 
 @staff_app.command("add")
