@@ -100,11 +100,13 @@ def staff_list(database_url: DbOpt = None) -> None:
         )
 
 
-def _ref_or_exit(ref: str) -> None:
+def _ref_kind(ref: str) -> str:
+    """What ``ref`` names (``id``, ``telegram``, ``email``...), or exit 2 with why it is not a
+    reference."""
     from bot.privacy import RefError, parse_ref
 
     try:
-        parse_ref(ref)
+        return parse_ref(ref)[0]
     except RefError as e:
         raise fail(str(e)) from None
 
@@ -117,7 +119,7 @@ def contacts_export(
     """Print one JSON document with everything stored about a person."""
     from bot.privacy import export_contact, find_contact
 
-    _ref_or_exit(ref)
+    _ref_kind(ref)
 
     async def work(db: Any) -> dict[str, Any] | None:
         async with db.session() as s:
@@ -140,10 +142,9 @@ def contacts_erase(
 ) -> None:
     """Delete everything stored about a person; records who erased whom and when."""
     from bot.clock import utcnow
-    from bot.privacy import erase_contact, export_contact, find_contact, parse_ref
+    from bot.privacy import erase_contact, export_contact, find_contact
 
-    _ref_or_exit(ref)
-    kind = parse_ref(ref)[0]
+    kind = _ref_kind(ref)
 
     async def work(db: Any) -> tuple[int, dict[str, int]] | None:
         async with db.session() as s:

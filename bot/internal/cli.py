@@ -59,8 +59,8 @@ def _run(content: Path | None, database_url: str | None, work: Callable[[Any], A
             raise fail(str(e)) from None
         if slack_side is not None:
             slack_side.declare(svc)  # messages queued here go out from the server
-        if settings.slack_bot_token and slack_side is not None:
-            slack_side.attach(svc)  # Block Kit and channel audiences, as the server has them
+            if settings.slack_bot_token:
+                slack_side.attach(svc)  # Block Kit and channel audiences, as the server has them
         async with migrated(runtime.db):
             return await work(svc)
 
