@@ -301,10 +301,8 @@ def render_month(cal: Any, year: int, month: int, planned: dict[date, list[Any]]
         for u in planned.get(d, []):
             t = u.scheduled_for[11:16]
             zone = u.schedule_tz or "local"
-            note = ""
-            h = cal.holiday(d)
-            if h is not None:
-                note = "  (holiday: deferred to the next working day)"
+            holiday = cal.holiday(d) is not None
+            note = "  (holiday: deferred to the next working day)" if holiday else ""
             lines.append(f"{d} update   {t} {zone} {u.key} -> {u.audience}{note}")
     return "\n".join(lines)
 
