@@ -206,9 +206,10 @@ def sweep(content: ContentOpt = None, database_url: DbOpt = None) -> None:
     from bot.lifecycle.service import service_of
     from bot.runtime import Runtime
 
-    runtime = Runtime(settings_from(content, database_url), start_worker=False)
+    settings = settings_from(content, database_url)
 
     async def go() -> dict[str, int]:
+        runtime = Runtime(settings, start_worker=False)
         async with migrated(runtime.db):
             return await service_of(runtime).sweep()
 
