@@ -14,9 +14,8 @@ from typing import Annotated
 
 import typer
 
-from bot.cli_common import ContentOpt, DbOpt, fail, settings_from
+from bot.cli_common import ContentOpt, DbOpt, fail, migrated, run_async, settings_from
 from bot.internal.cli import app as internal_app
-from bot.storage.db import DatabaseError
 
 __all__ = ["ContentOpt", "DbOpt", "app", "fail", "settings_from"]
 
@@ -60,19 +59,13 @@ def db_upgrade(database_url: DbOpt = None, revision: str = "head") -> None:
     from bot.storage.db import Database
 
     settings = settings_from(None, database_url)
-    try:
+
+    async def go() -> str:
         db = Database(settings.database_url)
+        async with migrated(db, revision):
+            return db.safe_url
 
-        async def go() -> None:
-            try:
-                await db.upgrade(revision)
-            finally:
-                await db.dispose()
-
-        asyncio.run(go())
-    except DatabaseError as e:
-        raise fail(str(e)) from None
-    typer.echo(f"database {db.safe_url} is at {revision}")
+    typer.echo(f"database {run_async(go())} is at {revision}")
 
 
 @app.command()
@@ -91,10 +84,7 @@ def chat(
 
     async def go() -> None:
         runtime = Runtime(settings, start_worker=False)
-        try:
-            await runtime.start()
-        except DatabaseError as e:
-            raise fail(str(e)) from None
+        await runtime.start()
         buttons: list[Button] = []
         typer.secho(
             "Concierge chat. Empty line or Ctrl-D quits; a number picks a button.", dim=True
@@ -127,7 +117,7 @@ def chat(
         finally:
             await runtime.stop()
 
-    asyncio.run(go())
+    run_async(go())
 
 
 @docs_app.command("settings")

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from bot.settings import Settings, SettingsError, content_problem, load_settings
+from bot.storage.db import DatabaseError
+
+if TYPE_CHECKING:
+    from bot.storage.db import Database
+
+T = TypeVar("T")
 
 ContentOpt = Annotated[
     Path | None,
@@ -47,3 +56,23 @@ def settings_from(
     if need_content and (problem := content_problem(settings.content_dir)):
         raise fail(problem)
     return settings
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``; a database error (cannot open it, cannot migrate it) is one clear
+    line, exit 2."""
+    try:
+        return asyncio.run(main)
+    except DatabaseError as e:
+        raise fail(str(e)) from None
+
+
+@asynccontextmanager
+async def migrated(db: Database, revision: str = "head") -> AsyncIterator[None]:
+    """``db`` upgraded to ``revision`` (Alembic) for the block; its connections are closed
+    after it, whatever happens."""
+    try:
+        await db.upgrade(revision)
+        yield
+    finally:
+        await db.dispose()

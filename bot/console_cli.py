@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 from collections.abc import Awaitable, Callable
@@ -10,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from bot.cli_common import DbOpt, fail
+from bot.cli_common import DbOpt, fail, migrated, run_async, settings_from
 
 staff_app = typer.Typer(help="Staff accounts of the admin console.", no_args_is_help=True)
 contacts_app = typer.Typer(
@@ -29,23 +28,16 @@ T = TypeVar("T")
 
 def _with_db(database_url: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(db)`` on a migrated database; database errors are one line, exit 2."""
-    from bot.cli_common import settings_from
-    from bot.storage.db import Database, DatabaseError
+    from bot.storage.db import Database
 
     settings = settings_from(None, database_url)
 
     async def go() -> T:
         db = Database(settings.database_url)
-        try:
-            await db.upgrade()
+        async with migrated(db):
             return await work(db)
-        finally:
-            await db.dispose()
 
-    try:
-        return asyncio.run(go())
-    except DatabaseError as e:
-        raise fail(str(e)) from None
+    return run_async(go())
 
 
 @staff_app.command("add")
@@ -108,11 +100,13 @@ def staff_list(database_url: DbOpt = None) -> None:
         )
 
 
-def _ref_or_exit(ref: str) -> None:
+def _ref_kind(ref: str) -> str:
+    """What ``ref`` names (``id``, ``telegram``, ``email``...), or exit 2 with why it is not a
+    reference."""
     from bot.privacy import RefError, parse_ref
 
     try:
-        parse_ref(ref)
+        return parse_ref(ref)[0]
     except RefError as e:
         raise fail(str(e)) from None
 
@@ -125,7 +119,7 @@ def contacts_export(
     """Print one JSON document with everything stored about a person."""
     from bot.privacy import export_contact, find_contact
 
-    _ref_or_exit(ref)
+    _ref_kind(ref)
 
     async def work(db: Any) -> dict[str, Any] | None:
         async with db.session() as s:
@@ -148,10 +142,9 @@ def contacts_erase(
 ) -> None:
     """Delete everything stored about a person; records who erased whom and when."""
     from bot.clock import utcnow
-    from bot.privacy import erase_contact, export_contact, find_contact, parse_ref
+    from bot.privacy import erase_contact, export_contact, find_contact
 
-    _ref_or_exit(ref)
-    kind = parse_ref(ref)[0]
+    kind = _ref_kind(ref)
 
     async def work(db: Any) -> tuple[int, dict[str, int]] | None:
         async with db.session() as s:

@@ -114,25 +114,16 @@ def create_app(
                     headers={"WWW-Authenticate": "Bearer"},
                 )
         async with runtime.db.session() as s:
-            msgs = (
-                await s.execute(
-                    select(Message.channel, Message.direction, func.count()).group_by(
-                        Message.channel, Message.direction
-                    )
+
+            async def counts(*columns: Any) -> list[Any]:
+                """The rows' number per value of ``columns``: ``(value, ..., n)``."""
+                return list(
+                    (await s.execute(select(*columns, func.count()).group_by(*columns))).all()
                 )
-            ).all()
-            ob = (
-                await s.execute(
-                    select(OutboxMessage.channel, OutboxMessage.status, func.count()).group_by(
-                        OutboxMessage.channel, OutboxMessage.status
-                    )
-                )
-            ).all()
-            stages = (
-                await s.execute(
-                    select(Contact.lifecycle_stage, func.count()).group_by(Contact.lifecycle_stage)
-                )
-            ).all()
+
+            msgs = await counts(Message.channel, Message.direction)
+            ob = await counts(OutboxMessage.channel, OutboxMessage.status)
+            stages = await counts(Contact.lifecycle_stage)
         reg = CollectorRegistry()
         reg.register(_Snapshot(msgs, ob, stages))
         reg.register(_RuntimeSnapshot(runtime))
@@ -214,18 +205,19 @@ class _Snapshot(Collector):
         self.msgs, self.outbox, self.stages = msgs, outbox, stages
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        m = GaugeMetricFamily(
-            "concierge_messages", "Messages stored", labels=["channel", "direction"]
-        )
-        for channel, direction, n in self.msgs:
-            m.add_metric([channel, direction], n)
-        o = GaugeMetricFamily("concierge_outbox", "Outbox rows", labels=["channel", "status"])
-        for channel, status, n in self.outbox:
-            o.add_metric([channel, status], n)
-        c = GaugeMetricFamily("concierge_contacts", "Contacts by lifecycle stage", labels=["stage"])
-        for stage, n in self.stages:
-            c.add_metric([stage], n)
-        return [m, o, c]
+        return [
+            _gauge("concierge_messages", "Messages stored", ["channel", "direction"], self.msgs),
+            _gauge("concierge_outbox", "Outbox rows", ["channel", "status"], self.outbox),
+            _gauge("concierge_contacts", "Contacts by lifecycle stage", ["stage"], self.stages),
+        ]
+
+
+def _gauge(name: str, help_: str, labels: list[str], rows: Iterable[Any]) -> GaugeMetricFamily:
+    """A gauge with one sample per row ``(label value, ..., value)``."""
+    gauge = GaugeMetricFamily(name, help_, labels=labels)
+    for *values, n in rows:
+        gauge.add_metric(values, n)
+    return gauge
 
 
 class _RuntimeSnapshot(Collector):
@@ -268,17 +260,20 @@ class _HandoffSnapshot(Collector):
         self.m = m
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        by_reason = GaugeMetricFamily(
-            "concierge_handoffs", "Handoffs by reason and status", labels=["reason"]
-        )
-        for reason, n in self.m["by_reason"].items():
-            by_reason.add_metric([reason], n)
-        status = GaugeMetricFamily(
-            "concierge_handoffs_status", "Handoffs by status", labels=["status"]
-        )
-        for st, n in self.m["by_status"].items():
-            status.add_metric([st], n)
-        out = [by_reason, status]
+        out = [
+            _gauge(
+                "concierge_handoffs",
+                "Handoffs by reason and status",
+                ["reason"],
+                self.m["by_reason"].items(),
+            ),
+            _gauge(
+                "concierge_handoffs_status",
+                "Handoffs by status",
+                ["status"],
+                self.m["by_status"].items(),
+            ),
+        ]
         for key, help_ in (
             ("first_response_median_s", "Median seconds to the first staff answer"),
             ("resolution_median_s", "Median seconds to resolution"),

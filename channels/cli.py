@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import sys
 from typing import Annotated
@@ -11,7 +10,7 @@ from typing import Annotated
 import typer
 
 from bot.cli import app as bot_app
-from bot.cli_common import ContentOpt, DbOpt, fail, settings_from
+from bot.cli_common import ContentOpt, DbOpt, fail, migrated, run_async, settings_from
 from bot.internal import cli as internal_cli
 from bot.storage.db import DatabaseError
 from channels import slack_internal
@@ -57,20 +56,17 @@ def run(
     setup_logging(settings)
     try:
         runtime = Runtime(settings)
-
-        async def prepare() -> int:
-            from bot.staff import count_staff
-
-            try:
-                await runtime.db.upgrade()
-                async with runtime.db.session() as s:
-                    return await count_staff(s)
-            finally:
-                await runtime.db.dispose()  # the server's event loop opens its own connections
-
-        staff_accounts = asyncio.run(prepare())
     except DatabaseError as e:
         raise fail(str(e)) from None
+
+    async def prepare() -> int:
+        from bot.staff import count_staff
+
+        # closed after: the server's event loop opens its own connections
+        async with migrated(runtime.db), runtime.db.session() as s:
+            return await count_staff(s)
+
+    staff_accounts = run_async(prepare())
     runtime.on_start(_freeze_startup_objects)
     app_ = create_app(settings, runtime=runtime)
     typer.secho(

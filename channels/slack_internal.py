@@ -13,6 +13,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
@@ -298,14 +299,7 @@ def _mrkdwn(text: str) -> dict[str, Any]:
 
 def _with_blocks(plain: Outbound, blocks: list[dict[str, Any]]) -> Outbound:
     text = plain.text if len(plain.text) <= FALLBACK else plain.text[: FALLBACK - 1] + "…"
-    return Outbound(
-        text=text,
-        buttons=plain.buttons,
-        purpose=plain.purpose,
-        sender=plain.sender,
-        thread_id=plain.thread_id,
-        metadata={**plain.metadata, "blocks": blocks},
-    )
+    return replace(plain, text=text, metadata={**plain.metadata, "blocks": blocks})
 
 
 # --- events and clicks ---------------------------------------------------------------------------
@@ -320,7 +314,7 @@ async def on_reaction(svc: InternalService, body: dict[str, Any], removed: bool 
     event_id = str(
         body.get("event_id") or f"{event.get('user')}:{item['ts']}:{event.get('event_ts')}"
     )
-    counted = await svc.reaction(
+    return await svc.reaction(
         event_key=f"slack-event:{event_id}",
         slack_user=str(event["user"]),
         channel=item.get("channel"),
@@ -328,7 +322,6 @@ async def on_reaction(svc: InternalService, body: dict[str, Any], removed: bool 
         reaction=str(event.get("reaction") or ""),
         removed=removed,
     )
-    return counted
 
 
 async def on_action(svc: InternalService, body: dict[str, Any], action: dict[str, Any]) -> bool:

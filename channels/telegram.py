@@ -395,10 +395,9 @@ class TelegramChannel:
         if not self.secret or not hmac.compare_digest(given.encode(), self.secret.encode()):
             return JSONResponse({"error": "bad or missing secret token"}, status_code=403)
         try:
-            data = await request.json()
-            update = Update.de_json(data, self.bot)
+            update = Update.de_json(await request.json(), self.bot)
         except Exception:
-            return JSONResponse({"error": "body is not a Telegram update"}, status_code=400)
+            update = None
         if update is None:
             return JSONResponse({"error": "body is not a Telegram update"}, status_code=400)
         await self.handle_update(update)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from bot.cli_common import fail
+
 flows_app = typer.Typer(help="Flows (flows/*.yml): check them, draw them.", no_args_is_help=True)
 
 ContentOpt = Annotated[
@@ -20,14 +22,12 @@ def _content_dir(content: Path | None) -> Path:
 
     if content is not None:
         if not content.is_dir():
-            typer.secho(f"error: content folder {content} does not exist", fg="red", err=True)
-            raise typer.Exit(2)
+            raise fail(f"content folder {content} does not exist")
         return content
     try:
         return load_settings().content_dir
     except SettingsError as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
-        raise typer.Exit(2) from None
+        raise fail(str(e)) from None
 
 
 @flows_app.command("validate")
@@ -73,21 +73,18 @@ def graph(
     try:
         registers = load_shop(folder).registers  # the texts in the shop's register
     except ContentError as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
-        raise typer.Exit(2) from None
+        raise fail(str(e)) from None
     responses = Responses.from_folder(folder / "nlu_data", registers=registers)
     result = load_content(folder, responses=responses)
     found = result.book.get(flow)
     if found is None:
         known = ", ".join(sorted(result.book.flows)) or "none"
-        typer.secho(f"error: no flow {flow!r} (flows: {known})", fg="red", err=True)
-        raise typer.Exit(2)
+        raise fail(f"no flow {flow!r} (flows: {known})")
     words = None
     if lang is not None:
         if lang not in responses.languages:
             known = ", ".join(responses.languages)
-            typer.secho(f"error: no texts in {lang!r} (languages: {known})", fg="red", err=True)
-            raise typer.Exit(2)
+            raise fail(f"no texts in {lang!r} (languages: {known})")
 
         def words(name: str) -> str | None:
             variants = responses.variants(name, lang)

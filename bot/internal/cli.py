@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import calendar as cal_mod
 import json
 from collections.abc import Awaitable, Callable
@@ -14,10 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from sqlalchemy import func, select
 
-from bot.cli_common import DbOpt, fail
+from bot.cli_common import DbOpt, fail, migrated, run_async, settings_from
 from bot.internal.content import ContentError, load_file, parse_schedule
 from bot.settings import SettingsError
-from bot.storage.db import DatabaseError
 
 if TYPE_CHECKING:
     from bot.internal.employees import SyncResult
@@ -48,7 +46,6 @@ ContentOpt = Annotated[
 
 def _run(content: Path | None, database_url: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(service)`` against a migrated database, without starting the server parts."""
-    from bot.cli_common import settings_from
     from bot.internal import service_of
     from bot.runtime import Runtime
 
@@ -62,18 +59,12 @@ def _run(content: Path | None, database_url: str | None, work: Callable[[Any], A
             raise fail(str(e)) from None
         if slack_side is not None:
             slack_side.declare(svc)  # messages queued here go out from the server
-        if settings.slack_bot_token and slack_side is not None:
-            slack_side.attach(svc)  # Block Kit and channel audiences, as the server has them
-        try:
-            await runtime.db.upgrade()
+            if settings.slack_bot_token:
+                slack_side.attach(svc)  # Block Kit and channel audiences, as the server has them
+        async with migrated(runtime.db):
             return await work(svc)
-        finally:
-            await runtime.db.dispose()
 
-    try:
-        return asyncio.run(go())
-    except DatabaseError as e:
-        raise fail(str(e)) from None
+    return run_async(go())
 
 
 def _now(svc: Any) -> datetime:
@@ -310,10 +301,8 @@ def render_month(cal: Any, year: int, month: int, planned: dict[date, list[Any]]
         for u in planned.get(d, []):
             t = u.scheduled_for[11:16]
             zone = u.schedule_tz or "local"
-            note = ""
-            h = cal.holiday(d)
-            if h is not None:
-                note = "  (holiday: deferred to the next working day)"
+            holiday = cal.holiday(d) is not None
+            note = "  (holiday: deferred to the next working day)" if holiday else ""
             lines.append(f"{d} update   {t} {zone} {u.key} -> {u.audience}{note}")
     return "\n".join(lines)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bot.cli_common import ContentOpt, DbOpt, fail, settings_from
+from bot.cli_common import ContentOpt, DbOpt, fail, migrated, run_async, settings_from
 
 if TYPE_CHECKING:
     from bot.lifecycle.schema import EventIn
@@ -102,7 +102,6 @@ def import_events(
 
     from bot.lifecycle.service import service_of
     from bot.runtime import Runtime
-    from bot.storage.db import DatabaseError
 
     if not file.is_file():
         raise fail(f"{file} is not a file")
@@ -122,8 +121,7 @@ def import_events(
 
     async def go() -> tuple[int, int, int]:
         accepted = dup = moved = 0
-        try:
-            await runtime.db.upgrade()
+        async with migrated(runtime.db):
             with Progress(
                 TextColumn("[bold]importing"),
                 BarColumn(),
@@ -142,14 +140,9 @@ def import_events(
                     done += len(part)
                     rate = done / max(time.perf_counter() - started, 1e-9)
                     progress.update(task, advance=len(part), rate=f"{rate:,.0f}")
-        finally:
-            await runtime.db.dispose()
         return accepted, dup, moved
 
-    try:
-        accepted, dup, moved = asyncio.run(go())
-    except DatabaseError as e:
-        raise fail(str(e)) from None
+    accepted, dup, moved = run_async(go())
     typer.secho(
         f"{accepted} events imported, {dup} already known, {moved} stage changes",
         fg=typer.colors.GREEN,
@@ -172,7 +165,7 @@ def simulate(
     from rich.table import Table
 
     from bot.lifecycle.simulate import SimulationError, format_timeline, read_events
-    from bot.lifecycle.simulate import simulate as run
+    from bot.lifecycle.simulate import simulate as play
 
     settings = settings_from(content, None, need_content=True)
     try:
@@ -183,7 +176,7 @@ def simulate(
         typer.secho(f"note: no events of user {user!r} in {events}", fg=typer.colors.YELLOW)
     if channel not in ("web", "telegram", "slack"):
         raise fail(f"--channel {channel!r}: use web, telegram or slack")
-    timeline, figures = asyncio.run(run(settings, user, evs, days, channel=channel))
+    timeline, figures = asyncio.run(play(settings, user, evs, days, channel=channel))
     table = Table(title=f"{user}: {days} days", show_lines=False)
     table.add_column("when", no_wrap=True)
     table.add_column("what", no_wrap=True)
@@ -213,17 +206,15 @@ def sweep(content: ContentOpt = None, database_url: DbOpt = None) -> None:
     from bot.lifecycle.service import service_of
     from bot.runtime import Runtime
 
-    runtime = Runtime(settings_from(content, database_url), start_worker=False)
+    settings = settings_from(content, database_url)
 
     async def go() -> dict[str, int]:
-        try:
-            await runtime.db.upgrade()
+        runtime = Runtime(settings, start_worker=False)
+        async with migrated(runtime.db):
             return await service_of(runtime).sweep()
-        finally:
-            await runtime.db.dispose()
 
     started = time.perf_counter()
-    result = asyncio.run(go())
+    result = run_async(go())
     for rule, n in result.items():
         typer.echo(f"{n:>9}  {rule}")
     typer.echo(f"done in {time.perf_counter() - started:.2f} s")

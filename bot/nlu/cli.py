@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.cli_common import fail
+from bot.cli_common import DbOpt, fail, settings_from
 from bot.nlu.data import ContentError, load_content
 from bot.nlu.encoder import EncoderError, load_encoder
 from bot.nlu.evaluate import intent_report
@@ -170,8 +170,6 @@ def validate_cmd(
     from bot.nlu.validate import validate
 
     if content is None:
-        from bot.cli_common import settings_from
-
         content = settings_from().content_dir
     problems = validate(content)
     for p in problems:
@@ -223,11 +221,10 @@ def _checked(content: Path) -> list[str]:
 
 @faq_app.command("gaps")
 def gaps(
-    database_url: Annotated[str | None, typer.Option("--database-url")] = None,
+    database_url: DbOpt = None,
     top: Annotated[int, typer.Option(help="how many clusters")] = 20,
 ) -> None:
     """The most frequent questions the FAQ could not answer, clustered."""
-    from bot.cli_common import settings_from
     from bot.nlu.gaps import find_gaps
 
     settings = settings_from(None, database_url)
@@ -243,6 +240,3 @@ def gaps(
     for c in clusters:
         table.add_row(str(c.count), c.language, c.example, "; ".join(c.others[:2]))
     console.print(table)
-
-
-__all__ = ["Counter", "data_app", "faq_app", "nlu_app"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -10,18 +9,11 @@ from typing import Annotated
 
 import typer
 
-from bot.cli_common import ContentOpt, DbOpt
+from bot.cli_common import ContentOpt, DbOpt, fail, migrated, run_async, settings_from
 from bot.content.durations import parse_duration
-from bot.settings import Settings
 
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 prompts_app = typer.Typer(help="Proactive prompts (flows/prompts.yml).", no_args_is_help=True)
-
-
-def _settings(content: Path | None, database_url: str | None) -> Settings:
-    from bot.cli_common import settings_from
-
-    return settings_from(content, database_url)
 
 
 @report_app.command("prompts")
@@ -45,10 +37,9 @@ def report_prompts(
     """Sends, skips by reason, conversions and lift against the holdout (95% CI)."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from bot.cli_common import fail
     from bot.clock import utcnow
     from bot.prompts.report import PromptFigures, format_report, prompt_report
-    from bot.storage.db import Database, DatabaseError
+    from bot.storage.db import Database
 
     window: timedelta | None = None
     if since is not None:
@@ -56,7 +47,7 @@ def report_prompts(
             window = parse_duration(since)
         except ValueError as e:
             raise fail(str(e)) from None
-    settings = _settings(content, database_url)
+    settings = settings_from(content, database_url)
     defined: list[str] = []
     if content is not None:
         from bot.content.loader import ContentError
@@ -93,9 +84,7 @@ def report_prompts(
         return [f.as_dict() for f in figures] if as_json else format_report(figures)
 
     try:
-        result = asyncio.run(go())
-    except DatabaseError as e:
-        raise fail(str(e)) from None
+        result = run_async(go())
     except SQLAlchemyError as e:  # e.g. a database never migrated: no prompt tables
         raise fail(
             f"cannot read the prompts of {settings.database_url}: {type(e).__name__} "
@@ -110,7 +99,6 @@ def report_prompts(
 @prompts_app.command("validate")
 def validate(content: ContentOpt = None) -> None:
     """Check flows/prompts.yml: structure, triggers, texts in every language (file:line)."""
-    from bot.cli_common import fail
     from bot.content.loader import ContentError
     from bot.prompts.definitions import (
         check_responses,
@@ -119,7 +107,7 @@ def validate(content: ContentOpt = None) -> None:
     )
     from bot.responses import Responses
 
-    settings = _settings(content, None)
+    settings = settings_from(content, None)
     config = settings.prompts
     path = config.file or settings.flows_dir / "prompts.yml"
     try:
@@ -143,22 +131,17 @@ def run_once(
     sweep: Annotated[bool, typer.Option(help="Run the sweeps first")] = True,
 ) -> None:
     """One scheduler round now: sweeps, then every due prompt (cron jobs, catching up)."""
-    from bot.cli_common import fail
     from bot.prompts import service_of
     from bot.runtime import Runtime
-    from bot.storage.db import DatabaseError
 
-    settings = _settings(content, database_url)
+    settings = settings_from(content, database_url)
 
     async def go() -> str:
         rt = Runtime(settings, start_worker=False)
         svc = service_of(rt)
         svc.config.scheduler = False
-        await rt.db.upgrade()
-        try:
+        async with migrated(rt.db):
             stats = await svc.run_once(sweep=sweep)
-        finally:
-            await rt.db.dispose()
         skipped = ", ".join(f"{k} {v}" for k, v in stats.skipped.most_common()) or "none"
         return (
             f"scheduled {stats.scheduled}, sent {stats.sent}, deferred {stats.deferred}, "
@@ -166,6 +149,6 @@ def run_once(
         )
 
     try:
-        typer.echo(asyncio.run(go()))
-    except (DatabaseError, LookupError) as e:
+        typer.echo(run_async(go()))
+    except LookupError as e:
         raise fail(str(e)) from None

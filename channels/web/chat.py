@@ -29,16 +29,13 @@ log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 100
 _LANG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?")
-_CONTACT_OF = select(Identity.contact_id).where(
-    Identity.channel == bindparam("channel"), Identity.external_id == bindparam("external_id")
+# the identity (channel, external_id) given as parameters
+_IDENTITY = (
+    Identity.channel == bindparam("channel"),
+    Identity.external_id == bindparam("external_id"),
 )
-_OWNER = (
-    select(Contact.user_id)
-    .join(Identity, Identity.contact_id == Contact.id)
-    .where(
-        Identity.channel == bindparam("channel"), Identity.external_id == bindparam("external_id")
-    )
-)
+_CONTACT_OF = select(Identity.contact_id).where(*_IDENTITY)
+_OWNER = select(Contact.user_id).join(Identity, Identity.contact_id == Contact.id).where(*_IDENTITY)
 CHANNEL = "web"
 CAPABILITIES = Capabilities(push=True, buttons=True)
 

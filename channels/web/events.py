@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 from bot.lifecycle.schema import EventIn, openapi, parse_batch
 from bot.lifecycle.service import IngestResult, LifecycleService, service_of
 from bot.runtime import Runtime
-from channels.web.rest import loads, text_problem
+from channels.web.rest import bad_request, loads, text_problem
 
 HEADER = "X-Concierge-Signature"
 log = logging.getLogger(__name__)
@@ -39,13 +39,6 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _error(reason: str, status: int, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"error": reason}
-    if errors:
-        body["errors"] = errors
-    return JSONResponse(body, status_code=status)
-
-
 class EventsAPI:
     def __init__(self, runtime: Runtime, svc: LifecycleService) -> None:
         self.runtime = runtime
@@ -54,41 +47,47 @@ class EventsAPI:
     async def post(self, request: Request) -> Response:
         secret = self.runtime.settings.events_secret
         if not secret:
-            return _error("the events API is off: set CONCIERGE_EVENTS_SECRET", 503)
+            return bad_request("the events API is off: set CONCIERGE_EVENTS_SECRET", 503)
         ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
         if ctype not in ("application/json", ""):
-            return _error(f"Content-Type must be application/json, not {ctype}", 415)
+            return bad_request(f"Content-Type must be application/json, not {ctype}", 415)
         limit = self.svc.settings.max_body_bytes
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > limit:
-            return _error(f"body is {length} bytes; the limit is {limit}", 413)
+            return bad_request(f"body is {length} bytes; the limit is {limit}", 413)
         buf = bytearray()
         async for chunk in request.stream():
             buf += chunk
             if len(buf) > limit:
-                return _error(f"body is larger than {limit} bytes", 413)
+                return bad_request(f"body is larger than {limit} bytes", 413)
         body = bytes(buf)
         given = request.headers.get(HEADER)
         if not given:
-            return _error(f"missing {HEADER} header (sha256=<hex HMAC-SHA256 of the body>)", 401)
+            return bad_request(
+                f"missing {HEADER} header (sha256=<hex HMAC-SHA256 of the body>)", 401
+            )
         if not given.startswith("sha256=") or len(given) != 71:
-            return _error(f"{HEADER} must be sha256=<64 hex digits>", 401)
+            return bad_request(f"{HEADER} must be sha256=<64 hex digits>", 401)
         if not hmac.compare_digest(given.lower(), signature(secret, body)):
-            return _error(f"{HEADER} does not match the body (wrong secret or changed body)", 401)
+            return bad_request(
+                f"{HEADER} does not match the body (wrong secret or changed body)", 401
+            )
         if not body.strip():
-            return _error('empty body; send an event, a list of events or {"events": [...]}', 400)
+            return bad_request(
+                'empty body; send an event, a list of events or {"events": [...]}', 400
+            )
         try:  # the depth here; text no database keeps is refused event by event below
             data = loads(body, text=False)
         except ValueError as e:
-            return _error(str(e), 400)
+            return bad_request(str(e), 400)
         if not isinstance(data, dict | list):
-            return _error('send an event object, a list of events or {"events": [...]}', 422)
+            return bad_request('send an event object, a list of events or {"events": [...]}', 422)
         events, errors = parse_batch(
             data, self.svc.now() + self.svc.settings.future_tolerance, check=text_problem
         )
         if errors and not events:
             n = len({e.get("index") for e in errors})
-            return _error(f"{n} invalid event(s); nothing was stored", 422, errors)
+            return bad_request(f"{n} invalid event(s); nothing was stored", 422, errors)
         stored, failed = await self._ingest(events)
         return self._results(data, errors, stored, failed)
 

@@ -14,8 +14,15 @@ from bot.types import Inbound
 MAX_DEPTH = 32  # JSON nested deeper than this is refused (no endpoint needs more)
 
 
-def bad_request(reason: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": reason}, status_code=status)
+def bad_request(
+    reason: str, status: int = 400, errors: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    """The JSON answer to a request refused: ``{"error": reason}``, with ``errors`` (one per
+    problem) when there are any."""
+    body: dict[str, Any] = {"error": reason}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status)
 
 
 def loads(body: bytes | str, what: str = "body", *, text: bool = True) -> Any:

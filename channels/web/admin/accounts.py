@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from bot.staff import (
     OWNER,
@@ -58,19 +58,17 @@ class AccountPages(LoginPages):
                 "admin_account.html", 410, kind=kind, fatal="This link was used already: log in."
             )
         fixed = invite or {}
+
+        def account_form(status: int = 200, **ctx: Any) -> HTMLResponse:
+            return self.nonce_form(
+                "admin_account.html", path, status, kind=kind, token=token, invite=fixed, **ctx
+            )
+
         if request.method == "GET":
-            return self.nonce_form("admin_account.html", path, kind=kind, token=token, invite=fixed)
+            return account_form()
         form = await request.form()
         if not self._nonce_ok(request, str(form.get("csrf") or "")):
-            return self.nonce_form(
-                "admin_account.html",
-                path,
-                403,
-                kind=kind,
-                token=token,
-                invite=fixed,
-                error="The form expired or came from elsewhere; try again.",
-            )
+            return account_form(403, error="The form expired or came from elsewhere; try again.")
         name = str(fixed.get("name") or form.get("name") or "")
         email = str(fixed.get("email") or form.get("email") or "")
         role = str(fixed.get("role") or OWNER)
@@ -101,17 +99,7 @@ class AccountPages(LoginPages):
             except StaffError as e:
                 error = f"Cannot create the account: {e}."
         if error is not None:
-            return self.nonce_form(
-                "admin_account.html",
-                path,
-                400,
-                kind=kind,
-                token=token,
-                invite=fixed,
-                error=error,
-                name=name,
-                email=email,
-            )
+            return account_form(400, error=error, name=name, email=email)
         await refresh_staff_count(self.runtime)
         resp = RedirectResponse("/admin/inbox", status_code=303)
         self._set_session(request, resp, name=who, staff_id=staff_id, role=role)

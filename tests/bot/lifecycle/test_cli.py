@@ -1,5 +1,6 @@
 """``concierge events import``: every bad line named as file:line before anything is stored;
-``--skip-invalid`` imports the good ones; importing a file again stores nothing twice."""
+``--skip-invalid`` imports the good ones; importing a file again stores nothing twice.
+``concierge lifecycle sweep``: runs on a migrated database; one it cannot open is one line."""
 
 from __future__ import annotations
 
@@ -55,3 +56,15 @@ def test_skip_invalid_imports_the_good_lines_once(tmp_path: Path, db_url: str) -
     code, out = _import(path, db_url, "--skip-invalid")
     assert code == 0, out
     assert "0 events imported, 2 already known" in out
+
+
+def test_sweep_runs_on_a_migrated_database_and_names_a_database_it_cannot_open(
+    tmp_path: Path, db_url: str
+) -> None:
+    r = runner.invoke(app, ["lifecycle", "sweep", "--database-url", db_url])
+    assert r.exit_code == 0, r.output
+    assert "done in" in r.output
+    missing = f"sqlite+aiosqlite:///{tmp_path}/no-such-folder/x.db"
+    r = runner.invoke(app, ["lifecycle", "sweep", "--database-url", missing])
+    assert r.exit_code == 2
+    assert "error: database folder" in r.output
