@@ -28,6 +28,7 @@ from channels.web import page_templates
 from channels.web.chat import Hub, WebChat, WebSender
 from channels.web.fanout import PgFanout
 from channels.web.rest import RequestTooLarge, RestChannel, bad_request, read_json
+from channels.web.widget import script as widget_script
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,15 @@ def create_app(
             )
 
         return handler
+
+    widget = widget_script(runtime.responses, settings.languages, settings.default_language)
+
+    async def widget_js(_: Request) -> Response:
+        return Response(
+            widget,
+            media_type="application/javascript; charset=utf-8",
+            headers={"Cache-Control": "public, max-age=300"},
+        )
 
     async def healthz(_: Request) -> Response:
         try:
@@ -149,7 +159,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/", demo),
-        Route("/widget.js", static("widget.js", "application/javascript")),
+        Route("/widget.js", widget_js),
         Route("/widget.css", static("widget.css", "text/css")),
         WebSocketRoute("/ws/chat", chat.endpoint),
         Route("/webhooks/rest/webhook", rest.webhook, methods=["POST"]),

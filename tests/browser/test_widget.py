@@ -440,3 +440,40 @@ async def test_the_next_person_at_a_shared_computer_sees_and_sends_nothing_of_th
     texts = await page.locator(f"{W} li .bubble").all_text_contents()
     assert not any("4242" in t or "Secret St" in t for t in texts), texts
     assert await page.evaluate("localStorage.getItem('concierge.user')") == ""
+
+
+async def test_the_widget_speaks_the_visitors_language_or_the_shops_default(
+    new_page: NewPage,
+    sqlite_url: str,
+    make_settings: Callable[..., Any],
+    start_server: Callable[..., Any],
+) -> None:
+    """Labels come from the server for each served language; a language the shop does not
+    serve gets the default language's (and the panel says which language it is in)."""
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    async def shop(request: Request) -> HTMLResponse:
+        base = str(request.base_url).rstrip("/")
+        lang = request.query_params["lang"]
+        return HTMLResponse(
+            f'<!doctype html><html lang="{lang}"><title>Shop</title><h1>Shop</h1>'
+            f'<script src="{base}/widget.js" data-concierge-url="{base}" data-lang="{lang}" defer>'
+            "</script>"
+        )
+
+    server = start_server(
+        make_settings(sqlite_url), route_factories=[lambda runtime: [Route("/shop", shop)]]
+    )
+    page = await new_page()
+    for lang, launcher, title, tag in (
+        ("de", "Chat öffnen", "Chatte mit uns", "de"),
+        ("pl", "Otwórz czat", "Napisz do nas", "pl"),
+        ("fr", "Open chat", "Chat with us", "en"),
+    ):
+        await page.goto(f"{server.url}/shop?lang={lang}")
+        await expect(page.locator(f"{W} .launcher")).to_have_attribute("aria-label", launcher)
+        await page.locator(f"{W} .launcher").click()
+        await expect(page.locator(f"{W} .panel")).to_have_attribute("lang", tag)
+        await expect(page.locator(f"{W} #title")).to_have_text(title)

@@ -56,29 +56,16 @@
   }
   store.set(KEYS.user, userId || "");
 
-  var T = {
-    en: { title: "Chat with us", open: "Open chat", close: "Close chat", unread: "{n} unread",
-      placeholder: "Type your question…", send: "Send", offline: "Reconnecting…",
-      tooLong: "Too long", staff: "Team", failed: "Not delivered.", retry: "Send again",
-      you: "You", bot: "Assistant", replies: "Suggested replies" },
-    de: { title: "Chatte mit uns", open: "Chat öffnen", close: "Chat schließen", unread: "{n} ungelesen",
-      placeholder: "Deine Frage…", send: "Senden", offline: "Verbinde neu…",
-      tooLong: "Zu lang", staff: "Team", failed: "Nicht zugestellt.", retry: "Erneut senden",
-      you: "Du", bot: "Assistent", replies: "Antwortvorschläge" },
-    hu: { title: "Írj nekünk", open: "Csevegés megnyitása", close: "Csevegés bezárása", unread: "{n} olvasatlan",
-      placeholder: "Írd be a kérdésed…", send: "Küldés", offline: "Újracsatlakozás…",
-      tooLong: "Túl hosszú", staff: "Csapat", failed: "Nem sikerült elküldeni.", retry: "Újraküldés",
-      you: "Te", bot: "Asszisztens", replies: "Javasolt válaszok" },
-    sv: { title: "Chatta med oss", open: "Öppna chatten", close: "Stäng chatten", unread: "Olästa: {n}",
-      placeholder: "Skriv din fråga…", send: "Skicka", offline: "Återansluter…",
-      tooLong: "För långt", staff: "Team", failed: "Inte levererat.", retry: "Skicka igen",
-      you: "Du", bot: "Assistent", replies: "Svarsförslag" },
-    pl: { title: "Napisz do nas", open: "Otwórz czat", close: "Zamknij czat", unread: "Nieprzeczytane: {n}",
-      placeholder: "Wpisz pytanie…", send: "Wyślij", offline: "Ponowne łączenie…",
-      tooLong: "Za długie", staff: "Zespół", failed: "Nie dostarczono.", retry: "Wyślij ponownie",
-      you: "Ty", bot: "Asystent", replies: "Proponowane odpowiedzi" }
-  };
-  var t = T[lang] || T.en;
+  // The widget's labels in each language the shop serves. The server writes them here from its
+  // responses (utter_widget_*: built in, and a shop may word them its own way in responses.yml)
+  // when it serves this file; read as it is, the file speaks English.
+  var TEXTS = /*TEXTS*/{ "default": "en", "texts": { "en": {
+    "title": "Chat with us", "open": "Open chat", "close": "Close chat", "unread": "{n} unread",
+    "placeholder": "Type your question…", "send": "Send", "offline": "Reconnecting…",
+    "too_long": "Too long", "staff": "Team", "failed": "Not delivered.", "retry": "Send again",
+    "you": "You", "bot": "Assistant", "replies": "Suggested replies" } } }/*END TEXTS*/;
+  var textLang = TEXTS.texts[lang] ? lang : TEXTS["default"];
+  var t = TEXTS.texts[textLang];
 
   // --- DOM -------------------------------------------------------------------------------
   function el(tag, cls, attrs) {
@@ -95,7 +82,7 @@
   css.onload = css.onerror = function () { host.style.display = ""; };
   root.appendChild(css);
 
-  var panel = el("section", "panel", { id: "panel", role: "dialog", "aria-labelledby": "title", lang: lang });
+  var panel = el("section", "panel", { id: "panel", role: "dialog", "aria-labelledby": "title", lang: textLang });
   panel.hidden = true;
   var header = el("header", "header");
   var title = el("h2", "title", { id: "title" });
@@ -560,7 +547,7 @@
     form.classList.toggle("too-long", over);
     input.setAttribute("aria-invalid", over ? "true" : "false");
     sendBtn.disabled = over;
-    sendBtn.title = over ? t.tooLong : "";
+    sendBtn.title = over ? t.too_long : "";
   }
   function grow() {
     input.style.height = "auto";
