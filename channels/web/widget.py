@@ -18,21 +18,8 @@ from bot.responses import Responses
 
 SCRIPT = Path(__file__).resolve().parent / "static" / "widget.js"
 LABELS = (
-    "title",
-    "open",
-    "close",
-    "unread",
-    "placeholder",
-    "send",
-    "offline",
-    "too_long",
-    "staff",
-    "failed",
-    "retry",
-    "you",
-    "bot",
-    "replies",
-)
+    "title open close unread placeholder send offline too_long staff failed retry you bot replies"
+).split()
 _TEXTS = re.compile(r"/\*TEXTS\*/.*?/\*END TEXTS\*/", re.S)
 
 
