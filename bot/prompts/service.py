@@ -33,7 +33,7 @@ from bot.prompts.models import (
     PromptSkip,
     PromptSuppression,
 )
-from bot.prompts.scheduler import Scheduler, render_message, stable_rng
+from bot.prompts.scheduler import Scheduler, render_message, skip_row, stable_rng
 from bot.storage.models import Contact, OutboxMessage
 from bot.types import Button, Outbound
 
@@ -263,16 +263,7 @@ class PromptService:
             ).scalars()
             for a in pending:
                 a.status, a.reason, a.updated_at = SKIPPED, "opted_out", now
-                session.add(
-                    PromptSkip(
-                        action_id=a.id,
-                        contact_id=a.contact_id,
-                        prompt_id=a.prompt_id,
-                        instance_key=a.instance_key,
-                        reason="opted_out",
-                        at=now,
-                    )
-                )
+                session.add(PromptSkip(**skip_row(a, "opted_out", now)))
         await session.execute(
             update(OutboxMessage)
             .where(
