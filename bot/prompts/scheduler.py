@@ -148,7 +148,7 @@ class Scheduler:
                 group = assign(prompt, contact.id, svc.config.salt)
                 if d.outcome == "skip":
                     updates.append(_upd(action, SKIPPED, d.reason, now))
-                    skips.append(skip_row(action, d.reason or "", now, detail=d.detail))
+                    skips.append(skip_row(action, d.reason or "", d.detail, None, now))
                     stats.skipped[d.reason or ""] += 1
                     continue
                 exposures.append(
@@ -161,7 +161,7 @@ class Scheduler:
                 )
                 if group == HOLDOUT:
                     updates.append(_upd(action, HELD, HOLDOUT, now, variant=HOLDOUT))
-                    skips.append(skip_row(action, HOLDOUT, now, variant=HOLDOUT))
+                    skips.append(skip_row(action, HOLDOUT, None, HOLDOUT, now))
                     stats.held += 1
                     continue
                 if prompt.marketing:  # counts towards the caps of the rest of this batch
@@ -304,12 +304,7 @@ def _upd(
 
 
 def skip_row(
-    action: PromptAction,
-    reason: str,
-    now: datetime,
-    *,
-    detail: str | None = None,
-    variant: str | None = None,
+    action: PromptAction, reason: str, detail: str | None, variant: str | None, now: datetime
 ) -> dict[str, Any]:
     """The ``prompt_skips`` row saying why ``action`` was not sent."""
     return {

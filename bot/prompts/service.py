@@ -263,7 +263,7 @@ class PromptService:
             ).scalars()
             for a in pending:
                 a.status, a.reason, a.updated_at = SKIPPED, "opted_out", now
-                session.add(PromptSkip(**skip_row(a, "opted_out", now)))
+                session.add(PromptSkip(**skip_row(a, "opted_out", None, None, now)))
         await session.execute(
             update(OutboxMessage)
             .where(
