@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    UniqueConstraint,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.dialect import is_postgres
-from bot.storage.models import Consent, Contact, Conversation, Identity, Message, OutboxMessage
+from bot.storage.models import (
+    Base,
+    Consent,
+    Contact,
+    Conversation,
+    Identity,
+    Message,
+)
 
 
 async def resolve_identity(
@@ -183,27 +200,23 @@ async def link_user(
 async def merge_contacts(
     session: AsyncSession, *, source: Contact, target: Contact, now: datetime
 ) -> None:
-    for model in (Identity, Conversation, Message, OutboxMessage):
-        await session.execute(
-            update(model)
-            .where(model.contact_id == source.id)
-            .values(contact_id=target.id)
-            .execution_options(synchronize_session=False)
-        )
-    # consents: keep the target's where both have one
-    mine = {
-        (c.channel, c.purpose)
-        for c in (
-            await session.execute(select(Consent).where(Consent.contact_id == target.id))
-        ).scalars()
-    }
-    for c in (
-        await session.execute(select(Consent).where(Consent.contact_id == source.id))
-    ).scalars():
-        if (c.channel, c.purpose) not in mine:
-            c.contact_id = target.id
-    await session.flush()
-    await session.execute(delete(Consent).where(Consent.contact_id == source.id))
+    """Everything of ``source`` becomes ``target``'s, in every table with a ``contact_id``
+    (identities, conversations, messages, the outbox, consents, handoffs, flows, events,
+    prompts' history, ...: a feature's new table too); then ``source`` goes. Where a unique
+    constraint allows one row per person (a consent per channel and purpose, a prompt's
+    assignment) and both have one, the target's stays and the source's goes with it."""
+    import bot.storage.registry  # noqa: F401  (every feature's tables, none left behind)
+
+    for table in Base.metadata.sorted_tables:
+        if "contact_id" in table.c and table.name != "contacts":
+            clash = _no_clash(table, target.id)
+            await session.execute(
+                update(table)
+                .where(table.c.contact_id == source.id, *clash)
+                .values(contact_id=target.id)
+            )
+            if clash:  # what stayed behind is the source's duplicate of a row the target has
+                await session.execute(delete(table).where(table.c.contact_id == source.id))
     target.display_name = target.display_name or source.display_name
     target.language = target.language or source.language
     target.timezone = target.timezone or source.timezone
@@ -251,3 +264,17 @@ async def purge_anonymous(
         await session.execute(delete(model).where(model.contact_id.in_(ids)))
     await session.execute(delete(Contact).where(Contact.id.in_(ids)))
     return len(ids)
+
+
+def _no_clash(table: Table, contact_id: int) -> list[ColumnElement[bool]]:
+    """For each unique constraint with ``contact_id``: no row of ``contact_id`` has the same
+    other values already."""
+    other = table.alias()
+    return [
+        ~exists().where(
+            other.c.contact_id == contact_id,
+            *(other.c[c.name] == c for c in u.columns if c.name != "contact_id"),
+        )
+        for u in table.constraints
+        if isinstance(u, UniqueConstraint) and "contact_id" in u.columns
+    ]

@@ -7,12 +7,8 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
-
 from bot.contacts import link_user
 from bot.lifecycle.links import looks_like_token, verify_start_token
-from bot.lifecycle.models import Event, FlowState, StageTransition
-from bot.storage.models import Contact
 
 if TYPE_CHECKING:
     from bot.engine import Turn
@@ -84,18 +80,6 @@ class LinkPolicy:
         source = turn.contact
         if source.user_id == user_id:
             return
-        target = (
-            await s.execute(select(Contact).where(Contact.user_id == user_id))
-        ).scalar_one_or_none()
-        if source.user_id is None and target is not None:
-            # the anonymous contact is merged away: keep its flows and history
-            for model in (FlowState, Event, StageTransition):
-                await s.execute(
-                    update(model)
-                    .where(model.contact_id == source.id)
-                    .values(contact_id=target.id)
-                    .execution_options(synchronize_session=False)
-                )
         contact = await link_user(s, turn.identity, user_id, turn.now)
         if contact is not source:
             turn.contact = contact
