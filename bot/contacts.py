@@ -193,13 +193,9 @@ async def merge_contacts(
     # consents: keep the target's where both have one
     mine = {
         (c.channel, c.purpose)
-        for c in (
-            await session.execute(select(Consent).where(Consent.contact_id == target.id))
-        ).scalars()
+        for c in await session.scalars(select(Consent).where(Consent.contact_id == target.id))
     }
-    for c in (
-        await session.execute(select(Consent).where(Consent.contact_id == source.id))
-    ).scalars():
+    for c in await session.scalars(select(Consent).where(Consent.contact_id == source.id)):
         if (c.channel, c.purpose) not in mine:
             c.contact_id = target.id
     await session.flush()
@@ -228,22 +224,20 @@ async def purge_anonymous(
         .exists()
     )
     ids = list(
-        (
-            await session.execute(
-                select(Contact.id)
-                .where(
-                    Contact.user_id.is_(None),
-                    func.coalesce(Contact.last_seen_at, Contact.created_at) < before,
-                    select(Identity.id)
-                    .where(Identity.contact_id == Contact.id, Identity.channel == channel)
-                    .exists(),
-                    ~other_channel,
-                    ~select(Message.id).where(Message.contact_id == Contact.id).exists(),
-                )
-                .order_by(Contact.id)
-                .limit(limit)
+        await session.scalars(
+            select(Contact.id)
+            .where(
+                Contact.user_id.is_(None),
+                func.coalesce(Contact.last_seen_at, Contact.created_at) < before,
+                select(Identity.id)
+                .where(Identity.contact_id == Contact.id, Identity.channel == channel)
+                .exists(),
+                ~other_channel,
+                ~select(Message.id).where(Message.contact_id == Contact.id).exists(),
             )
-        ).scalars()
+            .order_by(Contact.id)
+            .limit(limit)
+        )
     )
     if not ids:
         return 0
