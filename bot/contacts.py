@@ -241,22 +241,20 @@ async def purge_anonymous(
         .exists()
     )
     ids = list(
-        (
-            await session.execute(
-                select(Contact.id)
-                .where(
-                    Contact.user_id.is_(None),
-                    func.coalesce(Contact.last_seen_at, Contact.created_at) < before,
-                    select(Identity.id)
-                    .where(Identity.contact_id == Contact.id, Identity.channel == channel)
-                    .exists(),
-                    ~other_channel,
-                    ~select(Message.id).where(Message.contact_id == Contact.id).exists(),
-                )
-                .order_by(Contact.id)
-                .limit(limit)
+        await session.scalars(
+            select(Contact.id)
+            .where(
+                Contact.user_id.is_(None),
+                func.coalesce(Contact.last_seen_at, Contact.created_at) < before,
+                select(Identity.id)
+                .where(Identity.contact_id == Contact.id, Identity.channel == channel)
+                .exists(),
+                ~other_channel,
+                ~select(Message.id).where(Message.contact_id == Contact.id).exists(),
             )
-        ).scalars()
+            .order_by(Contact.id)
+            .limit(limit)
+        )
     )
     if not ids:
         return 0

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handoff.models import Handoff
@@ -163,14 +163,12 @@ def outcome_of(m: Message) -> str | None:
 
 async def transcript(s: AsyncSession, conversation_id: int, limit: int = 500) -> list[Message]:
     return list(
-        (
-            await s.execute(
-                select(Message)
-                .where(Message.conversation_id == conversation_id)
-                .order_by(Message.id)
-                .limit(limit)
-            )
-        ).scalars()
+        await s.scalars(
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.id)
+            .limit(limit)
+        )
     )
 
 
@@ -184,5 +182,5 @@ async def facets(s: AsyncSession) -> dict[str, list[str]]:
     return {
         "channels": await distinct(Message.channel),
         "languages": await distinct(Message.language, Message.direction == "in"),
-        "intents": await distinct(Message.intent, and_(Message.direction == "in")),
+        "intents": await distinct(Message.intent, Message.direction == "in"),
     }

@@ -98,9 +98,7 @@ async def inbox_items(
         )
         stmt = stmt.where(contact_matches(like, said.exists()))
     order = Handoff.id.desc() if filt in ("resolved", "all") else Handoff.created_at
-    rows: list[tuple[Handoff, Contact]] = [
-        (h, c) for h, c in (await s.execute(stmt.order_by(order).limit(limit))).all()
-    ]
+    rows = (await s.execute(stmt.order_by(order).limit(limit))).all()
     if not rows:
         return []
     convs = {h.conversation_id for h, _ in rows}
@@ -180,7 +178,7 @@ async def contact_panel(s: AsyncSession, contact_id: int) -> dict[str, Any] | No
         return None
 
     async def rows(stmt: Any) -> list[Any]:
-        return list((await s.execute(stmt)).scalars())
+        return list(await s.scalars(stmt))
 
     async def latest(model: Any, newest: Any = None) -> list[Any]:  # ten, newest first
         newest = model.id if newest is None else newest
@@ -208,13 +206,11 @@ async def find_contacts(s: AsyncSession, q: str, limit: int = 50) -> list[tuple[
     if like := search_pattern(q):
         stmt = stmt.where(contact_matches(like, func.lower(Contact.user_id).like(like)))
     contacts = list(
-        (
-            await s.execute(
-                stmt.order_by(
-                    Contact.last_activity_at.desc().nulls_last(), Contact.id.desc()
-                ).limit(limit)
+        await s.scalars(
+            stmt.order_by(Contact.last_activity_at.desc().nulls_last(), Contact.id.desc()).limit(
+                limit
             )
-        ).scalars()
+        )
     )
     named = await names(s, contacts)
     return [(c, named[c.id]) for c in contacts]

@@ -78,7 +78,7 @@ async def find_contact(s: AsyncSession, ref: str) -> Contact | None:
                 or_(Identity.external_id == value, Identity.address == value),
             )
         )
-    return (await s.execute(stmt.order_by(Contact.id).limit(1))).scalar_one_or_none()
+    return await s.scalar(stmt.order_by(Contact.id).limit(1))
 
 
 def _person_tables() -> list[Table]:
@@ -125,11 +125,9 @@ async def _outbox_ids(s: AsyncSession, contact: Contact) -> list[int]:
     for channel, external_id, address in idents:
         addrs = {a for a in (external_id, address) if a}
         conds.append((ob.c.channel == channel) & ob.c.address.in_(addrs))
-    ids = set((await s.execute(select(ob.c.id).where(or_(*conds)))).scalars())
+    ids = set(await s.scalars(select(ob.c.id).where(or_(*conds))))
     # the Slack staff thread's copies of their conversation
-    handoffs = set(
-        (await s.execute(select(Handoff.id).where(Handoff.contact_id == contact.id))).scalars()
-    )
+    handoffs = set(await s.scalars(select(Handoff.id).where(Handoff.contact_id == contact.id)))
     if handoffs:
         threads = {f"handoff:{h}" for h in handoffs}
         rows = await s.execute(
@@ -217,14 +215,9 @@ async def purge_transcripts(
     """Delete up to ``limit`` messages older than ``before`` (and their outbox rows that are
     done); returns how many messages went."""
     ids = list(
-        (
-            await s.execute(
-                select(Message.id)
-                .where(Message.created_at < before)
-                .order_by(Message.id)
-                .limit(limit)
-            )
-        ).scalars()
+        await s.scalars(
+            select(Message.id).where(Message.created_at < before).order_by(Message.id).limit(limit)
+        )
     )
     if not ids:
         return 0

@@ -197,7 +197,7 @@ def setup_link(secret_key: str, port: int) -> str:
 
 
 async def list_accounts(s: AsyncSession) -> list[StaffAccount]:
-    return list((await s.execute(select(StaffAccount).order_by(StaffAccount.id))).scalars())
+    return list(await s.scalars(select(StaffAccount).order_by(StaffAccount.id)))
 
 
 STAFF_CHECK_SECONDS = 60.0

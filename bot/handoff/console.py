@@ -70,14 +70,12 @@ class StaffConsole:
         if not h.staff_channel:
             return
         rows = list(
-            (
-                await s.execute(
-                    select(Message)
-                    .where(Message.conversation_id == h.conversation_id)
-                    .order_by(Message.id.desc())
-                    .limit(SUMMARY_LINES)
-                )
-            ).scalars()
+            await s.scalars(
+                select(Message)
+                .where(Message.conversation_id == h.conversation_id)
+                .order_by(Message.id.desc())
+                .limit(SUMMARY_LINES)
+            )
         )[::-1]
         who = contact.display_name or contact.email or contact.user_id or f"contact {contact.id}"
         summary = (
@@ -151,20 +149,15 @@ class StaffConsole:
         n = 0
         async with self.runtime.db.session() as s:
             rows = (
-                (
-                    await s.execute(
-                        select(Handoff).where(
-                            Handoff.status == OPEN,
-                            Handoff.first_response_at.is_(None),
-                            Handoff.created_at <= due,
-                            (Handoff.last_reminder_at.is_(None))
-                            | (Handoff.last_reminder_at <= due),
-                        )
+                await s.scalars(
+                    select(Handoff).where(
+                        Handoff.status == OPEN,
+                        Handoff.first_response_at.is_(None),
+                        Handoff.created_at <= due,
+                        (Handoff.last_reminder_at.is_(None)) | (Handoff.last_reminder_at <= due),
                     )
                 )
-                .scalars()
-                .all()
-            )
+            ).all()
             for h in rows:
                 if not h.staff_channel or not self.settings.hours.is_open(now):
                     continue

@@ -11,12 +11,11 @@ from bot.handoff.models import Handoff
 
 
 async def handoff_metrics(s: AsyncSession) -> dict[str, Any]:
-    by_reason = dict(
-        (await s.execute(select(Handoff.reason, func.count()).group_by(Handoff.reason))).all()
-    )
-    by_status = dict(
-        (await s.execute(select(Handoff.status, func.count()).group_by(Handoff.status))).all()
-    )
+    async def count_by(column: Any) -> dict[Any, int]:
+        return dict((await s.execute(select(column, func.count()).group_by(column))).all())
+
+    by_reason = await count_by(Handoff.reason)
+    by_status = await count_by(Handoff.status)
     rows = (
         await s.execute(
             select(

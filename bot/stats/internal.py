@@ -50,8 +50,7 @@ async def internal(s: AsyncSession, f: Filters) -> Chart:
             )
             .group_by(EngagementEvent.update_id)
         )
-        for uid, n in await s.execute(people):
-            engaged[uid] += n
+        engaged.update(dict((await s.execute(people)).all()))  # one row an update
         anonymous = (
             select(EngagementEvent.update_id, func.count())
             .where(
@@ -61,8 +60,7 @@ async def internal(s: AsyncSession, f: Filters) -> Chart:
             )
             .group_by(EngagementEvent.update_id)
         )
-        for uid, n in await s.execute(anonymous):
-            engaged[uid] += n
+        engaged.update(dict((await s.execute(anonymous)).all()))  # one row an update
     rows: list[list[Any]] = [
         [
             key,

@@ -58,15 +58,11 @@ async def ensure_rollups(s: AsyncSession, days: list[str]) -> int:
     if not days:
         return 0
     done = set(
-        (
-            await s.execute(
-                select(DailyStat.day).where(
-                    DailyStat.metric == DONE,
-                    DailyStat.day >= days[0],
-                    DailyStat.day <= days[-1],
-                )
+        await s.scalars(
+            select(DailyStat.day).where(
+                DailyStat.metric == DONE, DailyStat.day >= days[0], DailyStat.day <= days[-1]
             )
-        ).scalars()
+        )
     )
     missing = [d for d in days if d not in done]
     if not missing:

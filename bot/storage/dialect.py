@@ -99,10 +99,9 @@ async def insert_returning_ids(
         # known instead (this transaction holds the write lock)
         top = (await s.execute(top_id)).scalar() or 0
         ids = list(range(top + 1, top + 1 + len(rows)))
-        await s.execute(plain, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
-        return ids
-    if len(rows) >= PREFETCH_IDS_FROM:
+    elif len(rows) >= PREFETCH_IDS_FROM:
         ids = await next_ids(s, table.name, len(rows))
-        await s.execute(plain, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
-        return ids
-    return list((await s.execute(ordered, rows)).scalars())
+    else:
+        return list((await s.execute(ordered, rows)).scalars())
+    await s.execute(plain, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+    return ids
